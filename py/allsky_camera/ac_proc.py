@@ -1,0 +1,439 @@
+#!/usr/bin/env python
+"""Run the all-sky camera reduction pipeline on one exposure.
+
+    python py/allsky_camera/ac_proc.py RAW.fits --outdir DIR
+
+The stages run in the order written in :func:`process`, each a function of
+its own module, passing arrays and tables in memory.  Errors the user can fix
+end the run with one line on stderr and exit status 2; a sky that does not
+allow a measurement (clouds, twilight) is logged, recorded in the output
+header, and the run goes on with what it can produce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if not __package__:   # run as a script: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from allsky_camera import __version__  # noqa: E402
+from allsky_camera.exceptions import AllskyError  # noqa: E402
+
+log = logging.getLogger("allsky_camera")
+
+#: Products of the optional flags that a later release adds.
+NOT_YET = {
+    "write_sbmap": "-sbmap.fits (--write_sbmap)",
+    "oplot_centroids": "-detrended.png (--oplot_centroids)",
+    "write_healpix": "-healpix.fits (--write_healpix)",
+    "detect_streaks": "-streaks.fits (--detect_streaks)",
+    "force_mp_centroiding": "multiprocess centroiding (--force_mp_centroiding)",
+}
+
+
+def build_parser():
+    """The command-line parser (the original pipeline's options and ours)."""
+    p = argparse.ArgumentParser(
+        prog="ac_proc.py",
+        description="run the all-sky camera reduction pipeline on an exposure")
+    p.add_argument("fname_in", nargs="?", help="all-sky camera raw image file name")
+    p.add_argument("--outdir", default=".", help="directory to write outputs in (default: .)")
+    p.add_argument("--dont_write_detrended", action="store_true",
+                   help="don't write detrended image")
+    p.add_argument("--multiproc", type=int, default=1, metavar="MULTIPROC",
+                   help="number of worker processes for the heavy stages (default 1)")
+    p.add_argument("--skip_checkplots", action="store_true", help="don't create checkplots")
+    p.add_argument("--skip_sbmap", action="store_true", help="don't do sky brightness map")
+    p.add_argument("--write_sbmap", action="store_true",
+                   help="write sky brightness map as FITS image")
+    p.add_argument("--force_mp_centroiding", action="store_true",
+                   help="use multiprocessing for recentroiding")
+    p.add_argument("--dont_write_catalog", action="store_true",
+                   help="don't write source catalog FITS file")
+    p.add_argument("--oplot_centroids", action="store_true",
+                   help="checkplot overlaying centroids on detrended image")
+    p.add_argument("--write_healpix", action="store_true",
+                   help="write HEALPix map of photometric zeropoint")
+    p.add_argument("--detect_streaks", action="store_true",
+                   help="run satellite streak detection/cataloging")
+    p.add_argument("--camera", default=None,
+                   help="camera configuration: a name in etc/ or a YAML path (default MDM)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs (otherwise they are refused)")
+    p.add_argument("--demo", action="store_true",
+                   help="reduce a simulated exposure of the camera (no input file needed)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every stage's details")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    p.add_argument("--version", action="version", version=f"allsky_camera {__version__}")
+    return p
+
+
+@dataclass
+class Timer:
+    """Wall-clock time of each stage, for the log and the benchmark."""
+
+    times: dict = field(default_factory=dict)
+    _t0: float = field(default_factory=time.perf_counter)
+
+    def lap(self, name):
+        t = time.perf_counter()
+        self.times[name] = self.times.get(name, 0.0) + t - self._t0
+        log.debug("%s: %.3f s", name, t - self._t0)
+        self._t0 = t
+
+
+def output_paths(outdir, stem):
+    """Names of every product of an exposure, by kind."""
+    o = Path(outdir)
+    return {k: o / f"{stem}-{k}.{ext}" for k, ext in (
+        ("cat", "fits"), ("detrended", "fits"), ("zp", "png"), ("quiver", "png"),
+        ("sbmap", "png"))} | {"sbmap_fits": o / f"{stem}-sbmap.fits"}
+
+
+def wanted_outputs(opts, paths):
+    """The products this run will write, given the options."""
+    want = []
+    if not opts.dont_write_catalog:
+        want.append(paths["cat"])
+    if not opts.dont_write_detrended:
+        want.append(paths["detrended"])
+    if not opts.skip_checkplots:
+        want += [paths["zp"], paths["quiver"]]
+        if not opts.skip_sbmap:
+            want.append(paths["sbmap"])
+    return want
+
+
+def process(exposure, camera, opts, timer=None, written=None):
+    """Reduce one exposure and write its products.
+
+    Parameters
+    ----------
+    exposure : Exposure
+        From :func:`allsky_camera.io.read_exposure` (or the simulator).
+    camera : Camera
+    opts : argparse.Namespace
+        The command-line options.
+    timer : Timer, optional
+    written : list, optional
+        Paths are appended as products are written (so a caller can remove
+        them if a later step fails).
+
+    Returns
+    -------
+    dict
+        The in-memory results: ``catalog`` (astropy Table), ``solution``,
+        ``zeropoint``, ``skymap`` (or None), ``paths`` written.
+    """
+    import numpy as np
+
+    from allsky_camera import astrometry, catalog, centroid, coords, detrend, io, photometry
+    from allsky_camera.flags import bit
+    from allsky_camera.flags import header_cards as flag_cards
+
+    timer = timer or Timer()
+    paths = output_paths(opts.outdir, exposure.stem)
+    written = [] if written is None else written
+
+    # 1. detrend --------------------------------------------------------------
+    det = detrend.run(exposure.raw, camera, path=exposure.path)
+    timer.lap("detrend")
+
+    # 2. catalog: reference stars at this time and place ------------------------
+    site, site_src = coords.site_from_config(camera.site, exposure.header)
+    ph = camera.photometry
+    stars = catalog.reference_stars(exposure.time.jd_tt, ph.vmax)
+    alt, az = coords.radec_to_altaz(stars["RA"], stars["DEC"], exposure.time, site)
+    above = alt > 0
+    stars, alt, az = stars[above], alt[above], az[above]
+    ephem = coords.sun_moon_altaz(exposure.time, site)
+    moon_sep = coords.angular_sep(az, alt, ephem["moon_az"], ephem["moon_alt"])
+    timer.lap("catalog")
+
+    # 3. astrometry: template -> per-exposure fit on bright stars ---------------
+    a = camera.astrometry
+    template = a.model
+    vmag = np.asarray(stars["VMAG"], dtype=float)
+    nn = np.asarray(stars["nn_sep_deg"], dtype=float)
+    nn_dv = np.asarray(stars["nn_dv"], dtype=float)
+    isolated = ~((nn < ph.isolation_deg) & (nn_dv < ph.neighbour_dv))
+    xt, yt = template.altaz_to_xy(alt, az)
+    rt = np.hypot(xt - template.x0, yt - template.y0)
+    clear_of_moon = moon_sep >= ph.moon_exclusion_deg
+    bright = (vmag <= a.fit_vmax) & isolated & clear_of_moon & (rt <= a.safe_radius_px)
+    sol = astrometry.solve(det.image, alt, az, bright, camera)
+    timer.lap("astrometry")
+
+    # 4. centroids of every star at the fitted prediction, then the final fit --
+    x, y = sol.model.altaz_to_xy(alt, az)
+    ny, nx = det.image.shape
+    on_chip = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    stars, alt, az, x, y, xt, yt, vmag, isolated, clear_of_moon, moon_sep = (
+        v[on_chip] for v in (stars, alt, az, x, y, xt, yt, vmag, isolated, clear_of_moon,
+                             moon_sep))
+    xc, yc, flags = centroid.run(det.image, exposure.raw, x, y, cfg=camera.centroid,
+                                 saturation_adu=camera.sensor.saturation_adu)
+    r = np.hypot(x - sol.model.x0, y - sol.model.y0)
+    flags[~isolated] |= bit("NOT_ISOLATED")
+    flags[~clear_of_moon] |= bit("MOON")
+    flags[r > a.safe_radius_px] |= bit("OUTSIDE_SAFE")
+    good_pos = flags == 0
+    if sol.fit.ok and good_pos.sum() >= a.min_stars:
+        final = astrometry.solve(det.image, alt, az, good_pos, camera, x_meas=xc, y_meas=yc)
+        if final.fit.ok:
+            sol = final
+            x, y = sol.model.altaz_to_xy(alt, az)
+    timer.lap("centroid")
+
+    # 5. photometry and zeropoints --------------------------------------------
+    mask = det.bad
+    fl = photometry.measure(det.image, np.where(np.isfinite(xc), xc, x),
+                            np.where(np.isfinite(yc), yc, y), ph, mask=mask)
+    flags[~(fl.flux_adu > 0)] |= bit("NO_FLUX")
+    flags[fl.n_bad_pix > 0] |= bit("BAD_PIXEL")
+    zd = 90.0 - alt
+    good = flags == 0
+    apsel = good & (vmag <= ph.apcor_vmax)
+    zp = photometry.zeropoint(vmag, zd, fl, good, apsel, ph, exposure.exptime)
+    if zp.message:
+        log.warning("photometry: %s", zp.message)
+    else:
+        log.info("photometry: ZPAPER %.3f ZPTOTAL %.3f +- %.3f mag from %d stars "
+                 "(aperture correction %s, %d stars)", zp.zp_aper, zp.zp_total, zp.zp_err,
+                 zp.n_stars, zp.apcor_source, zp.n_apcor)
+    m_inst = photometry.instrumental_mag(fl.flux_adu, exposure.exptime)
+    timer.lap("photometry")
+
+    # 6. sky brightness ---------------------------------------------------------
+    skymap = None
+    if not opts.skip_sbmap:
+        from allsky_camera import sbmap
+        skymap = sbmap.run(det.image, sol.model, exposure.exptime, zp.zp_nominal_total,
+                           camera.sbmap, a.safe_radius_px, workers=max(opts.multiproc, 1))
+        timer.lap("sbmap")
+
+    # 7. catalog table -----------------------------------------------------------
+    cat = _catalog_table(stars, alt, az, x, y, xt, yt, xc, yc, fl, m_inst, vmag, zp, zd,
+                         moon_sep, flags)
+    cards = _header_cards(exposure, camera, det, site, site_src, ephem, sol, zp, skymap)
+    cards += flag_cards()
+    timer.lap("table")
+
+    # 8. checkplots ---------------------------------------------------------------
+    title = Path(exposure.path).name
+    if not opts.skip_checkplots:
+        from allsky_camera import plotting
+        fig = plotting.new_figure(plotting.ZP_FIGSIZE)
+        plotting.plot_zeropoint(fig.add_subplot(), vmag, m_inst, zp.zp_aper,
+                                title=f"{title}  ZPAPER = {zp.zp_aper:.3f}", used=good)
+        fig.tight_layout()
+        plotting.save_figure(fig, paths["zp"])
+        written.append(paths["zp"])
+        fig = plotting.new_figure(plotting.MAP_FIGSIZE)
+        used = good & np.isfinite(xc)
+        plotting.plot_quiver(
+            fig.add_subplot(), x[used], y[used], (xc - x)[used], (yc - y)[used],
+            title=(f"{title}; residuals of the fitted model, rms {sol.fit.rms_px:.2f} px "
+                   f"(template {sol.template_rms_px:.2f} px)"),
+            key_px=_QUIVER_KEY_PX, nx=nx, ny=ny, exaggerate=_QUIVER_EXAGGERATION)
+        fig.tight_layout()
+        plotting.save_figure(fig, paths["quiver"])
+        written.append(paths["quiver"])
+        if skymap is not None:
+            fig = plotting.new_figure(plotting.MAP_FIGSIZE)
+            plotting.plot_sbmap(fig, fig.add_subplot(), skymap.mag,
+                                title=f"{title}; within {a.safe_radius_px:g} px of the zenith")
+            fig.tight_layout()
+            plotting.save_figure(fig, paths["sbmap"])
+            written.append(paths["sbmap"])
+        timer.lap("plotting")
+
+    # 9. outputs --------------------------------------------------------------------
+    if not opts.dont_write_catalog:
+        io.write_table(cat, paths["cat"], header_cards=cards)
+        written.append(paths["cat"])
+    if not opts.dont_write_detrended:
+        io.write_image(det.image, paths["detrended"], header=exposure.header,
+                       header_cards=_detrend_cards(det, camera))
+        written.append(paths["detrended"])
+    timer.lap("write")
+    return {"catalog": cat, "solution": sol, "zeropoint": zp, "skymap": skymap,
+            "detrended": det, "header_cards": cards, "paths": written, "ephem": ephem}
+
+
+#: Quiver checkplot: residual arrows are drawn this many times their length,
+#: and the key arrow stands for this many pixels.
+_QUIVER_EXAGGERATION = 40.0
+_QUIVER_KEY_PX = 0.5
+
+
+def _catalog_table(stars, alt, az, x, y, xt, yt, xc, yc, fl, m_inst, vmag, zp, zd,
+                   moon_sep, flags):
+    import astropy.units as u
+    import numpy as np
+    from astropy.table import Table
+
+    t = Table()
+    t.meta = {}
+
+    def col(name, data, unit=None, desc=""):
+        t[name] = data
+        if unit is not None:
+            t[name].unit = unit
+        t[name].description = desc
+
+    for name in ("HIP", "RA", "DEC", "VMAG", "BV"):
+        t[name] = stars[name]
+    col("alt_deg", alt, u.deg, "apparent altitude (refracted)")
+    col("az_deg", az, u.deg, "azimuth, north through east")
+    col("x", x, u.pix, "predicted x, fitted model (0-based, pixel centres at integers)")
+    col("y", y, u.pix, "predicted y, fitted model")
+    col("x_template", xt, u.pix, "predicted x, static template")
+    col("y_template", yt, u.pix, "predicted y, static template")
+    col("xcentroid", xc, u.pix, "refined centroid x (NaN: failed)")
+    col("ycentroid", yc, u.pix, "refined centroid y (NaN: failed)")
+    col("flux_adu", fl.flux_adu, u.adu, "sky-subtracted flux in the aperture")
+    col("flux_err_adu", fl.flux_err_adu, u.adu, "1-sigma error of flux_adu")
+    col("flux_total_adu", fl.flux_adu * 10 ** (0.4 * zp.apcor(zd)), u.adu,
+        "flux_adu corrected to total flux")
+    col("sky_adu", fl.sky_adu, u.adu, "sky per pixel, annulus median")
+    col("m_inst", m_inst, u.mag, "-2.5 log10(flux_adu / exptime)")
+    col("zp_adu_per_s", vmag - m_inst, u.mag, "VMAG - m_inst, aperture zeropoint of the star")
+    col("apcor_mag", np.full(len(t), np.nan) if len(t) == 0 else zp.apcor(zd), u.mag,
+        "aperture correction at the star's zenith distance")
+    col("moon_sep_deg", moon_sep, u.deg, "angular distance from the Moon")
+    col("nn_sep_deg", stars["nn_sep_deg"], u.deg, "nearest catalog neighbour")
+    col("flags", flags.astype(np.int32), None, "quality bits, see FLAGBnn cards; 0 = good")
+    return t
+
+
+def _header_cards(exposure, camera, det, site, site_src, ephem, sol, zp, skymap):
+    import numpy as np
+
+    from allsky_camera import astrometry
+
+    cards = [
+        ("PIPELINE", "allsky_camera", "reduction pipeline"),
+        ("PIPEVER", __version__, "pipeline version"),
+        ("CAMERA", camera.name, "camera configuration"),
+        ("RAWFILE", Path(exposure.path).name[:68], "raw exposure"),
+        ("DATE-OBS", exposure.time.iso_utc, "UTC start of exposure"),
+        ("MJD-OBS", round(exposure.time.mjd_utc, 8), "[d] UTC MJD start of exposure"),
+        ("EXPTIME", exposure.exptime, "[s] exposure time"),
+        ("SITELAT", site.lat_deg, f"[deg] site latitude (from {site_src})"),
+        ("SITELONG", site.lon_deg, f"[deg] site east longitude (from {site_src})"),
+        ("SITEELEV", site.height_m, "[m] site height"),
+        ("BIASLVL", round(det.level, 3), "[adu] dark+bias level subtracted"),
+        ("SUNALT", round(ephem["sun_alt"], 3), "[deg] Sun altitude"),
+        ("MOONALT", round(ephem["moon_alt"], 3), "[deg] Moon altitude"),
+        ("MOONAZ", round(ephem["moon_az"], 3), "[deg] Moon azimuth"),
+        ("MOONILL", round(ephem["moon_illum"], 3), "Moon illuminated fraction"),
+    ]
+    cards += sol.template.header_cards(prefix="T")
+    cards += sol.model.header_cards()
+    cards += astrometry.offsets_cards(sol.template, sol.model, sol.fit, sol.template_rms_px)
+    if sol.message:
+        cards.append(("ASTMSG", sol.message[:68], "why the template was kept"))
+    cards += zp.header_cards()
+    if zp.message:
+        cards.append(("ZPMSG", zp.message[:68], "why there is no zeropoint"))
+    if skymap is not None:
+        cards += [("SBZENITH", round(skymap.zenith_mag, 3), "[mag/arcsec2] sky at the zenith"),
+                  ("SBMEDIAN", round(skymap.median_mag, 3), "[mag/arcsec2] median sky"),
+                  ("SBKERNEL", skymap.kernel_px, "[pix] sky median kernel")]
+    return [(k, v if not isinstance(v, float) or np.isfinite(v) else "NaN", c)
+            for k, v, c in cards]
+
+
+def _detrend_cards(det, camera):
+    return [
+        ("BUNIT", "adu", "detrended counts"),
+        ("DETREND", True, "dark+bias subtracted by allsky_camera"),
+        ("PIPEVER", __version__, "pipeline version"),
+        ("CAMERA", camera.name, "camera configuration"),
+        ("BIASLVL", round(det.level, 3), "[adu] dark+bias level subtracted"),
+        ("BIASSRC", det.level_source, "where the level was measured"),
+        ("NBADPIX", det.n_bad, "bad pixels interpolated over"),
+    ]
+
+
+def setup_logging(verbose, quiet):
+    """Log to stderr: INFO by default, DEBUG with -v, WARNING with -q."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("allsky_camera")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def run(opts):
+    """Run the pipeline for parsed options; returns the results of :func:`process`."""
+    from allsky_camera import config, io
+
+    timer = Timer()
+    camera = config.load_camera(opts.camera or config.DEFAULT_CAMERA)
+    if opts.demo:
+        from allsky_camera import simulate
+        from allsky_camera.io import exposure_from_data
+        sim = simulate.simulate(camera, seed=0)
+        exposure = exposure_from_data(f"demo_{camera.name}.fits", sim.image, sim.header, camera)
+    else:
+        exposure = None
+    if opts.multiproc < 1:
+        raise AllskyError(f"--multiproc {opts.multiproc}: give a number of processes >= 1")
+    for key, what in NOT_YET.items():
+        if getattr(opts, key):
+            log.warning("%s is not available in this version; continuing without it", what)
+    io.check_outdir(opts.outdir)
+    if exposure is None:
+        exposure = io.read_exposure(opts.fname_in, camera)
+    timer.lap("read")
+    paths = output_paths(opts.outdir, exposure.stem)
+    io.check_not_existing(wanted_outputs(opts, paths), opts.overwrite)
+    log.info("%s: camera %s, exposure %.3g s at %s UTC", exposure.path, camera.name,
+             exposure.exptime, exposure.time.iso_utc)
+    written = []
+    try:
+        result = process(exposure, camera, opts, timer, written=written)
+    except BaseException:
+        for p in written:   # leave nothing of a failed run behind
+            Path(p).unlink(missing_ok=True)
+        raise
+    result["times"] = timer.times
+    log.info("done in %.2f s (%s)", sum(timer.times.values()),
+             ", ".join(f"{k} {v:.2f}" for k, v in timer.times.items()))
+    return result
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    parser = build_parser()
+    opts = parser.parse_args(argv)
+    setup_logging(opts.verbose, opts.quiet)
+    if opts.fname_in is None and not opts.demo:
+        parser.print_usage(sys.stderr)
+        print("ac_proc.py: error: give a raw exposure file name, or --demo", file=sys.stderr)
+        return 2
+    try:
+        run(opts)
+    except AllskyError as err:
+        print(f"ac_proc.py: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ac_proc.py: interrupted; no partial output was left", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Centroids: iterative flux-weighted (Gaussian-windowed) centroiding.
+
+All stars are processed at once: boxes of ``(2 h + 1)^2`` pixels are cut
+around the current estimates by fancy indexing into an ``(N, 2h+1, 2h+1)``
+stack, the local background (median of the box border) is removed, and each
+estimate moves to the Gaussian-windowed first moment of its box.  For a
+symmetric star this converges on its centre whatever the window width; the
+window keeps neighbours and noise far from the centre out of the sum (the
+windowed centroid of SExtractor's XWIN_IMAGE).
+
+Pixel convention: 0-based, x = column, pixel centres at integers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Step factor of the windowed-centroid update: for a Gaussian star of width
+#: sigma seen through a Gaussian window of the same width the windowed moment
+#: moves half-way to the centre, so doubling the step converges in one go
+#: (Bertin, SExtractor manual, "windowed positions").
+_STEP = 2.0
+#: Updates smaller than this (pixels) count as converged.
+_TOL_PX = 1e-3
+
+
+def cut_stamps(image, xc, yc, half):
+    """Stack of boxes ``image[yc-h:yc+h+1, xc-h:xc+h+1]`` (integer centres).
+
+    Pixels outside the image are NaN.  Returns ``(stamps, dx, dy)`` where
+    ``dx, dy`` (shape ``(2h+1,)``) are the offsets of the box columns and rows.
+    """
+    ny, nx = image.shape
+    off = np.arange(-half, half + 1)
+    yy = yc[:, None, None] + off[None, :, None]
+    xx = xc[:, None, None] + off[None, None, :]
+    inside = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
+    stamps = image[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)].astype(np.float64)
+    stamps[~inside] = np.nan
+    return stamps, off, off
+
+
+def _border_median(stamps):
+    border = np.concatenate([stamps[:, 0, :], stamps[:, -1, :],
+                             stamps[:, 1:-1, 0], stamps[:, 1:-1, -1]], axis=1)
+    return np.nanmedian(border, axis=1)
+
+
+def refine(image, x, y, *, box_half, window_sigma, n_iter):
+    """Refine star positions by iterative windowed centroiding.
+
+    Parameters
+    ----------
+    image : ndarray
+        Detrended image, ``image[y, x]``.
+    x, y : array_like
+        Starting positions (pixels).
+    box_half : int
+        Half-width of the box, pixels.
+    window_sigma : float
+        Sigma of the Gaussian window, pixels.
+    n_iter : int
+        Maximum number of iterations.
+
+    Returns
+    -------
+    xc, yc : ndarray
+        Refined positions; NaN where the box held no positive signal or the
+        estimate left the box's reach.
+    converged : ndarray of bool
+        The last update was below 0.001 pixel.
+    """
+    x = np.asarray(x, dtype=float).copy()
+    y = np.asarray(y, dtype=float).copy()
+    ny, nx = image.shape
+    ok = np.isfinite(x) & np.isfinite(y) & (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    converged = np.zeros(x.size, dtype=bool)
+    inv2s2 = 1.0 / (2.0 * window_sigma ** 2)
+    for _ in range(n_iter):
+        idx = np.nonzero(ok & ~converged)[0]
+        if idx.size == 0:
+            break
+        xi = np.rint(x[idx]).astype(int)
+        yi = np.rint(y[idx]).astype(int)
+        stamps, offx, offy = cut_stamps(image, xi, yi, box_half)
+        stamps = stamps - _border_median(stamps)[:, None, None]
+        ddx = (xi - x[idx])[:, None, None] + offx[None, None, :]   # pixel minus estimate
+        ddy = (yi - y[idx])[:, None, None] + offy[None, :, None]
+        w = np.exp(-(ddx ** 2 + ddy ** 2) * inv2s2) * np.nan_to_num(stamps)
+        norm = w.sum(axis=(1, 2))
+        good = norm > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sx = _STEP * (w * ddx).sum(axis=(1, 2)) / norm
+            sy = _STEP * (w * ddy).sum(axis=(1, 2)) / norm
+        good &= np.isfinite(sx) & np.isfinite(sy)
+        sx = np.clip(sx, -box_half, box_half)
+        sy = np.clip(sy, -box_half, box_half)
+        x[idx[good]] += sx[good]
+        y[idx[good]] += sy[good]
+        ok[idx[~good]] = False
+        converged[idx[good]] = np.hypot(sx[good], sy[good]) < _TOL_PX
+        ok &= (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    x[~ok] = np.nan
+    y[~ok] = np.nan
+    return x, y, converged & ok
+
+
+def peak_search(image, x, y, *, search_half, smooth_half=1):
+    """Brightest smoothed pixel within ``search_half`` of each position.
+
+    Used to find stars when the prediction may be several pixels off.  The
+    image is box-smoothed over ``(2 smooth_half + 1)^2`` pixels inside each
+    stamp, so a single hot pixel does not win over a star.
+
+    Returns
+    -------
+    xp, yp : ndarray of float
+        Pixel of the peak (NaN where the box is off the image).
+    """
+    xi = np.rint(x).astype(int)
+    yi = np.rint(y).astype(int)
+    half = search_half + smooth_half
+    stamps, _, _ = cut_stamps(image, xi, yi, half)
+    stamps = np.nan_to_num(stamps, nan=-np.inf)
+    k = 2 * smooth_half + 1
+    n = 2 * search_half + 1
+    sm = np.zeros((xi.size, n, n))
+    for dy in range(k):
+        for dx in range(k):
+            sm += stamps[:, dy:dy + n, dx:dx + n]
+    flat = sm.reshape(xi.size, -1).argmax(axis=1)
+    py, px = np.unravel_index(flat, (n, n))
+    xp = (xi + px - search_half).astype(float)
+    yp = (yi + py - search_half).astype(float)
+    bad = ~np.isfinite(sm.reshape(xi.size, -1).max(axis=1))
+    xp[bad] = np.nan
+    yp[bad] = np.nan
+    return xp, yp
+
+
+def nearest_other(xq, yq, xp, yp, radius):
+    """Index of the nearest point ``(xp, yp)`` within ``radius`` of each query.
+
+    A grid of cells ``radius`` wide is hashed and sorted once, and each query
+    looks into its 3x3 neighbouring cells, so the cost grows as N log N (a
+    KD-tree's job without importing one).
+
+    Returns
+    -------
+    idx : ndarray of int
+        Index into ``xp`` of the nearest point within ``radius``, -1 if none.
+    dist : ndarray
+        Its distance (pixels), inf if none.
+    """
+    xq, yq, xp, yp = (np.asarray(v, dtype=float) for v in (xq, yq, xp, yp))
+    best = np.full(xq.size, -1)
+    dist = np.full(xq.size, np.inf)
+    okp = np.isfinite(xp) & np.isfinite(yp)
+    if xq.size == 0 or not okp.any():
+        return best, dist
+    pidx = np.nonzero(okp)[0]
+    cx, cy = np.floor(xp[pidx] / radius).astype(np.int64), np.floor(yp[pidx] / radius).astype(np.int64)
+    span = np.int64(1 << 30)   # cell keys: large enough for any image
+    keys = cx * span + cy
+    order = np.argsort(keys, kind="stable")
+    skeys = keys[order]
+    okq = np.isfinite(xq) & np.isfinite(yq)
+    qx = np.floor(np.where(okq, xq, 0.0) / radius).astype(np.int64)
+    qy = np.floor(np.where(okq, yq, 0.0) / radius).astype(np.int64)
+    for ox in (-1, 0, 1):
+        for oy in (-1, 0, 1):
+            k = (qx + ox) * span + (qy + oy)
+            lo = np.searchsorted(skeys, k, side="left")
+            hi = np.searchsorted(skeys, k, side="right")
+            for step in range(int((hi - lo).max(initial=0))):
+                j = lo + step
+                has = okq & (j < hi)
+                cand = pidx[order[np.minimum(j, skeys.size - 1)]]
+                d = np.hypot(xp[cand] - xq, yp[cand] - yq)
+                better = has & (d < dist) & (d <= radius)
+                best[better] = cand[better]
+                dist[better] = d[better]
+    return best, dist
+
+
+def run(image, raw, x_pred, y_pred, *, cfg, saturation_adu):
+    """Refine predicted positions and flag doubtful centroids.
+
+    Parameters
+    ----------
+    image : ndarray
+        Detrended image.
+    raw : ndarray
+        Raw image, for saturation.
+    x_pred, y_pred : ndarray
+        Predicted positions of all catalog stars, pixels.
+    cfg : Centroid
+        The camera's centroid settings.
+    saturation_adu : float
+        Raw level counted as saturated.
+
+    Returns
+    -------
+    xc, yc : ndarray
+        Refined centroids (NaN where centroiding failed).
+    flagbits : ndarray of int32
+        SHIFT, OTHER_STAR, SATURATED, EDGE and NO_FLUX bits
+        (:mod:`allsky_camera.flags`).
+    """
+    from .flags import bit
+
+    ny, nx = image.shape
+    xc, yc, conv = refine(image, x_pred, y_pred, box_half=cfg.box_half_px,
+                          window_sigma=cfg.window_sigma_px, n_iter=cfg.n_iter)
+    f = np.zeros(len(x_pred), dtype=np.int32)
+    failed = ~np.isfinite(xc)
+    f[failed] |= bit("NO_FLUX")
+    shift = np.hypot(xc - x_pred, yc - y_pred)
+    f[~failed & (shift > cfg.max_shift_px)] |= bit("SHIFT")
+    m = cfg.edge_margin_px
+    edge = (x_pred < m) | (x_pred > nx - 1 - m) | (y_pred < m) | (y_pred > ny - 1 - m)
+    f[edge] |= bit("EDGE")
+    near, _ = nearest_other(xc, yc, x_pred, y_pred, cfg.blend_radius_px)
+    other = (near >= 0) & (near != np.arange(len(x_pred)))
+    f[other] |= bit("OTHER_STAR")
+    xs = np.where(failed, x_pred, xc)
+    ys = np.where(failed, y_pred, yc)
+    okpos = np.isfinite(xs) & np.isfinite(ys)
+    h = cfg.saturation_radius_px
+    stamps, _, _ = cut_stamps(raw, np.rint(np.where(okpos, xs, 0)).astype(int),
+                              np.rint(np.where(okpos, ys, 0)).astype(int), h)
+    sat = np.nanmax(np.where(np.isnan(stamps), -np.inf, stamps), axis=(1, 2)) >= saturation_adu
+    f[okpos & sat] |= bit("SATURATED")
+    return xc, yc, f

@@ -1,0 +1,237 @@
+"""Aperture photometry, aperture correction and the exposure's zeropoints.
+
+Fluxes are sums over exact circular apertures minus the median of a sky
+annulus times the aperture area (:mod:`allsky_camera.apertures`).  Two
+zeropoints (mag for 1 ADU/s) describe the exposure:
+
+* ``zp_aper``: for the flux inside the small aperture, the original
+  pipeline's definition (comparable with MDM's nominal 5.66);
+* ``zp_total``: for the total flux, ``zp_aper`` plus an aperture correction
+  ``2.5 log10(F_big / F_aper)`` measured on bright isolated stars and fitted
+  as ``a + b (zd / 90)^2`` because the PSF widens toward the horizon.
+
+Each is ``2.5 log10(median_i(F_i / t * 10^(0.4 V_i)))`` over good stars: the
+median of flux ratios keeps stars whose noisy flux came out negative, so
+faint stars do not bias the zeropoint the way a median of magnitudes of
+positive fluxes would.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import apertures
+
+log = logging.getLogger(__name__)
+
+#: MAD to standard deviation for a normal distribution.
+_MAD_TO_SIGMA = 1.4826
+#: Clipping of the aperture-correction fit: threshold (sigma) and rounds.
+_APCOR_CLIP = 3.0
+_APCOR_ROUNDS = 3
+#: Normal-distribution efficiency of the median relative to the mean (pi/2),
+#: used for the error of a median.
+_MEDIAN_VAR_FACTOR = np.pi / 2.0
+
+
+@dataclass(frozen=True)
+class Zeropoint:
+    """The exposure's photometric calibration.
+
+    Attributes
+    ----------
+    zp_aper, zp_total : float
+        Zeropoints (mag for 1 ADU/s) for the aperture flux and total flux;
+        NaN when not measured.
+    zp_err : float
+        Standard error of ``zp_total`` (mag).
+    rms_mag : float
+        Robust scatter of per-star zeropoints (mag).
+    n_stars : int
+        Stars used.
+    apcor_a, apcor_b : float
+        Aperture correction ``a + b (zd/90)^2`` (mag).
+    apcor_source : str
+        ``'measured'`` or ``'default'``.
+    n_apcor : int
+        Stars used for the aperture correction.
+    zp_nominal_total : float
+        The camera's nominal zeropoint on the total-flux scale.
+    message : str
+        Why no zeropoint was measured, or empty.
+    """
+
+    zp_aper: float
+    zp_total: float
+    zp_err: float
+    rms_mag: float
+    n_stars: int
+    apcor_a: float
+    apcor_b: float
+    apcor_source: str
+    n_apcor: int
+    zp_nominal_total: float
+    message: str = ""
+
+    def apcor(self, zd_deg):
+        """Aperture correction (mag) at zenith distance ``zd_deg``."""
+        return self.apcor_a + self.apcor_b * (np.asarray(zd_deg, dtype=float) / 90.0) ** 2
+
+    @property
+    def ok(self):
+        """True when a zeropoint was measured."""
+        return bool(np.isfinite(self.zp_total))
+
+    def header_cards(self):
+        """``(keyword, value, comment)`` cards for the catalog header."""
+        return [
+            ("ZPAPER", _r(self.zp_aper), "[mag] zeropoint, flux in the aperture, 1 ADU/s"),
+            ("ZPTOTAL", _r(self.zp_total), "[mag] zeropoint, total flux, 1 ADU/s"),
+            ("ZPERR", _r(self.zp_err), "[mag] standard error of ZPTOTAL"),
+            ("ZPRMS", _r(self.rms_mag), "[mag] robust scatter of per-star zeropoints"),
+            ("ZPNSTAR", self.n_stars, "stars used for the zeropoint"),
+            ("APCORA", _r(self.apcor_a), "[mag] aperture correction a + b (zd/90)^2"),
+            ("APCORB", _r(self.apcor_b), "[mag] aperture correction b"),
+            ("APCORSRC", self.apcor_source, "aperture correction measured or default"),
+            ("APCORN", self.n_apcor, "stars used for the aperture correction"),
+            ("ZPNOMTOT", _r(self.zp_nominal_total), "[mag] nominal zeropoint, total flux"),
+        ]
+
+
+def _r(v, nd=4):
+    return round(float(v), nd) if np.isfinite(v) else float("nan")
+
+
+@dataclass(frozen=True)
+class Fluxes:
+    """Aperture measurements of a list of positions (arrays, one per star)."""
+
+    flux_adu: np.ndarray      # sky-subtracted flux in the aperture, ADU
+    flux_err_adu: np.ndarray  # its 1-sigma error, ADU
+    flux_big_adu: np.ndarray  # sky-subtracted flux in the aperture-correction aperture, ADU
+    sky_adu: np.ndarray       # sky per pixel (annulus median), ADU
+    n_bad_pix: np.ndarray     # masked or off-image pixels touched by the aperture
+
+
+def measure(image, x, y, phot, *, mask=None, gain=None):
+    """Aperture photometry of stars at (x, y).
+
+    Parameters
+    ----------
+    image : ndarray
+        Detrended image, ADU.
+    x, y : ndarray
+        Star positions, pixels (0-based, pixel centres at integers).
+    phot : Photometry
+        The camera's photometry settings (aperture and annulus radii).
+    mask : ndarray of bool, optional
+        Pixels to ignore (True = bad).
+    gain : float, optional
+        Electrons per ADU, for the Poisson part of the errors.
+
+    Returns
+    -------
+    Fluxes
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    xs, ys = np.where(ok, x, 0.0), np.where(ok, y, 0.0)
+    r_in, r_out = phot.annulus_px
+    sky, sky_sig, n_sky = apertures.annulus_median(image, xs, ys, r_in, r_out, mask=mask)
+    s_small, a_small, n_bad = apertures.aperture_sums(image, xs, ys, phot.aper_radius_px, mask=mask)
+    s_big, a_big, _ = apertures.aperture_sums(image, xs, ys, phot.apcor_radius_px, mask=mask)
+    flux = s_small - a_small * sky
+    flux_big = s_big - a_big * sky
+    var = a_small * sky_sig ** 2 + a_small ** 2 * _MEDIAN_VAR_FACTOR * sky_sig ** 2 / np.maximum(n_sky, 1)
+    if gain:
+        var = var + np.maximum(flux, 0.0) / gain
+    nan = np.where(ok, 1.0, np.nan)
+    return Fluxes(flux * nan, np.sqrt(var) * nan, flux_big * nan, sky * nan,
+                  np.where(ok, n_bad, 0).astype(np.int32))
+
+
+def instrumental_mag(flux_adu, exptime):
+    """``-2.5 log10(flux / exptime)``; NaN where the flux is not positive."""
+    f = np.asarray(flux_adu, dtype=float) / exptime
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(f > 0, -2.5 * np.log10(np.where(f > 0, f, 1.0)), np.nan)
+
+
+def _median_ratio_zp(vmag, flux_adu, exptime):
+    ratio = flux_adu / exptime * 10.0 ** (0.4 * vmag)
+    med = np.median(ratio)
+    if not med > 0:
+        return np.nan, np.nan
+    zp = 2.5 * np.log10(med)
+    pos = ratio > 0
+    zs = 2.5 * np.log10(ratio[pos])
+    rms_mag = _MAD_TO_SIGMA * np.median(np.abs(zs - zp)) if pos.any() else np.nan
+    return float(zp), float(rms_mag)
+
+
+def fit_apcor(zd_deg, flux_adu, flux_big_adu, sel, phot):
+    """Fit the aperture correction ``a + b (zd/90)^2`` on selected stars.
+
+    Returns ``(a, b, n_used, source)``; falls back to the configured
+    ``apcor_default_mag`` (b = 0) with fewer than ``apcor_min_stars`` stars.
+    """
+    use = sel & (flux_adu > 0) & (flux_big_adu > 0)
+    if use.sum() < phot.apcor_min_stars:
+        return phot.apcor_default_mag, 0.0, int(use.sum()), "default"
+    q = (np.asarray(zd_deg)[use] / 90.0) ** 2
+    ac = 2.5 * np.log10(flux_big_adu[use] / flux_adu[use])
+    keep = np.ones(ac.size, dtype=bool)
+    a, b = float(np.median(ac)), 0.0
+    for _ in range(_APCOR_ROUNDS):
+        if keep.sum() < phot.apcor_min_stars:
+            break
+        design = np.stack([np.ones(keep.sum()), q[keep]], axis=1)
+        (a, b), *_ = np.linalg.lstsq(design, ac[keep], rcond=None)
+        res = ac - (a + b * q)
+        sig = _MAD_TO_SIGMA * np.median(np.abs(res[keep]))
+        new = np.abs(res) <= _APCOR_CLIP * max(sig, 1e-3)
+        if np.array_equal(new, keep):
+            break
+        keep = new
+    return float(a), float(b), int(keep.sum()), "measured"
+
+
+def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime):
+    """Measure the exposure's zeropoints.
+
+    Parameters
+    ----------
+    vmag, zd_deg : ndarray
+        Catalog V magnitude and zenith distance (deg) of every star.
+    fluxes : Fluxes
+    good : ndarray of bool
+        Stars usable for the zeropoint (unflagged).
+    apcor_sel : ndarray of bool
+        Stars usable for the aperture correction (bright, isolated, unflagged).
+    phot : Photometry
+    exptime : float
+        Seconds.
+
+    Returns
+    -------
+    Zeropoint
+    """
+    a, b, n_ap, src = fit_apcor(zd_deg, fluxes.flux_adu, fluxes.flux_big_adu, apcor_sel, phot)
+    use = good & np.isfinite(fluxes.flux_adu)
+    n = int(use.sum())
+    if n < phot.min_stars_zp:
+        zpa = zpt = rms_mag = err = np.nan
+        msg = f"{n} usable stars, fewer than {phot.min_stars_zp}: no zeropoint"
+    else:
+        zpa, rms_mag = _median_ratio_zp(vmag[use], fluxes.flux_adu[use], exptime)
+        apc = a + b * (zd_deg[use] / 90.0) ** 2
+        zpt, _ = _median_ratio_zp(vmag[use] + apc, fluxes.flux_adu[use], exptime)
+        err = float(np.sqrt(_MEDIAN_VAR_FACTOR / n) * rms_mag)
+        msg = "" if np.isfinite(zpt) else "median flux of the stars is not positive: no zeropoint"
+    apcor_mag = (zpt - zpa) if np.isfinite(zpt) else a
+    nominal = phot.zp_nominal + (apcor_mag if phot.zp_nominal_scale == "aperture" else 0.0)
+    return Zeropoint(zpa, zpt, err, rms_mag, n, a, b, src, n_ap, float(nominal), msg)

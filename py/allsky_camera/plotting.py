@@ -1,0 +1,118 @@
+"""Checkplots.  Plot functions only draw results computed elsewhere.
+
+Each ``plot_*`` function draws on a given matplotlib ``Axes``;
+:func:`save_figure` renders a figure made by :func:`new_figure` to PNG
+atomically.  No pyplot global state is used (figures are created with the
+Agg canvas directly), so the module is safe in loops and threads.
+matplotlib is imported only when a figure is made.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .io import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: Figure sizes (inches) and resolution (dots per inch) of the checkplots.
+ZP_FIGSIZE = (6.4, 4.8)
+MAP_FIGSIZE = (7.5, 7.0)
+DPI = 110
+
+
+def new_figure(figsize):
+    """A matplotlib Figure attached to an Agg canvas (no pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path):
+    """Write ``fig`` to ``path`` as PNG, atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+    log.info("wrote %s", path)
+
+
+def plot_zeropoint(ax, vmag, m_inst, zp, *, title, used=None):
+    """Instrumental magnitude against catalog V with the zeropoint line.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    vmag, m_inst : ndarray
+        Catalog V and instrumental magnitude ``-2.5 log10(ADU/s)``.
+    zp : float
+        Zeropoint (mag for 1 ADU/s) drawn as ``m_inst = V - zp``; NaN: no line.
+    used : ndarray of bool, optional
+        Stars that entered the zeropoint (drawn solid, others faint).
+    """
+    ok = np.isfinite(m_inst)
+    if used is None:
+        used = ok
+    ax.scatter(vmag[ok & ~used], m_inst[ok & ~used], s=4, c="0.7", lw=0,
+               label="flagged")
+    ax.scatter(vmag[ok & used], m_inst[ok & used], s=5, c="tab:blue", lw=0,
+               label="used for the zeropoint")
+    if np.isfinite(zp):
+        lo, hi = (np.nanmin(vmag), np.nanmax(vmag)) if vmag.size else (0.0, 1.0)
+        xx = np.array([lo - 0.2, hi + 0.2])
+        ax.plot(xx, xx - zp, c="tab:red", lw=1.5, label=f"zeropoint {zp:.3f}")
+    ax.set_xlabel("catalog V magnitude")
+    ax.set_ylabel(r"$-2.5\,\log_{10}$(ADU/s)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+
+
+def plot_quiver(ax, x, y, dx, dy, *, title, key_px, nx, ny, exaggerate):
+    """Astrometric residual vectors at star positions, with a scale key.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        Star positions (pixels).
+    dx, dy : ndarray
+        Measured minus model position (pixels).
+    key_px : float
+        Length of the key arrow, pixels of residual.
+    nx, ny : int
+        Image size, for the axis limits.
+    exaggerate : float
+        Residuals are drawn this many times longer than the axes' pixels.
+    """
+    ax.quiver(x, y, dx, dy, angles="xy", scale_units="xy", scale=1.0 / exaggerate,
+              width=0.002, color="k")
+    q = ax.quiver([0.0], [0.0], [0.0], [0.0], angles="xy", scale_units="xy",
+                  scale=1.0 / exaggerate)
+    ax.quiverkey(q, 0.82, 1.02, key_px, f"{key_px:g} pixel", labelpos="E",
+                 coordinates="axes")
+    ax.set_xlim(0, nx)
+    ax.set_ylim(0, ny)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x pixel")
+    ax.set_ylabel("y pixel")
+    ax.set_title(title, fontsize=10, loc="left")
+
+
+def plot_sbmap(fig, ax, mag, *, title):
+    """Sky-brightness map (V mag/arcsec^2) with a colour bar.
+
+    The image is shown with y increasing upward (FITS orientation), darker
+    sky darker.
+    """
+    finite = np.isfinite(mag)
+    vmin, vmax = (np.percentile(mag[finite], [1, 99]) if finite.any() else (0.0, 1.0))
+    im = ax.imshow(mag, origin="lower", cmap="gray_r", vmin=vmin, vmax=vmax,
+                   interpolation="nearest")
+    ax.set_facecolor("#b4d0ff")
+    cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    cb.set_label(r"V mag arcsec$^{-2}$")
+    ax.set_xlabel("x pixel")
+    ax.set_ylabel("y pixel")
+    ax.set_title(title, fontsize=10)
