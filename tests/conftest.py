@@ -5,3 +5,4 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "py"))
+sys.path.insert(0, str(REPO / "tests"))

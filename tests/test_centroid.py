@@ -2,30 +2,8 @@
 
 import numpy as np
 import pytest
-from scipy.special import erf
-
 from allsky_camera import centroid
-
-
-def gaussian_image(shape, xs, ys, fluxes, sigma, sky=0.0):
-    """Pixel-integrated circular Gaussians (exact), pixel centres at integers."""
-    img = np.full(shape, sky, dtype=float)
-    yy = np.arange(shape[0])
-    xx = np.arange(shape[1])
-    s2 = np.sqrt(2) * sigma
-    for x, y, f in zip(xs, ys, fluxes):
-        px = 0.5 * (erf((xx + 0.5 - x) / s2) - erf((xx - 0.5 - x) / s2))
-        py = 0.5 * (erf((yy + 0.5 - y) / s2) - erf((yy - 0.5 - y) / s2))
-        img += f * np.outer(py, px)
-    return img
-
-
-def grid_positions(rng, nx, ny, spacing=20):
-    """Isolated stars: one per grid cell, random sub-pixel offsets."""
-    gx, gy = np.meshgrid(np.arange(spacing, nx - spacing + 1, spacing),
-                         np.arange(spacing, ny - spacing + 1, spacing))
-    return (gx.ravel() + rng.uniform(-0.5, 0.5, gx.size),
-            gy.ravel() + rng.uniform(-0.5, 0.5, gy.size))
+from tests_helpers import gaussian_image, grid_positions
 
 
 def test_refine_recovers_subpixel_positions():

@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""Benchmark the pipeline on the demo exposure.
+
+    python benchmarks/bench_pipeline.py [--repeat 5] [--camera MDM]
+
+Reports
+- each stage's wall time in-process (median over repeats, after one warm-up
+  run that also fills the catalog cache);
+- the whole run as a separate process, Python start-up and imports included,
+  for the default options and with ``--skip_checkplots`` (median of repeats);
+- the peak resident memory of those processes.
+
+Figures depend on the machine; the targets in the project's issues are for
+a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "py"))
+
+#: Extra option sets timed as whole processes: name -> options.
+PROCESS_CASES = {
+    "default (3 checkplots)": [],
+    "--skip_checkplots": ["--skip_checkplots"],
+}
+
+
+def stage_times(frame, outdir, camera, repeat):
+    """Median in-process time of each stage over ``repeat`` runs."""
+    from allsky_camera import ac_proc
+
+    ac_proc.setup_logging(False, True)
+    runs = []
+    for i in range(repeat + 1):
+        opts = ac_proc.build_parser().parse_args(
+            [str(frame), "--outdir", str(outdir), "--overwrite", "--camera", camera])
+        t0 = time.perf_counter()
+        res = ac_proc.run(opts)
+        total = time.perf_counter() - t0
+        if i > 0:                      # the first run warms caches and imports
+            runs.append(dict(res["times"], total=total))
+    keys = runs[0].keys()
+    return {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
+
+
+def process_time(frame, outdir, camera, extra, repeat):
+    """Median wall time and peak memory (MiB) of whole-process runs."""
+    times, peaks = [], []
+    for _ in range(repeat):
+        cmd = [sys.executable, str(REPO / "py" / "allsky_camera" / "ac_proc.py"), str(frame),
+               "--outdir", str(outdir), "--overwrite", "-q", "--camera", camera, *extra]
+        t0 = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        subprocess.run(cmd, check=True)
+        times.append(time.perf_counter() - t0)
+        peaks.append(max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before))
+    return statistics.median(times), max(peaks) / 1024.0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=5, help="runs per measurement")
+    p.add_argument("--camera", default="MDM", help="camera configuration to simulate")
+    args = p.parse_args(argv)
+
+    from allsky_camera import config, simulate
+
+    cam = config.load_camera(args.camera)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        frame = tmp / f"bench_{cam.name}.fits"
+        t0 = time.perf_counter()
+        simulate.write_simulation(simulate.simulate(cam, seed=0), frame)
+        print(f"simulated {frame.name} in {time.perf_counter() - t0:.2f} s")
+        st = stage_times(frame, tmp, args.camera, args.repeat)
+        print(f"\nin-process stage times (median of {args.repeat}, warm):")
+        for k, v in st.items():
+            print(f"  {k:12s} {v * 1000:8.1f} ms")
+        print(f"\nwhole process, start-up included (median of {args.repeat}):")
+        for name, extra in PROCESS_CASES.items():
+            t, peak = process_time(frame, tmp, args.camera, extra, args.repeat)
+            print(f"  {name:28s} {t:6.2f} s   peak RSS {peak:6.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
