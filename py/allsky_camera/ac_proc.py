@@ -30,8 +30,6 @@ log = logging.getLogger("allsky_camera")
 
 #: Products of the optional flags that a later release adds.
 NOT_YET = {
-    "write_sbmap": "-sbmap.fits (--write_sbmap)",
-    "oplot_centroids": "-detrended.png (--oplot_centroids)",
     "write_healpix": "-healpix.fits (--write_healpix)",
     "detect_streaks": "-streaks.fits (--detect_streaks)",
     "force_mp_centroiding": "multiprocess centroiding (--force_mp_centroiding)",
@@ -94,7 +92,8 @@ def output_paths(outdir, stem):
     o = Path(outdir)
     return {k: o / f"{stem}-{k}.{ext}" for k, ext in (
         ("cat", "fits"), ("detrended", "fits"), ("zp", "png"), ("quiver", "png"),
-        ("sbmap", "png"))} | {"sbmap_fits": o / f"{stem}-sbmap.fits"}
+        ("sbmap", "png"))} | {"sbmap_fits": o / f"{stem}-sbmap.fits",
+                              "detrended_png": o / f"{stem}-detrended.png"}
 
 
 def wanted_outputs(opts, paths):
@@ -108,6 +107,10 @@ def wanted_outputs(opts, paths):
         want += [paths["zp"], paths["quiver"]]
         if not opts.skip_sbmap:
             want.append(paths["sbmap"])
+    if opts.write_sbmap and not opts.skip_sbmap:
+        want.append(paths["sbmap_fits"])
+    if opts.oplot_centroids:
+        want.append(paths["detrended_png"])
     return want
 
 
@@ -254,6 +257,20 @@ def process(exposure, camera, opts, timer=None, written=None):
             plotting.save_figure(fig, paths["sbmap"])
             written.append(paths["sbmap"])
         timer.lap("plotting")
+    if opts.oplot_centroids:
+        from allsky_camera import plotting, sbmap
+        s_ = camera.sensor
+        fig = plotting.new_figure((s_.nx / plotting.DPI + 1.5, s_.ny / plotting.DPI + 1.0))
+        okc = (flags == 0) & np.isfinite(xc)
+        plotting.plot_detrended(
+            fig.add_subplot(), det.image,
+            sky_mask=sbmap.safe_mask(det.image.shape, sol.model, a.safe_radius_px),
+            x=xc[okc], y=yc[okc], title=f"{title}; {okc.sum()} good centroids",
+            percentiles=plotting.DETRENDED_PERCENTILES, marker_px=plotting.CENTROID_MARKER_PX)
+        fig.tight_layout()
+        plotting.save_figure(fig, paths["detrended_png"])
+        written.append(paths["detrended_png"])
+        timer.lap("plotting")
 
     # 9. outputs --------------------------------------------------------------------
     if not opts.dont_write_catalog:
@@ -263,6 +280,17 @@ def process(exposure, camera, opts, timer=None, written=None):
         io.write_image(det.image, paths["detrended"], header=exposure.header,
                        header_cards=_detrend_cards(det, camera))
         written.append(paths["detrended"])
+    if opts.write_sbmap and skymap is not None:
+        io.write_image(skymap.mag, paths["sbmap_fits"], header_cards=[
+            ("BUNIT", "mag/arcsec2", "V surface brightness of the sky"),
+            ("SBKERNEL", skymap.kernel_px, "[pix] median filter width"),
+            ("SBZP", round(skymap.zp, 4), "[mag] zeropoint used, total flux, 1 ADU/s"),
+            ("SBRADIUS", a.safe_radius_px, "[pix] mapped within this radius of the zenith"),
+            ("CAMERA", camera.name, "camera configuration"),
+            ("PIPEVER", __version__, "pipeline version"),
+            ("DATE-OBS", exposure.time.iso_utc, "UTC start of exposure"),
+            ("COMMENT", "NaN where not sky or outside the mapped radius", "")])
+        written.append(paths["sbmap_fits"])
     timer.lap("write")
     return {"catalog": cat, "solution": sol, "zeropoint": zp, "skymap": skymap,
             "detrended": det, "header_cards": cards, "paths": written, "ephem": ephem}

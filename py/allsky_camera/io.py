@@ -228,6 +228,9 @@ def write_fits_hdus(hdus, path):
 def add_cards(header, cards):
     """Append ``(keyword, value, comment)`` cards, replacing existing keywords."""
     for key, value, comment in cards:
+        if key in ("COMMENT", "HISTORY"):
+            header.add_comment(value) if key == "COMMENT" else header.add_history(value)
+            continue
         if isinstance(value, (np.floating, np.integer, np.bool_)):
             value = value.item()
         if isinstance(value, float) and not np.isfinite(value):

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 ZP_FIGSIZE = (6.4, 4.8)
 MAP_FIGSIZE = (7.5, 7.0)
 DPI = 110
+#: Detrended-image rendering: stretch percentiles of the sky pixels, and the
+#: radius (pixels) of the circles that mark centroids.
+DETRENDED_PERCENTILES = (1.0, 99.7)
+CENTROID_MARKER_PX = 6.0
 
 
 def new_figure(figsize):
@@ -113,6 +117,40 @@ def plot_sbmap(fig, ax, mag, *, title):
     ax.set_facecolor("#b4d0ff")
     cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     cb.set_label(r"V mag arcsec$^{-2}$")
+    ax.set_xlabel("x pixel")
+    ax.set_ylabel("y pixel")
+    ax.set_title(title, fontsize=10)
+
+
+def plot_detrended(ax, image, *, sky_mask, x=None, y=None, title, percentiles, marker_px):
+    """Detrended image with a percentile stretch inside the sky, centroids marked.
+
+    Parameters
+    ----------
+    image : ndarray
+        Detrended image, ADU.
+    sky_mask : ndarray of bool
+        Pixels whose values set the stretch (the sky circle).
+    x, y : ndarray, optional
+        Centroids to mark with open circles.
+    percentiles : (float, float)
+        Lower and upper percentile of the sky pixels mapped to black and white.
+    marker_px : float
+        Radius of the circles, pixels.
+    """
+    from matplotlib.collections import EllipseCollection
+
+    vals = image[sky_mask] if sky_mask is not None and sky_mask.any() else image.ravel()
+    lo, hi = np.percentile(vals, percentiles)
+    ax.imshow(image, origin="lower", cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+    if x is not None and len(x):
+        d = 2 * marker_px
+        ax.add_collection(EllipseCollection(
+            np.full(len(x), d), np.full(len(x), d), np.zeros(len(x)), units="xy",
+            offsets=np.column_stack([x, y]), offset_transform=ax.transData,
+            facecolors="none", edgecolors="tab:orange", linewidths=0.6))
+    ax.set_xlim(-0.5, image.shape[1] - 0.5)
+    ax.set_ylim(-0.5, image.shape[0] - 0.5)
     ax.set_xlabel("x pixel")
     ax.set_ylabel("y pixel")
     ax.set_title(title, fontsize=10)
