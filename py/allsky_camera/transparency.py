@@ -1,0 +1,168 @@
+"""Transparency: how much of each star's light got through, and a cloud summary.
+
+A star's transparency is its measured total flux over the flux the camera's
+nominal zeropoint predicts, ``10^(-0.4 (zp_nominal - zp_star))``.  Stars that
+the catalog predicts well above the detection limit but that were not found
+keep their row with a transparency near 0: they are the evidence of cloud.
+
+Each star's vote is weighted by the signal-to-noise ratio it *should* have on
+this frame's sky (predicted from its V, the nominal zeropoint and the noise
+measured in its sky annulus), so on a bright sky (Moon, twilight, clouds lit
+from below) faint stars, which are pure noise there, do not vote; stars below
+``min_snr`` do not vote at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TransparencySummary:
+    """Exposure-level transparency.
+
+    Attributes
+    ----------
+    median : float
+        Weighted median transparency of the voting stars (NaN if none).
+    clear_fraction : float
+        Fraction of the sampled sky (HEALPix cells above the safe altitude
+        holding a voting star) whose median transparency exceeds the clear
+        threshold; NaN if no cell is sampled.
+    n_voting : int
+        Stars that voted.
+    n_cells : int
+        Sky cells sampled.
+    """
+
+    median: float
+    clear_fraction: float
+    n_voting: int
+    n_cells: int
+
+    def header_cards(self):
+        """``(keyword, value, comment)`` cards for the catalog header."""
+        def r(v):
+            return round(float(v), 4) if np.isfinite(v) else "NaN"
+        return [("TRANSMED", r(self.median), "median transparency of voting stars"),
+                ("CLEARFRC", r(self.clear_fraction), "clear fraction of the sampled sky"),
+                ("TRANSNST", self.n_voting, "stars voting for transparency"),
+                ("TRANSNPX", self.n_cells, "sky cells sampled for CLEARFRC")]
+
+
+def star_transparency(flux_total_adu, vmag, zp_nominal_total, exptime, *, clip):
+    """Per-star transparency, clipped to ``[clip[0], clip[1]]``.
+
+    Parameters
+    ----------
+    flux_total_adu : ndarray
+        Measured total flux (aperture-corrected), ADU; NaN or <= 0 counts as 0.
+    vmag : ndarray
+        Catalog V.
+    zp_nominal_total : float
+        Nominal zeropoint, total flux, mag for 1 ADU/s.
+    exptime : float
+        Seconds.
+    clip : (float, float)
+        Range of the result.
+    """
+    expected = 10.0 ** (-0.4 * (np.asarray(vmag, dtype=float) - zp_nominal_total)) * exptime
+    f = np.nan_to_num(np.asarray(flux_total_adu, dtype=float), nan=0.0)
+    return np.clip(f / expected, clip[0], clip[1])
+
+
+def expected_snr(vmag, zp_nominal_aper, exptime, sky_sigma_adu, aper_area_px, gain=None):
+    """Signal-to-noise ratio a star of magnitude V should reach in the aperture.
+
+    Parameters
+    ----------
+    vmag : ndarray
+    zp_nominal_aper : ndarray or float
+        Nominal zeropoint for the aperture flux (mag for 1 ADU/s).
+    exptime : float
+    sky_sigma_adu : ndarray
+        Per-pixel noise of the sky around the star (annulus), ADU.
+    aper_area_px : float
+        Aperture area, pixels.
+    gain : float, optional
+        e-/ADU for the star's own Poisson noise.
+    """
+    f = 10.0 ** (-0.4 * (np.asarray(vmag, dtype=float) - zp_nominal_aper)) * exptime
+    var = aper_area_px * np.asarray(sky_sigma_adu, dtype=float) ** 2
+    if gain:
+        var = var + f / gain
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = f / np.sqrt(var)
+    return np.where(np.isfinite(snr), snr, 0.0)
+
+
+def weighted_median(values, weights):
+    """Median of ``values`` with non-negative ``weights`` (NaN if total weight is 0)."""
+    v = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    ok = np.isfinite(v) & (w > 0)
+    if not ok.any():
+        return float("nan")
+    order = np.argsort(v[ok])
+    vs, cw = v[ok][order], np.cumsum(w[ok][order])
+    return float(vs[np.searchsorted(cw, 0.5 * cw[-1])])
+
+
+def grouped_weighted_median(groups, values, weights, n_groups):
+    """Weighted median of ``values`` within each integer group ``0..n_groups-1``.
+
+    Vectorised: one sort by (group, value), cumulative weights per group.
+    Returns (medians, counts); NaN and 0 for empty groups.
+    """
+    g = np.asarray(groups)
+    v = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    ok = np.isfinite(v) & (w > 0) & (g >= 0)
+    g, v, w = g[ok], v[ok], w[ok]
+    med = np.full(n_groups, np.nan)
+    counts = np.bincount(g, minlength=n_groups)
+    if g.size == 0:
+        return med, counts
+    order = np.lexsort((v, g))
+    g, v, w = g[order], v[order], w[order]
+    cw = np.cumsum(w)
+    start = np.searchsorted(g, np.arange(n_groups), side="left")
+    end = np.searchsorted(g, np.arange(n_groups), side="right")
+    has = end > start
+    base = np.where(start > 0, cw[np.maximum(start - 1, 0)], 0.0)
+    half = base + 0.5 * (cw[np.maximum(end - 1, 0)] - base)
+    idx = np.searchsorted(cw, half)
+    med[has] = v[np.minimum(idx[has], v.size - 1)]
+    return med, counts
+
+
+def summarize(transp, weights, cell, n_cells, clear_threshold):
+    """Exposure summary from per-star transparency.
+
+    Parameters
+    ----------
+    transp, weights : ndarray
+        Per-star transparency and vote weight (0: does not vote).
+    cell : ndarray of int
+        Sky cell of each star (e.g. a HEALPix pixel in horizontal
+        coordinates), -1 for stars outside the area summarised.
+    n_cells : int
+    clear_threshold : float
+        A cell is clear when its weighted median transparency exceeds this.
+
+    Returns
+    -------
+    TransparencySummary
+    per_cell : ndarray
+        Weighted median transparency per cell (NaN where no vote).
+    """
+    vote = (weights > 0) & (cell >= 0)
+    med = weighted_median(transp[vote], weights[vote])
+    per_cell, counts = grouped_weighted_median(np.where(vote, cell, -1), transp, weights,
+                                               n_cells)
+    sampled = np.isfinite(per_cell)
+    n = int(sampled.sum())
+    frac = float(np.mean(per_cell[sampled] > clear_threshold)) if n else float("nan")
+    return TransparencySummary(med, frac, int(vote.sum()), n), per_cell
