@@ -184,7 +184,11 @@ def process(exposure, camera, opts, timer=None, written=None):
     xc, yc, flags = centroid.run(det.image, exposure.raw, x, y, cfg=camera.centroid,
                                  saturation_adu=camera.sensor.saturation_adu)
     r = np.hypot(x - sol.model.x0, y - sol.model.y0)
-    flags[~isolated] |= bit("NOT_ISOLATED")
+    # isolation on the sky (catalog) and in pixels (a neighbour inside the centroid box)
+    near, _ = centroid.nearest_other(x, y, x, y, camera.centroid.box_half_px + 1.0,
+                                     exclude_self=True)
+    crowded = (near >= 0) & (vmag[np.maximum(near, 0)] - vmag < ph.neighbour_dv)
+    flags[~isolated | crowded] |= bit("NOT_ISOLATED")
     flags[~clear_of_moon] |= bit("MOON")
     flags[r > a.safe_radius_px] |= bit("OUTSIDE_SAFE")
     good_pos = flags == 0
@@ -198,13 +202,15 @@ def process(exposure, camera, opts, timer=None, written=None):
     # 5. photometry and zeropoints --------------------------------------------
     mask = det.bad
     fl = photometry.measure(det.image, np.where(np.isfinite(xc), xc, x),
-                            np.where(np.isfinite(yc), yc, y), ph, mask=mask)
+                            np.where(np.isfinite(yc), yc, y), ph, mask=mask,
+                            quantum=1.0 if exposure.raw.dtype.kind in "iu" else 0.0)
     flags[~(fl.flux_adu > 0)] |= bit("NO_FLUX")
     flags[fl.n_bad_pix > 0] |= bit("BAD_PIXEL")
     zd = 90.0 - alt
     good = flags == 0
+    zpsel = good & (vmag <= (ph.zp_vmax if ph.zp_vmax is not None else ph.vmax))
     apsel = good & (vmag <= ph.apcor_vmax)
-    zp = photometry.zeropoint(vmag, zd, fl, good, apsel, ph, exposure.exptime)
+    zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime)
     if zp.message:
         log.warning("photometry: %s", zp.message)
     else:
@@ -235,7 +241,7 @@ def process(exposure, camera, opts, timer=None, written=None):
         from allsky_camera import plotting
         fig = plotting.new_figure(plotting.ZP_FIGSIZE)
         plotting.plot_zeropoint(fig.add_subplot(), vmag, m_inst, zp.zp_aper,
-                                title=f"{title}  ZPAPER = {zp.zp_aper:.3f}", used=good)
+                                title=f"{title}  ZPAPER = {zp.zp_aper:.3f}", used=zpsel)
         fig.tight_layout()
         plotting.save_figure(fig, paths["zp"])
         written.append(paths["zp"])

@@ -138,7 +138,7 @@ def peak_search(image, x, y, *, search_half, smooth_half=1):
     return xp, yp
 
 
-def nearest_other(xq, yq, xp, yp, radius):
+def nearest_other(xq, yq, xp, yp, radius, *, exclude_self=False):
     """Index of the nearest point ``(xp, yp)`` within ``radius`` of each query.
 
     A grid of cells ``radius`` wide is hashed and sorted once, and each query
@@ -151,6 +151,9 @@ def nearest_other(xq, yq, xp, yp, radius):
         Index into ``xp`` of the nearest point within ``radius``, -1 if none.
     dist : ndarray
         Its distance (pixels), inf if none.
+
+    With ``exclude_self`` the queries are the points themselves (same
+    order) and each point's own entry is skipped.
     """
     xq, yq, xp, yp = (np.asarray(v, dtype=float) for v in (xq, yq, xp, yp))
     best = np.full(xq.size, -1)
@@ -165,6 +168,7 @@ def nearest_other(xq, yq, xp, yp, radius):
     order = np.argsort(keys, kind="stable")
     skeys = keys[order]
     okq = np.isfinite(xq) & np.isfinite(yq)
+    qidx = np.arange(xq.size) if exclude_self else np.full(xq.size, -1)
     qx = np.floor(np.where(okq, xq, 0.0) / radius).astype(np.int64)
     qy = np.floor(np.where(okq, yq, 0.0) / radius).astype(np.int64)
     for ox in (-1, 0, 1):
@@ -177,7 +181,7 @@ def nearest_other(xq, yq, xp, yp, radius):
                 has = okq & (j < hi)
                 cand = pidx[order[np.minimum(j, skeys.size - 1)]]
                 d = np.hypot(xp[cand] - xq, yp[cand] - yq)
-                better = has & (d < dist) & (d <= radius)
+                better = has & (d < dist) & (d <= radius) & (cand != qidx)
                 best[better] = cand[better]
                 dist[better] = d[better]
     return best, dist

@@ -38,6 +38,10 @@ class Sensor:
     bias_adu: float | None = None            # dark+bias level when there is no dark region
     bad_pixel_mask: str | None = None        # FITS image, nonzero = bad, path relative to etc/
     obstruction_mask: str | None = None      # FITS image, nonzero = sky hidden, relative to etc/
+    hot_pixel_sigma: float | None = None     # repair single pixels this many noise sigma above
+                                             # all 8 neighbours (None: off)
+    hot_pixel_ratio: float = 3.0             # ... and this many times brighter, above the local
+                                             # level, than their brightest neighbour (stars are not)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +110,7 @@ class Photometry:
     apcor_min_stars: int = 8                 # fewer: use apcor_default_mag
     apcor_default_mag: float = 0.0           # total minus aperture zeropoint when not measured
     min_stars_zp: int = 5                    # fewer good stars: no zeropoint
+    zp_vmax: float | None = None             # faintest star used for the zeropoint (None: vmax)
     neighbour_dv: float = 2.5                # neighbours fainter by more than this don't count
 
 

@@ -1,9 +1,10 @@
 """Times and sky coordinates without network access.
 
 The transforms call ERFA (the library under astropy's coordinate frames)
-directly: ``eraAtco13`` / ``eraAtoc13`` take ICRS positions to observed
-(refracted) azimuth and zenith distance and back for a site, in one
-vectorised call of a few milliseconds, and never read an IERS table, so a
+directly (``eraApco13`` once, then ``eraAtciqz``/``eraAtioq`` per star, and
+back with ``eraAtoiq``/``eraAticq``), taking ICRS positions to observed
+(refracted) azimuth and zenith distance in a few milliseconds for thousands
+of stars, and never read an IERS table, so a
 run can neither download nor stall on a stale table.  UT1-UTC is taken as 0
 and the polar motion as 0: by definition ``|UT1-UTC| < 0.9 s``, which turns
 the sky by at most 14 arcsec about the pole, 0.03 pixel on an all-sky
@@ -102,8 +103,21 @@ class Site:
     wavelength_um: float = 0.55
 
 
+def _astrom(t, site):
+    """ERFA star-independent astrometry parameters for ``t`` and ``site`` (eraApco13)."""
+    astrom, _ = erfa.apco13(t.utc1, t.utc2, 0.0, np.radians(site.lon_deg),
+                            np.radians(site.lat_deg), site.height_m, 0.0, 0.0,
+                            site.pressure_hpa, site.temperature_c, site.humidity,
+                            site.wavelength_um)
+    return astrom
+
+
 def radec_to_altaz(ra_deg, dec_deg, t, site):
     """Observed altitude and azimuth of ICRS positions.
+
+    The star-independent part (precession-nutation, Earth rotation, refraction
+    constants) is computed once (``eraApco13``), then every star goes through
+    ``eraAtciqz`` and ``eraAtioq``: the same chain as ``eraAtco13``, vectorised.
 
     Parameters
     ----------
@@ -120,24 +134,20 @@ def radec_to_altaz(ra_deg, dec_deg, t, site):
     """
     ra = np.radians(np.asarray(ra_deg, dtype=float))
     dec = np.radians(np.asarray(dec_deg, dtype=float))
-    z = np.zeros_like(ra)
-    aob, zob, _, _, _, _ = erfa.atco13(
-        ra, dec, z, z, z, z, t.utc1, t.utc2, 0.0,
-        np.radians(site.lon_deg), np.radians(site.lat_deg), site.height_m, 0.0, 0.0,
-        site.pressure_hpa, site.temperature_c, site.humidity, site.wavelength_um)
+    astrom = _astrom(t, site)
+    ri, di = erfa.atciqz(ra, dec, astrom)
+    aob, zob, _, _, _ = erfa.atioq(ri, di, astrom)
     return 90.0 - np.degrees(zob), np.mod(np.degrees(aob), 360.0)
 
 
 def altaz_to_radec(alt_deg, az_deg, t, site):
     """ICRS right ascension and declination (deg) of observed alt/az; inverse of
     :func:`radec_to_altaz`."""
-    alt = np.asarray(alt_deg, dtype=float)
     az = np.radians(np.asarray(az_deg, dtype=float))
-    zen = np.radians(90.0 - alt)
-    ra, dec = erfa.atoc13(
-        "A", az, zen, t.utc1, t.utc2, 0.0,
-        np.radians(site.lon_deg), np.radians(site.lat_deg), site.height_m, 0.0, 0.0,
-        site.pressure_hpa, site.temperature_c, site.humidity, site.wavelength_um)
+    zen = np.radians(90.0 - np.asarray(alt_deg, dtype=float))
+    astrom = _astrom(t, site)
+    ri, di = erfa.atoiq("A", az, zen, astrom)
+    ra, dec = erfa.aticq(ri, di, astrom)
     return np.mod(np.degrees(ra), 360.0), np.degrees(dec)
 
 

@@ -116,7 +116,7 @@ class Fluxes:
     n_bad_pix: np.ndarray     # masked or off-image pixels touched by the aperture
 
 
-def measure(image, x, y, phot, *, mask=None, gain=None):
+def measure(image, x, y, phot, *, mask=None, gain=None, quantum=0.0):
     """Aperture photometry of stars at (x, y).
 
     Parameters
@@ -131,6 +131,9 @@ def measure(image, x, y, phot, *, mask=None, gain=None):
         Pixels to ignore (True = bad).
     gain : float, optional
         Electrons per ADU, for the Poisson part of the errors.
+    quantum : float
+        Quantisation step of the data (1 for integer raw data, 0 for none),
+        for the interpolated annulus median.
 
     Returns
     -------
@@ -141,7 +144,8 @@ def measure(image, x, y, phot, *, mask=None, gain=None):
     ok = np.isfinite(x) & np.isfinite(y)
     xs, ys = np.where(ok, x, 0.0), np.where(ok, y, 0.0)
     r_in, r_out = phot.annulus_px
-    sky, sky_sig, n_sky = apertures.annulus_median(image, xs, ys, r_in, r_out, mask=mask)
+    sky, sky_sig, n_sky = apertures.annulus_median(image, xs, ys, r_in, r_out, mask=mask,
+                                                       quantum=quantum)
     s_small, a_small, n_bad = apertures.aperture_sums(image, xs, ys, phot.aper_radius_px, mask=mask)
     s_big, a_big, _ = apertures.aperture_sums(image, xs, ys, phot.apcor_radius_px, mask=mask)
     flux = s_small - a_small * sky
