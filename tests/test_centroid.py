@@ -69,6 +69,7 @@ def test_run_flags():
     class Cfg:
         box_half_px, window_sigma_px, n_iter = 3, 1.0, 10
         max_shift_px, edge_margin_px, blend_radius_px, saturation_radius_px = 1.0, 10, 3.0, 1
+        min_snr = 5.0
 
     from allsky_camera.flags import bit
     # star 0 predicted 1.6 px off: it moves too far; star 2 is near the edge

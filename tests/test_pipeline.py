@@ -202,8 +202,10 @@ def test_overcast_frame_degrades_gracefully(camera, tmp_path):
     res = ac_proc.process(exp, camera, options(tmp_path, "--skip_checkplots"))
     h = fits.getheader(tmp_path / "overcast-cat.fits", 1)
     assert len(res["catalog"]) > 100                       # rows kept, every column
-    assert not res["solution"].fit.ok or res["solution"].fit.n_used < 50
-    assert "ASTMSG" in h or "ZPMSG" in h
+    from allsky_camera.flags import bit
+    lost = (res["catalog"]["flags"] & (bit("FAINT") | bit("NO_FLUX"))) > 0
+    assert lost.mean() > 0.9                               # nothing detected...
+    assert not res["zeropoint"].ok and "ZPMSG" in h        # ...so no zeropoint, and it says why
 
 
 def test_parser_has_every_original_option():

@@ -415,20 +415,18 @@ def run(opts):
 
     timer = Timer()
     camera = config.load_camera(opts.camera or config.DEFAULT_CAMERA)
-    if opts.demo:
-        from allsky_camera import simulate
-        from allsky_camera.io import exposure_from_data
-        sim = simulate.simulate(camera, seed=0)
-        exposure = exposure_from_data(f"demo_{camera.name}.fits", sim.image, sim.header, camera)
-    else:
-        exposure = None
     if opts.multiproc < 1:
         raise AllskyError(f"--multiproc {opts.multiproc}: give a number of processes >= 1")
     for key, what in NOT_YET.items():
         if getattr(opts, key):
             log.warning("%s is not available in this version; continuing without it", what)
     io.check_outdir(opts.outdir)
-    if exposure is None:
+    if opts.demo:
+        from allsky_camera import simulate
+        sim = simulate.simulate(camera, seed=0)
+        exposure = io.exposure_from_data(f"demo_{camera.name}.fits", sim.image, sim.header,
+                                         camera)
+    else:
         exposure = io.read_exposure(opts.fname_in, camera)
     timer.lap("read")
     paths = output_paths(opts.outdir, exposure.stem)

@@ -187,6 +187,33 @@ def nearest_other(xq, yq, xp, yp, radius, *, exclude_self=False):
     return best, dist
 
 
+def window_snr(image, x, y, *, box_half, window_sigma):
+    """Signal-to-noise ratio of the Gaussian-windowed flux at (x, y).
+
+    The background is the median of the box border and the noise its robust
+    standard deviation, so a star buried in noise (clouds, bright sky)
+    scores near 0 and a detected one well above 5.
+    """
+    ok = np.isfinite(x) & np.isfinite(y)
+    snr = np.zeros(len(x))
+    if not ok.any():
+        return snr
+    xi = np.rint(x[ok]).astype(int)
+    yi = np.rint(y[ok]).astype(int)
+    st, off, _ = cut_stamps(image, xi, yi, box_half)
+    border = np.concatenate([st[:, 0, :], st[:, -1, :], st[:, 1:-1, 0], st[:, 1:-1, -1]], axis=1)
+    bkg = np.nanmedian(border, axis=1)
+    # 1.4826: MAD to standard deviation for a normal distribution
+    sig = 1.4826 * np.nanmedian(np.abs(border - bkg[:, None]), axis=1)
+    ddx = (xi - x[ok])[:, None, None] + off[None, None, :]
+    ddy = (yi - y[ok])[:, None, None] + off[None, :, None]
+    w = np.exp(-(ddx ** 2 + ddy ** 2) / (2.0 * window_sigma ** 2))
+    flux = np.nansum(w * (st - bkg[:, None, None]), axis=(1, 2))
+    noise = np.maximum(sig, 1e-6) * np.sqrt((w ** 2).sum(axis=(1, 2)))
+    snr[ok] = flux / noise
+    return snr
+
+
 def run(image, raw, x_pred, y_pred, *, cfg, saturation_adu):
     """Refine predicted positions and flag doubtful centroids.
 
@@ -208,7 +235,7 @@ def run(image, raw, x_pred, y_pred, *, cfg, saturation_adu):
     xc, yc : ndarray
         Refined centroids (NaN where centroiding failed).
     flagbits : ndarray of int32
-        SHIFT, OTHER_STAR, SATURATED, EDGE and NO_FLUX bits
+        SHIFT, OTHER_STAR, SATURATED, EDGE, NO_FLUX and FAINT bits
         (:mod:`allsky_camera.flags`).
     """
     from .flags import bit
@@ -227,6 +254,8 @@ def run(image, raw, x_pred, y_pred, *, cfg, saturation_adu):
     near, _ = nearest_other(xc, yc, x_pred, y_pred, cfg.blend_radius_px)
     other = (near >= 0) & (near != np.arange(len(x_pred)))
     f[other] |= bit("OTHER_STAR")
+    snr = window_snr(image, xc, yc, box_half=cfg.box_half_px, window_sigma=cfg.window_sigma_px)
+    f[~failed & (snr < cfg.min_snr)] |= bit("FAINT")
     xs = np.where(failed, x_pred, xc)
     ys = np.where(failed, y_pred, yc)
     okpos = np.isfinite(xs) & np.isfinite(ys)

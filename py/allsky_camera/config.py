@@ -92,6 +92,7 @@ class Centroid:
     edge_margin_px: int = 12                 # closer to the image edge is flagged
     blend_radius_px: float = 3.0             # nearer another star's prediction is flagged
     saturation_radius_px: int = 2            # saturated raw pixel this near is flagged
+    min_snr: float = 5.0                     # windowed S/N below this: not detected (FAINT)
 
 
 @dataclasses.dataclass(frozen=True)

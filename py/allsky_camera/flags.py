@@ -15,6 +15,7 @@ FLAGS = {
     "OUTSIDE_SAFE": (64, "outside the safe radius from the zenith"),
     "NO_FLUX": (128, "centroiding failed or aperture flux not positive"),
     "BAD_PIXEL": (256, "masked or obstructed pixel in the aperture"),
+    "FAINT": (512, "not detected: windowed S/N below centroid.min_snr"),
 }
 
 

@@ -413,7 +413,7 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     hdr["SIMNSTRK"] = (len(streaks), "streaks injected")
     truth = Truth(model, zp_true, zp_aper_true, exptime, t, stars, sky_mag, sky_adu,
                   transmission, hot, streaks)
-    log.info("simulated %d stars, zp %.3f, %d streaks", len(stars), zp_true, len(streaks))
+    log.debug("simulated %d stars, zp %.3f, %d streaks", len(stars), zp_true, len(streaks))
     return SimulatedExposure(image, hdr, truth)
 
 
