@@ -204,8 +204,10 @@ def test_overcast_frame_degrades_gracefully(camera, tmp_path):
     assert len(res["catalog"]) > 100                       # rows kept, every column
     from allsky_camera.flags import bit
     lost = (res["catalog"]["flags"] & (bit("FAINT") | bit("NO_FLUX"))) > 0
-    assert lost.mean() > 0.9                               # nothing detected...
-    assert not res["zeropoint"].ok and "ZPMSG" in h        # ...so no zeropoint, and it says why
+    assert lost.mean() > 0.9                               # almost nothing detected...
+    zp = res["zeropoint"]
+    # ...and what is left measures the 2 % transmission (4.2 mag), or no zeropoint at all
+    assert (not zp.ok and "ZPMSG" in h) or zp.zp_total < zp.zp_nominal_total - 3.5
 
 
 def test_parser_has_every_original_option():
