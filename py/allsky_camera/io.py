@@ -204,7 +204,9 @@ def atomic_path(path):
     propagates, so ``path`` is either complete or untouched.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.part{os.getpid()}")
+    # hidden, and ending like the product so writers that pick compression
+    # from the name (.fits.gz) still do
+    tmp = path.with_name(f".part{os.getpid()}.{path.name}")
     try:
         yield tmp
         os.replace(tmp, path)
