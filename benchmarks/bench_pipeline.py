@@ -17,7 +17,7 @@ a 2-core machine.
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -60,10 +60,12 @@ def process_time(frame, outdir, camera, extra, repeat):
         cmd = [sys.executable, str(REPO / "py" / "allsky_camera" / "ac_proc.py"), str(frame),
                "--outdir", str(outdir), "--overwrite", "-q", "--camera", camera, *extra]
         t0 = time.perf_counter()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        subprocess.run(cmd, check=True)
+        proc = subprocess.Popen(cmd)
+        _, status, usage = os.wait4(proc.pid, 0)     # this child's own peak memory
         times.append(time.perf_counter() - t0)
-        peaks.append(max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before))
+        if status != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed with status {status}")
+        peaks.append(usage.ru_maxrss)
     return statistics.median(times), max(peaks) / 1024.0
 
 

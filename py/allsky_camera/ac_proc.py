@@ -28,6 +28,11 @@ from allsky_camera.exceptions import AllskyError  # noqa: E402
 
 log = logging.getLogger("allsky_camera")
 
+#: The demo's camera is knocked off its template by this much (pixels, deg),
+#: to show the per-exposure astrometric fit at work.
+DEMO_SHIFT_PX = (2.5, -1.5)
+DEMO_ROTATION_DEG = 0.3
+
 #: Products of the optional flags that a later release adds.
 NOT_YET = {
     "write_healpix": "-healpix.fits (--write_healpix)",
@@ -242,24 +247,21 @@ def process(exposure, camera, opts, timer=None, written=None):
         fig = plotting.new_figure(plotting.ZP_FIGSIZE)
         plotting.plot_zeropoint(fig.add_subplot(), vmag, m_inst, zp.zp_aper,
                                 title=f"{title}  ZPAPER = {zp.zp_aper:.3f}", used=zpsel)
-        fig.tight_layout()
         plotting.save_figure(fig, paths["zp"])
         written.append(paths["zp"])
         fig = plotting.new_figure(plotting.MAP_FIGSIZE)
         used = good & np.isfinite(xc)
         plotting.plot_quiver(
             fig.add_subplot(), x[used], y[used], (xc - x)[used], (yc - y)[used],
-            title=(f"{title}; residuals of the fitted model, rms {sol.fit.rms_px:.2f} px "
-                   f"(template {sol.template_rms_px:.2f} px)"),
+            title=(f"{title}: residuals of the fitted model\nrms {sol.fit.rms_px:.2f} px "
+                   f"(static template: {sol.template_rms_px:.2f} px)"),
             key_px=_QUIVER_KEY_PX, nx=nx, ny=ny, exaggerate=_QUIVER_EXAGGERATION)
-        fig.tight_layout()
         plotting.save_figure(fig, paths["quiver"])
         written.append(paths["quiver"])
         if skymap is not None:
             fig = plotting.new_figure(plotting.MAP_FIGSIZE)
             plotting.plot_sbmap(fig, fig.add_subplot(), skymap.mag,
                                 title=f"{title}; within {a.safe_radius_px:g} px of the zenith")
-            fig.tight_layout()
             plotting.save_figure(fig, paths["sbmap"])
             written.append(paths["sbmap"])
         timer.lap("plotting")
@@ -273,7 +275,6 @@ def process(exposure, camera, opts, timer=None, written=None):
             sky_mask=sbmap.safe_mask(det.image.shape, sol.model, a.safe_radius_px),
             x=xc[okc], y=yc[okc], title=f"{title}; {okc.sum()} good centroids",
             percentiles=plotting.DETRENDED_PERCENTILES, marker_px=plotting.CENTROID_MARKER_PX)
-        fig.tight_layout()
         plotting.save_figure(fig, paths["detrended_png"])
         written.append(paths["detrended_png"])
         timer.lap("plotting")
@@ -423,7 +424,8 @@ def run(opts):
     io.check_outdir(opts.outdir)
     if opts.demo:
         from allsky_camera import simulate
-        sim = simulate.simulate(camera, seed=0)
+        sim = simulate.simulate(camera, seed=0, zenith_shift=DEMO_SHIFT_PX,
+                                rotation_deg=DEMO_ROTATION_DEG)
         exposure = io.exposure_from_data(f"demo_{camera.name}.fits", sim.image, sim.header,
                                          camera)
     else:

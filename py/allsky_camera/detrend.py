@@ -117,11 +117,14 @@ def find_hot_pixels(image, *, nsigma, ratio):
     img = np.asarray(image, dtype=np.float32)
     pad = np.pad(img, 1, mode="edge")
     ny, nx = img.shape
-    shifts = [pad[1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx]
-              for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dx or dy]
-    stack = np.stack(shifts)
-    nbmax = stack.max(axis=0)
-    nbmin = stack.min(axis=0)
+    nbmax = np.full(img.shape, -np.inf, dtype=np.float32)
+    nbmin = np.full(img.shape, np.inf, dtype=np.float32)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dx or dy:
+                view = pad[1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx]
+                np.maximum(nbmax, view, out=nbmax)
+                np.minimum(nbmin, view, out=nbmin)
     # robust noise from the differences of horizontal neighbours (sqrt 2 for the pair)
     diff = np.diff(img[:: max(ny // 200, 1)], axis=1)
     noise = 1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2.0)

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 #: Figure sizes (inches) and resolution (dots per inch) of the checkplots.
 ZP_FIGSIZE = (6.4, 4.8)
-MAP_FIGSIZE = (7.5, 7.0)
+MAP_FIGSIZE = (8.0, 6.6)
 DPI = 110
 #: Detrended-image rendering: stretch percentiles of the sky pixels, and the
 #: radius (pixels) of the circles that mark centroids.
@@ -27,13 +27,20 @@ DETRENDED_PERCENTILES = (1.0, 99.7)
 CENTROID_MARKER_PX = 6.0
 
 
+#: Figure margins (fractions of the figure): left, bottom, right, top.  Fixed
+#: margins instead of tight_layout, which would render every figure twice.
+MARGINS = (0.11, 0.09, 0.86, 0.91)
+
+
 def new_figure(figsize):
-    """A matplotlib Figure attached to an Agg canvas (no pyplot)."""
+    """A matplotlib Figure attached to an Agg canvas (no pyplot), fixed margins."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, dpi=DPI)
     FigureCanvasAgg(fig)
+    left, bottom, right, top = MARGINS
+    fig.subplots_adjust(left=left, bottom=bottom, right=right, top=top)
     return fig
 
 
@@ -94,14 +101,14 @@ def plot_quiver(ax, x, y, dx, dy, *, title, key_px, nx, ny, exaggerate):
               width=0.002, color="k")
     q = ax.quiver([0.0], [0.0], [0.0], [0.0], angles="xy", scale_units="xy",
                   scale=1.0 / exaggerate)
-    ax.quiverkey(q, 0.82, 1.02, key_px, f"{key_px:g} pixel", labelpos="E",
+    ax.quiverkey(q, 0.02, -0.11, key_px, f"{key_px:g} pixel residual", labelpos="E",
                  coordinates="axes")
     ax.set_xlim(0, nx)
     ax.set_ylim(0, ny)
     ax.set_aspect("equal")
     ax.set_xlabel("x pixel")
     ax.set_ylabel("y pixel")
-    ax.set_title(title, fontsize=10, loc="left")
+    ax.set_title(title, fontsize=10)
 
 
 def plot_sbmap(fig, ax, mag, *, title):
@@ -110,12 +117,19 @@ def plot_sbmap(fig, ax, mag, *, title):
     The image is shown with y increasing upward (FITS orientation), darker
     sky darker.
     """
-    finite = np.isfinite(mag)
-    vmin, vmax = (np.percentile(mag[finite], [1, 99]) if finite.any() else (0.0, 1.0))
-    im = ax.imshow(mag, origin="lower", cmap="gray_r", vmin=vmin, vmax=vmax,
-                   interpolation="nearest")
+    # draw at about the figure's resolution: a full-size map would only be
+    # resampled down by the renderer, at many times the cost
+    ny, nx = mag.shape
+    stride = max(1, int(nx // (fig.get_figwidth() * fig.dpi)))
+    shown = mag[::stride, ::stride]
+    finite = np.isfinite(shown)
+    vmin, vmax = (np.percentile(shown[finite], [1, 99]) if finite.any() else (0.0, 1.0))
+    im = ax.imshow(shown, origin="lower", cmap="gray_r", vmin=vmin, vmax=vmax,
+                   interpolation="nearest", extent=(-0.5, nx - 0.5, -0.5, ny - 0.5))
     ax.set_facecolor("#b4d0ff")
-    cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    box = ax.get_position()
+    cax = fig.add_axes((box.x1 + 0.02, box.y0, 0.025, box.height))
+    cb = fig.colorbar(im, cax=cax)
     cb.set_label(r"V mag arcsec$^{-2}$")
     ax.set_xlabel("x pixel")
     ax.set_ylabel("y pixel")
@@ -142,7 +156,9 @@ def plot_detrended(ax, image, *, sky_mask, x=None, y=None, title, percentiles, m
 
     vals = image[sky_mask] if sky_mask is not None and sky_mask.any() else image.ravel()
     lo, hi = np.percentile(vals, percentiles)
-    ax.imshow(image, origin="lower", cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+    ny, nx = image.shape
+    ax.imshow(image, origin="lower", cmap="gray", vmin=lo, vmax=hi, interpolation="nearest",
+              extent=(-0.5, nx - 0.5, -0.5, ny - 0.5))
     if x is not None and len(x):
         d = 2 * marker_px
         ax.add_collection(EllipseCollection(
