@@ -17,7 +17,6 @@ a 2-core machine.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -53,19 +52,32 @@ def stage_times(frame, outdir, camera, repeat):
     return {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
 
 
+#: Runs the pipeline script as __main__ and reports the process's own peak
+#: resident memory (KiB) on stderr's last line.
+_WRAPPER = (
+    "import resource, runpy, sys\n"
+    "sys.argv = sys.argv[1:]\n"
+    "code = 0\n"
+    "try:\n"
+    "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    "except SystemExit as e:\n"
+    "    code = e.code or 0\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n")
+
+
 def process_time(frame, outdir, camera, extra, repeat):
     """Median wall time and peak memory (MiB) of whole-process runs."""
     times, peaks = [], []
+    script = str(REPO / "py" / "allsky_camera" / "ac_proc.py")
+    args = [str(frame), "--outdir", str(outdir), "--overwrite", "-q", "--camera", camera, *extra]
     for _ in range(repeat):
-        cmd = [sys.executable, str(REPO / "py" / "allsky_camera" / "ac_proc.py"), str(frame),
-               "--outdir", str(outdir), "--overwrite", "-q", "--camera", camera, *extra]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd)
-        _, status, usage = os.wait4(proc.pid, 0)     # this child's own peak memory
+        subprocess.run([sys.executable, script, *args], check=True)
         times.append(time.perf_counter() - t0)
-        if status != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed with status {status}")
-        peaks.append(usage.ru_maxrss)
+        r = subprocess.run([sys.executable, "-c", _WRAPPER, script, *args], check=True,
+                           capture_output=True, text=True)
+        peaks.append(int(r.stderr.strip().splitlines()[-1]))
     return statistics.median(times), max(peaks) / 1024.0
 
 
