@@ -120,7 +120,8 @@ def plot_sbmap(fig, ax, mag, *, title):
     # draw at about the figure's resolution: a full-size map would only be
     # resampled down by the renderer, at many times the cost
     ny, nx = mag.shape
-    stride = max(1, int(nx // (fig.get_figwidth() * fig.dpi)))
+    axes_px = ax.get_position().width * fig.get_figwidth() * fig.dpi
+    stride = max(1, int(np.ceil(nx / axes_px)))
     shown = mag[::stride, ::stride]
     finite = np.isfinite(shown)
     vmin, vmax = (np.percentile(shown[finite], [1, 99]) if finite.any() else (0.0, 1.0))
