@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from allsky_camera import centroid
 from tests_helpers import gaussian_image, grid_positions
 

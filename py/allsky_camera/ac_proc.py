@@ -23,8 +23,8 @@ from pathlib import Path
 if not __package__:   # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from allsky_camera import __version__  # noqa: E402
-from allsky_camera.exceptions import AllskyError  # noqa: E402
+from allsky_camera import __version__
+from allsky_camera.exceptions import AllskyError
 
 log = logging.getLogger("allsky_camera")
 

@@ -162,7 +162,8 @@ def nearest_other(xq, yq, xp, yp, radius, *, exclude_self=False):
     if xq.size == 0 or not okp.any():
         return best, dist
     pidx = np.nonzero(okp)[0]
-    cx, cy = np.floor(xp[pidx] / radius).astype(np.int64), np.floor(yp[pidx] / radius).astype(np.int64)
+    cx = np.floor(xp[pidx] / radius).astype(np.int64)
+    cy = np.floor(yp[pidx] / radius).astype(np.int64)
     span = np.int64(1 << 30)   # cell keys: large enough for any image
     keys = cx * span + cy
     order = np.argsort(keys, kind="stable")

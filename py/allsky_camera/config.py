@@ -241,7 +241,7 @@ def _validate(cam, where):
     if s.dark_region is None and s.bias_adu is None:
         raise ConfigError(f"{where}: sensor needs dark_region or bias_adu")
     if s.dark_region is not None:
-        x0, x1, y0, y1 = (s.dark_region + (0, 0, 0, 0))[:4]
+        x0, x1, y0, y1 = (*s.dark_region, 0, 0, 0, 0)[:4]
         if len(s.dark_region) != 4 or not (0 <= x0 < x1 <= s.nx and 0 <= y0 < y1 <= s.ny):
             raise ConfigError(f"{where}: sensor.dark_region {list(s.dark_region)} must be "
                               f"[x0, x1, y0, y1] inside the {s.nx}x{s.ny} sensor")

@@ -107,7 +107,8 @@ def median_filter_fast(image, kernel, *, step, mask=None, workers=1):
         ys, xs = np.nonzero(mask)
         out = np.full((ny, nx), np.nan, dtype=np.float32)
         a, b = ty[ys], tx[xs]
-        out[ys, xs] = ((1 - a) * (1 - b) * grid[jy[ys], jx[xs]] + (1 - a) * b * grid[jy[ys], jx1[xs]]
+        out[ys, xs] = ((1 - a) * (1 - b) * grid[jy[ys], jx[xs]]
+                       + (1 - a) * b * grid[jy[ys], jx1[xs]]
                        + a * (1 - b) * grid[jy1[ys], jx[xs]] + a * b * grid[jy1[ys], jx1[xs]])
         return out
     a, b = ty[:, None], tx[None, :]

@@ -150,7 +150,8 @@ def measure(image, x, y, phot, *, mask=None, gain=None, quantum=0.0):
     s_big, a_big, _ = apertures.aperture_sums(image, xs, ys, phot.apcor_radius_px, mask=mask)
     flux = s_small - a_small * sky
     flux_big = s_big - a_big * sky
-    var = a_small * sky_sig ** 2 + a_small ** 2 * _MEDIAN_VAR_FACTOR * sky_sig ** 2 / np.maximum(n_sky, 1)
+    var = (a_small * sky_sig ** 2
+           + a_small ** 2 * _MEDIAN_VAR_FACTOR * sky_sig ** 2 / np.maximum(n_sky, 1))
     if gain:
         var = var + np.maximum(flux, 0.0) / gain
     nan = np.where(ok, 1.0, np.nan)

@@ -97,7 +97,7 @@ def run(image, model, exptime, zp, sbcfg, radius_px, *, mask=None, workers=1):
     ys, xs = np.nonzero(want)
     out = np.full(image.shape, np.nan, dtype=np.float32)
     out[ys, xs] = surface_brightness(sky[ys, xs], exptime, model.pixel_solid_angle(xs, ys), zp)
-    iz, jz = int(round(model.y0)), int(round(model.x0))
+    iz, jz = round(model.y0), round(model.x0)
     inside = 0 <= iz < image.shape[0] and 0 <= jz < image.shape[1]
     zen = float(out[iz, jz]) if inside else float("nan")
     med = float(np.nanmedian(out)) if np.isfinite(out).any() else float("nan")

@@ -32,9 +32,9 @@ from pathlib import Path
 if not __package__:   # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from allsky_camera.exceptions import AllskyError, OutputError  # noqa: E402
+from allsky_camera.exceptions import AllskyError, OutputError
 
 log = logging.getLogger(__name__)
 
