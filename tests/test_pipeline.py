@@ -218,3 +218,26 @@ def test_parser_has_every_original_option():
                  "write_healpix", "detect_streaks", "camera", "overwrite", "demo"):
         assert name in dests
     assert isinstance(options("o"), argparse.Namespace)
+
+
+def test_default_run_imports_only_what_it_needs(camera, tmp_path):
+    """No IERS table, no astropy.coordinates, and none of the heavy optional
+    packages are imported by a run without checkplots (start-up stays light,
+    and no download can ever be attempted)."""
+    sim = simulate.simulate(camera, seed=6)
+    raw = tmp_path / "light.fits"
+    simulate.write_simulation(sim, raw)
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(SCRIPT)!r}, {str(raw)!r}, '--outdir', {str(tmp_path)!r}, "
+        "'--skip_checkplots', '-q']\n"
+        "try:\n"
+        "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "heavy = ['astropy.coordinates', 'astropy.utils.iers', 'matplotlib',\n"
+        "         'healpy', 'skimage', 'scipy', 'photutils']\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == ""
