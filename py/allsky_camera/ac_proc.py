@@ -208,7 +208,8 @@ def process(exposure, camera, opts, timer=None, written=None):
     mask = det.bad
     fl = photometry.measure(det.image, np.where(np.isfinite(xc), xc, x),
                             np.where(np.isfinite(yc), yc, y), ph, mask=mask,
-                            quantum=1.0 if exposure.raw.dtype.kind in "iu" else 0.0)
+                            quantum=1.0 if exposure.raw.dtype.kind in "iu" else 0.0,
+                            big=vmag <= ph.apcor_vmax)
     flags[~(fl.flux_adu > 0)] |= bit("NO_FLUX")
     flags[fl.n_bad_pix > 0] |= bit("BAD_PIXEL")
     zd = 90.0 - alt

@@ -116,7 +116,7 @@ class Fluxes:
     n_bad_pix: np.ndarray     # masked or off-image pixels touched by the aperture
 
 
-def measure(image, x, y, phot, *, mask=None, gain=None, quantum=0.0):
+def measure(image, x, y, phot, *, mask=None, gain=None, quantum=0.0, big=None):
     """Aperture photometry of stars at (x, y).
 
     Parameters
@@ -134,6 +134,9 @@ def measure(image, x, y, phot, *, mask=None, gain=None, quantum=0.0):
     quantum : float
         Quantisation step of the data (1 for integer raw data, 0 for none),
         for the interpolated annulus median.
+    big : ndarray of bool, optional
+        Stars measured in the aperture-correction aperture too (default all);
+        the others get NaN there.
 
     Returns
     -------
@@ -147,9 +150,13 @@ def measure(image, x, y, phot, *, mask=None, gain=None, quantum=0.0):
     sky, sky_sig, n_sky = apertures.annulus_median(image, xs, ys, r_in, r_out, mask=mask,
                                                        quantum=quantum)
     s_small, a_small, n_bad = apertures.aperture_sums(image, xs, ys, phot.aper_radius_px, mask=mask)
-    s_big, a_big, _ = apertures.aperture_sums(image, xs, ys, phot.apcor_radius_px, mask=mask)
     flux = s_small - a_small * sky
-    flux_big = s_big - a_big * sky
+    flux_big = np.full(flux.shape, np.nan)
+    sel = np.ones(flux.shape, bool) if big is None else np.asarray(big, bool)
+    if sel.any():
+        s_big, a_big, _ = apertures.aperture_sums(image, xs[sel], ys[sel], phot.apcor_radius_px,
+                                                  mask=mask)
+        flux_big[sel] = s_big - a_big * sky[sel]
     var = (a_small * sky_sig ** 2
            + a_small ** 2 * _MEDIAN_VAR_FACTOR * sky_sig ** 2 / np.maximum(n_sky, 1))
     if gain:
