@@ -35,7 +35,6 @@ DEMO_ROTATION_DEG = 0.3
 
 #: Products of the optional flags that a later release adds.
 NOT_YET = {
-    "write_healpix": "-healpix.fits (--write_healpix)",
     "detect_streaks": "-streaks.fits (--detect_streaks)",
     "force_mp_centroiding": "multiprocess centroiding (--force_mp_centroiding)",
 }
@@ -98,7 +97,9 @@ def output_paths(outdir, stem):
     return {k: o / f"{stem}-{k}.{ext}" for k, ext in (
         ("cat", "fits"), ("detrended", "fits"), ("zp", "png"), ("quiver", "png"),
         ("sbmap", "png"))} | {"sbmap_fits": o / f"{stem}-sbmap.fits",
-                              "detrended_png": o / f"{stem}-detrended.png"}
+                              "detrended_png": o / f"{stem}-detrended.png",
+                              "healpix": o / f"{stem}-healpix.fits",
+                              "transp": o / f"{stem}-transp.png"}
 
 
 def wanted_outputs(opts, paths):
@@ -116,6 +117,10 @@ def wanted_outputs(opts, paths):
         want.append(paths["sbmap_fits"])
     if opts.oplot_centroids:
         want.append(paths["detrended_png"])
+    if opts.write_healpix:
+        want.append(paths["healpix"])
+        if not opts.skip_checkplots:
+            want.append(paths["transp"])
     return want
 
 
@@ -205,9 +210,13 @@ def process(exposure, camera, opts, timer=None, written=None):
     timer.lap("centroid")
 
     # 5. photometry and zeropoints --------------------------------------------
+    # stars found are measured at their centroid; stars not found (or whose
+    # centroid wandered off) at the fitted prediction, so clouds read as ~0 flux
     mask = det.bad
-    fl = photometry.measure(det.image, np.where(np.isfinite(xc), xc, x),
-                            np.where(np.isfinite(yc), yc, y), ph, mask=mask,
+    lost = (flags & (bit("FAINT") | bit("NO_FLUX") | bit("SHIFT") | bit("OTHER_STAR"))) > 0
+    found = np.isfinite(xc) & ~lost
+    fl = photometry.measure(det.image, np.where(found, xc, x), np.where(found, yc, y), ph,
+                            mask=mask,
                             quantum=1.0 if exposure.raw.dtype.kind in "iu" else 0.0,
                             big=vmag <= ph.apcor_vmax)
     flags[~(fl.flux_adu > 0)] |= bit("NO_FLUX")
@@ -226,7 +235,27 @@ def process(exposure, camera, opts, timer=None, written=None):
     m_inst = photometry.instrumental_mag(fl.flux_adu, exposure.exptime)
     timer.lap("photometry")
 
-    # 6. sky brightness ---------------------------------------------------------
+    # 6. transparency: clouds ------------------------------------------------------
+    from allsky_camera import transparency
+    apc = zp.apcor(zd)
+    tr = transparency.run(vmag=vmag, alt_deg=alt, az_deg=az, flags=flags,
+                          flux_total_adu=fl.flux_adu * 10 ** (0.4 * apc),
+                          sky_sigma_adu=fl.sky_sigma_adu, zp_nominal_total=zp.zp_nominal_total,
+                          apcor_mag=apc, exptime=exposure.exptime,
+                          aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency)
+    s_ = tr.summary
+    if s_.n_cells == 0:
+        log.warning("transparency: no star bright enough to judge the sky on this frame")
+    elif s_.clear_fraction < camera.transparency.cloudy_warning:
+        log.warning("transparency: mostly cloudy: clear fraction %.2f, median transparency %.2f "
+                    "(%d stars in %d cells)", s_.clear_fraction, s_.median, s_.n_voting,
+                    s_.n_cells)
+    else:
+        log.info("transparency: clear fraction %.2f, median transparency %.2f (%d stars)",
+                 s_.clear_fraction, s_.median, s_.n_voting)
+    timer.lap("transparency")
+
+    # 7. sky brightness ---------------------------------------------------------
     skymap = None
     if not opts.skip_sbmap:
         from allsky_camera import sbmap
@@ -234,14 +263,15 @@ def process(exposure, camera, opts, timer=None, written=None):
                            camera.sbmap, a.safe_radius_px, workers=max(opts.multiproc, 1))
         timer.lap("sbmap")
 
-    # 7. catalog table -----------------------------------------------------------
+    # 8. catalog table -----------------------------------------------------------
     cat = _catalog_table(stars, alt, az, x, y, xt, yt, xc, yc, fl, m_inst, vmag, zp, zd,
-                         moon_sep, flags)
+                         moon_sep, flags, tr)
     cards = _header_cards(exposure, camera, det, site, site_src, ephem, sol, zp, skymap)
+    cards += tr.summary.header_cards()
     cards += flag_cards()
     timer.lap("table")
 
-    # 8. checkplots ---------------------------------------------------------------
+    # 9. checkplots ---------------------------------------------------------------
     title = Path(exposure.path).name
     if not opts.skip_checkplots:
         from allsky_camera import plotting
@@ -266,6 +296,19 @@ def process(exposure, camera, opts, timer=None, written=None):
             plotting.save_figure(fig, paths["sbmap"])
             written.append(paths["sbmap"])
         timer.lap("plotting")
+    if opts.write_healpix and not opts.skip_checkplots:
+        from allsky_camera import plotting
+        tc = camera.transparency
+        img = transparency.cell_image(sol.model, det.image.shape, tr.per_cell, tc.nside,
+                                      a.safe_radius_px, plotting.TRANSP_STRIDE)
+        fig = plotting.new_figure(plotting.MAP_FIGSIZE)
+        plotting.plot_transparency(
+            fig, fig.add_subplot(), img, stride=plotting.TRANSP_STRIDE,
+            x=x[tr.weight > 0], y=y[tr.weight > 0], t=tr.transparency[tr.weight > 0],
+            title=(f"{title}: transparency, clear fraction {tr.summary.clear_fraction:.2f}"))
+        plotting.save_figure(fig, paths["transp"])
+        written.append(paths["transp"])
+        timer.lap("plotting")
     if opts.oplot_centroids:
         from allsky_camera import plotting, sbmap
         s_ = camera.sensor
@@ -280,7 +323,7 @@ def process(exposure, camera, opts, timer=None, written=None):
         written.append(paths["detrended_png"])
         timer.lap("plotting")
 
-    # 9. outputs --------------------------------------------------------------------
+    # 10. outputs -------------------------------------------------------------------
     if not opts.dont_write_catalog:
         io.write_table(cat, paths["cat"], header_cards=cards)
         written.append(paths["cat"])
@@ -288,6 +331,17 @@ def process(exposure, camera, opts, timer=None, written=None):
         io.write_image(det.image, paths["detrended"], header=exposure.header,
                        header_cards=_detrend_cards(det, camera))
         written.append(paths["detrended"])
+    if opts.write_healpix:
+        from allsky_camera import healpix
+        zp_star_total = vmag - m_inst + apc
+        maps = healpix.build_maps(camera.transparency.nside, alt, az, stars["RA"], stars["DEC"],
+                                  zp_star_total, flags == 0, tr.transparency, tr.weight > 0)
+        healpix.write_maps(maps, camera.transparency.nside, paths["healpix"], extra_cards=[
+            ("CAMERA", camera.name, "camera configuration"),
+            ("PIPEVER", __version__, "pipeline version"),
+            ("DATE-OBS", exposure.time.iso_utc, "UTC start of exposure")])
+        written.append(paths["healpix"])
+        timer.lap("healpix")
     if opts.write_sbmap and skymap is not None:
         io.write_image(skymap.mag, paths["sbmap_fits"], header_cards=[
             ("BUNIT", "mag/arcsec2", "V surface brightness of the sky"),
@@ -301,6 +355,7 @@ def process(exposure, camera, opts, timer=None, written=None):
         written.append(paths["sbmap_fits"])
     timer.lap("write")
     return {"catalog": cat, "solution": sol, "zeropoint": zp, "skymap": skymap,
+            "transparency": tr,
             "detrended": det, "header_cards": cards, "paths": written, "ephem": ephem}
 
 
@@ -311,7 +366,7 @@ _QUIVER_KEY_PX = 0.5
 
 
 def _catalog_table(stars, alt, az, x, y, xt, yt, xc, yc, fl, m_inst, vmag, zp, zd,
-                   moon_sep, flags):
+                   moon_sep, flags, tr):
     import astropy.units as u
     import numpy as np
     from astropy.table import Table
@@ -346,6 +401,9 @@ def _catalog_table(stars, alt, az, x, y, xt, yt, xc, yc, fl, m_inst, vmag, zp, z
         "aperture correction at the star's zenith distance")
     col("moon_sep_deg", moon_sep, u.deg, "angular distance from the Moon")
     col("nn_sep_deg", stars["nn_sep_deg"], u.deg, "nearest catalog neighbour")
+    col("transparency", tr.transparency, None, "measured / nominal-zeropoint total flux")
+    col("transp_weight", tr.weight, None, "vote weight in the cloud map (0: no vote)")
+    col("expected_snr", tr.expected_snr, None, "S/N the star should reach on this sky")
     col("flags", flags.astype(np.int32), None, "quality bits, see FLAGBnn cards; 0 = good")
     return t
 

@@ -124,6 +124,17 @@ class Sbmap:
 
 
 @dataclasses.dataclass(frozen=True)
+class Transparency:
+    """Per-star transparency, the cloud map and the exposure's clear fraction."""
+
+    nside: int = 8                           # HEALPix Nside of the cloud cells and maps
+    clip: tuple[float, ...] = (0.0, 1.5)     # per-star transparency clipped to [low, high]
+    min_expected_snr: float = 5.0            # stars that should reach a lower S/N do not vote
+    clear_threshold: float = 0.7             # a cell is clear above this median transparency
+    cloudy_warning: float = 0.5              # warn when the clear fraction is below this
+
+
+@dataclasses.dataclass(frozen=True)
 class Simulation:
     """What the simulator renders for this camera (not used by the pipeline)."""
 
@@ -155,6 +166,7 @@ class Camera:
     photometry: Photometry
     sbmap: Sbmap
     centroid: Centroid = Centroid()
+    transparency: Transparency = Transparency()
     simulation: Simulation | None = None
     calibration: dict | None = None          # how the configuration was made (free form)
     source: str = ""                         # file it was read from (set by the loader)
@@ -254,6 +266,14 @@ def _validate(cam, where):
                           f"'total', not {p.zp_nominal_scale!r}")
     if cam.sbmap.kernel_px < 3 or cam.sbmap.kernel_px % 2 == 0:
         raise ConfigError(f"{where}: sbmap.kernel_px must be an odd integer >= 3")
+    from .healpix import check_nside
+
+    try:
+        check_nside(cam.transparency.nside)
+    except Exception as err:
+        raise ConfigError(f"{where}: transparency.nside: {err}") from err
+    if len(cam.transparency.clip) != 2 or cam.transparency.clip[0] >= cam.transparency.clip[1]:
+        raise ConfigError(f"{where}: transparency.clip must be [low, high] with low < high")
     allowed = {"x0", "y0", "rot_deg", "scale", "tilt_n_deg", "tilt_e_deg"}
     bad = sorted(set(cam.astrometry.fit_params) - allowed)
     if bad:

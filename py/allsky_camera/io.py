@@ -227,6 +227,16 @@ def write_fits_hdus(hdus, path):
     log.info("wrote %s", path)
 
 
+def _fit_comment(key, value, comment):
+    """Shorten ``comment`` so that the card fits in 80 characters."""
+    from astropy.io import fits
+
+    # fixed format: the value field ends at column 30 at least, then " / "
+    used = max(len(str(fits.Card(key, value)).rstrip()), 30)
+    room = 80 - used - 3
+    return comment[:max(room, 0)]
+
+
 def add_cards(header, cards):
     """Append ``(keyword, value, comment)`` cards, replacing existing keywords."""
     for key, value, comment in cards:
@@ -237,7 +247,7 @@ def add_cards(header, cards):
             value = value.item()
         if isinstance(value, float) and not np.isfinite(value):
             value = "NaN"
-        header[key] = (value, comment)
+        header[key] = (value, _fit_comment(key, value, comment))
 
 
 def write_table(table, path, header_cards=(), extname="CATALOG"):

@@ -114,6 +114,7 @@ class Fluxes:
     flux_big_adu: np.ndarray  # sky-subtracted flux in the aperture-correction aperture, ADU
     sky_adu: np.ndarray       # sky per pixel (annulus median), ADU
     n_bad_pix: np.ndarray     # masked or off-image pixels touched by the aperture
+    sky_sigma_adu: np.ndarray | None = None   # robust per-pixel sky noise in the annulus, ADU
 
 
 def measure(image, x, y, phot, *, mask=None, gain=None, quantum=0.0, big=None):
@@ -163,7 +164,7 @@ def measure(image, x, y, phot, *, mask=None, gain=None, quantum=0.0, big=None):
         var = var + np.maximum(flux, 0.0) / gain
     nan = np.where(ok, 1.0, np.nan)
     return Fluxes(flux * nan, np.sqrt(var) * nan, flux_big * nan, sky * nan,
-                  np.where(ok, n_bad, 0).astype(np.int32))
+                  np.where(ok, n_bad, 0).astype(np.int32), sky_sig * nan)
 
 
 def instrumental_mag(flux_adu, exptime):

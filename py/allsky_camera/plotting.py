@@ -171,3 +171,36 @@ def plot_detrended(ax, image, *, sky_mask, x=None, y=None, title, percentiles, m
     ax.set_xlabel("x pixel")
     ax.set_ylabel("y pixel")
     ax.set_title(title, fontsize=10)
+
+
+#: The transparency map is drawn every this many pixels (it varies on the
+#: scale of HEALPix cells, tens of pixels).
+TRANSP_STRIDE = 4
+
+
+def plot_transparency(fig, ax, cell_img, *, stride, x, y, t, title):
+    """Transparency over the sky as the camera sees it.
+
+    Parameters
+    ----------
+    cell_img : ndarray
+        Per-cell transparency on the pixel grid every ``stride`` pixels
+        (NaN: no vote or not sky), from :func:`transparency.cell_image`.
+    x, y, t : ndarray
+        Voting stars' pixel positions and transparencies, drawn as dots.
+    """
+    ny, nx = cell_img.shape
+    extent = (-0.5, nx * stride - 0.5, -0.5, ny * stride - 0.5)
+    im = ax.imshow(cell_img, origin="lower", cmap="RdYlBu", vmin=0.0, vmax=1.0,
+                   interpolation="nearest", extent=extent)
+    ax.scatter(x, y, c=t, cmap="RdYlBu", vmin=0.0, vmax=1.0, s=3, lw=0.2, edgecolors="k")
+    ax.set_facecolor("0.85")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    box = ax.get_position()
+    cax = fig.add_axes((box.x1 + 0.02, box.y0, 0.025, box.height))
+    cb = fig.colorbar(im, cax=cax)
+    cb.set_label("transparency (red: cloud, blue: clear)")
+    ax.set_xlabel("x pixel")
+    ax.set_ylabel("y pixel")
+    ax.set_title(title, fontsize=10)

@@ -166,3 +166,87 @@ def summarize(transp, weights, cell, n_cells, clear_threshold):
     n = int(sampled.sum())
     frac = float(np.mean(per_cell[sampled] > clear_threshold)) if n else float("nan")
     return TransparencySummary(med, frac, int(vote.sum()), n), per_cell
+
+
+#: Flags that say nothing about clouds: such stars do not vote.
+NON_CLOUD_FLAGS = ("NOT_ISOLATED", "MOON", "OUTSIDE_SAFE", "EDGE", "SATURATED", "BAD_PIXEL",
+                   "OTHER_STAR")
+
+
+@dataclass(frozen=True)
+class TransparencyResult:
+    """Per-star transparency and the exposure summary (see :func:`run`)."""
+
+    transparency: np.ndarray      # per star, clipped
+    weight: np.ndarray            # vote weight (expected S/N squared; 0: no vote)
+    expected_snr: np.ndarray      # S/N the star should reach on this sky
+    cell: np.ndarray              # HEALPix (RING, horizontal) cell of each star
+    per_cell: np.ndarray          # weighted median transparency per cell, NaN: no vote
+    summary: TransparencySummary
+
+
+def run(*, vmag, alt_deg, az_deg, flags, flux_total_adu, sky_sigma_adu, zp_nominal_total,
+        apcor_mag, exptime, aper_area_px, cfg):
+    """Transparency of every star and of the sky.
+
+    Parameters
+    ----------
+    vmag, alt_deg, az_deg : ndarray
+        Catalog V and apparent position (deg) of every star.
+    flags : ndarray of int
+        Quality bits (:mod:`allsky_camera.flags`).
+    flux_total_adu : ndarray
+        Measured total flux (at the centroid when the star was found, at the
+        predicted position when not), ADU.
+    sky_sigma_adu : ndarray
+        Per-pixel sky noise around each star, ADU.
+    zp_nominal_total : float
+        Nominal zeropoint, total flux.
+    apcor_mag : ndarray
+        Aperture correction at each star (total minus aperture zeropoint).
+    exptime : float
+    aper_area_px : float
+        Photometric aperture area, pixels.
+    cfg : Transparency
+        Settings.
+
+    Returns
+    -------
+    TransparencyResult
+    """
+    from .flags import bit
+    from .healpix import ang2pix_ring, npix
+
+    t = star_transparency(flux_total_adu, vmag, zp_nominal_total, exptime, clip=cfg.clip)
+    snr = expected_snr(vmag, zp_nominal_total - np.asarray(apcor_mag), exptime,
+                       np.nan_to_num(sky_sigma_adu, nan=np.inf), aper_area_px)
+    spoil = 0
+    for name in NON_CLOUD_FLAGS:
+        spoil |= bit(name)
+    votes = ((np.asarray(flags) & spoil) == 0) & (snr >= cfg.min_expected_snr)
+    weight = np.where(votes, snr ** 2, 0.0)
+    cell = ang2pix_ring(cfg.nside, 90.0 - np.asarray(alt_deg), np.asarray(az_deg))
+    summary, per_cell = summarize(t, weight, np.where(votes, cell, -1), npix(cfg.nside),
+                                  cfg.clear_threshold)
+    return TransparencyResult(t, weight, snr, cell, per_cell, summary)
+
+
+def cell_image(model, shape, per_cell, nside, radius_px, stride):
+    """The per-cell transparency drawn on the camera's pixel grid.
+
+    Every ``stride``-th pixel within ``radius_px`` of the zenith pixel takes
+    the value of the HEALPix cell it sees (NaN: no vote there, or not sky).
+
+    Returns
+    -------
+    ndarray of float32, shape ``(ceil(ny / stride), ceil(nx / stride))``
+    """
+    from .healpix import ang2pix_ring
+
+    ny, nx = shape
+    ys, xs = np.mgrid[0:ny:stride, 0:nx:stride]
+    inside = np.hypot(xs - model.x0, ys - model.y0) <= radius_px
+    out = np.full(xs.shape, np.nan, dtype=np.float32)
+    alt, az = model.xy_to_altaz(xs[inside], ys[inside])
+    out[inside] = per_cell[ang2pix_ring(nside, 90.0 - alt, az)]
+    return out

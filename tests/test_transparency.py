@@ -1,0 +1,120 @@
+"""Transparency and the cloud map on simulated frames with known clouds."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from allsky_camera import ac_proc, config, io, simulate, transparency
+
+
+@pytest.fixture(scope="module")
+def camera():
+    return config.load_camera("MDM")
+
+
+def reduce(camera, outdir, clouds, seed):
+    sim = simulate.simulate(camera, seed=seed, clouds=clouds)
+    exp = io.exposure_from_data(str(outdir / f"frame{seed}.fits"), sim.image, sim.header,
+                                camera)
+    opts = ac_proc.build_parser().parse_args(["x", "--outdir", str(outdir), "--write_healpix",
+                                              "--dont_write_detrended"])
+    return ac_proc.process(exp, camera, opts), sim.truth
+
+
+@pytest.fixture(scope="module")
+def clear(camera, tmp_path_factory):
+    return reduce(camera, tmp_path_factory.mktemp("clear"), None, 31)
+
+
+@pytest.fixture(scope="module")
+def quarter(camera, tmp_path_factory):
+    out = tmp_path_factory.mktemp("quarter")
+    res, truth = reduce(camera, out, simulate.Clouds("quarter", 0.2, az_deg=45.0), 32)
+    return res, truth, out
+
+
+def test_clear_sky(clear):
+    res, _ = clear
+    s = res["transparency"].summary
+    assert abs(s.median - 1.0) < 0.03
+    assert s.clear_fraction >= 0.95
+    cat = res["catalog"]
+    assert "transparency" in cat.colnames and np.isfinite(cat["transparency"]).all()
+
+
+def test_quarter_cloud_in_healpix_map(quarter):
+    import healpy as hp
+
+    res, _, out = quarter
+    path = next(out.glob("*-healpix.fits"))
+    m = hp.read_map(path, hdu=5)                        # TRANSP_HOR
+    nside = hp.get_nside(m)
+    theta, phi = hp.pix2ang(nside, np.arange(m.size))
+    alt, az = 90 - np.degrees(theta), np.degrees(phi)
+    daz = (az - 45.0 + 180.0) % 360.0 - 180.0
+    with_stars = np.isfinite(m)
+    inside = with_stars & (np.abs(daz) < 45)
+    outside = with_stars & (np.abs(daz) >= 45)
+    assert inside.sum() > 30 and outside.sum() > 100 and (alt[with_stars] > 15).all()
+    assert np.mean(m[inside] < 0.5) >= 0.9
+    assert np.mean(m[outside] > 0.8) >= 0.9
+    assert 0.6 < res["transparency"].summary.clear_fraction < 0.85
+
+
+def test_lost_stars_stay_in_catalog_near_zero(quarter):
+    res, _, _ = quarter
+    cat = res["catalog"]
+    votes = cat["transp_weight"] > 0
+    daz = (np.asarray(cat["az_deg"]) - 45.0 + 180.0) % 360.0 - 180.0
+    cloudy = votes & (np.abs(daz) < 40)
+    assert cloudy.sum() > 50
+    assert np.median(cat["transparency"][cloudy]) < 0.35
+
+
+def test_overcast(camera, tmp_path):
+    res, _ = reduce(camera, tmp_path, simulate.Clouds("overcast", 0.05), 33)
+    s = res["transparency"].summary
+    assert s.clear_fraction <= 0.05
+    h = fits.getheader(next(tmp_path.glob("*-cat.fits")), 1)
+    assert h["CLEARFRC"] <= 0.05 and "TRANSMED" in h
+
+
+def test_healpix_file_cards(quarter):
+    import healpy as hp
+
+    _, _, out = quarter
+    path = next(out.glob("*-healpix.fits"))
+    with fits.open(path) as hdul:
+        names = [h.name for h in hdul[1:]]
+        assert names == ["ZP_HOR", "N_ZP_HOR", "ZP_EQU", "N_ZP_EQU", "TRANSP_HOR", "TRANSP_EQU"]
+        for k, h in enumerate(hdul[1:], start=1):
+            assert h.header["PIXTYPE"] == "HEALPIX" and h.header["ORDERING"] == "RING"
+            assert h.header["NSIDE"] == 8 and h.header["FIRSTPIX"] == 0
+            assert h.header["LASTPIX"] == 12 * 64 - 1
+            assert h.header["COORDSYS"] in ("C", "H")
+            assert len(hp.read_map(path, hdu=k)) == 768
+    zp = hp.read_map(path, hdu=1)
+    ok = np.isfinite(zp)
+    assert ok.sum() > 100 and abs(np.median(zp[ok]) - 6.0) < 0.2
+
+
+def test_weighted_medians_against_brute_force():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=500)
+    w = rng.uniform(0, 2, 500)
+    g = rng.integers(0, 20, 500)
+    med, cnt = transparency.grouped_weighted_median(g, v, w, 20)
+    for k in range(20):
+        sel = g == k
+        assert med[k] == transparency.weighted_median(v[sel], w[sel])
+        assert cnt[k] == sel.sum()
+    # the weighted median splits the weight in two
+    vs, ws = np.sort(v), w[np.argsort(v)]
+    m = transparency.weighted_median(v, w)
+    assert ws[vs < m].sum() <= 0.5 * w.sum() <= ws[vs <= m].sum()
+
+
+def test_expected_snr_falls_on_bright_sky():
+    faint = transparency.expected_snr(np.array([5.0]), 5.6, 60.0, np.array([2.0]), 12.6)
+    bright = transparency.expected_snr(np.array([5.0]), 5.6, 60.0, np.array([20.0]), 12.6)
+    assert faint[0] == pytest.approx(10 * bright[0])
