@@ -241,3 +241,17 @@ def test_default_run_imports_only_what_it_needs(camera, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == ""
+
+
+def test_multiproc_gives_identical_catalog(camera, tmp_path):
+    sim = simulate.simulate(camera, seed=7)
+    out = {}
+    for n, extra in ((1, []), (2, ["--multiproc", "2", "--force_mp_centroiding"])):
+        d = tmp_path / f"n{n}"
+        d.mkdir()
+        exp = io.exposure_from_data(str(d / "f.fits"), sim.image, sim.header, camera)
+        out[n] = ac_proc.process(exp, camera, options(d, "--skip_checkplots", *extra))
+    a, b = out[1]["catalog"], out[2]["catalog"]
+    for col in a.colnames:
+        np.testing.assert_array_equal(np.asarray(a[col]), np.asarray(b[col]), err_msg=col)
+    np.testing.assert_array_equal(out[1]["skymap"].mag, out[2]["skymap"].mag)

@@ -36,7 +36,6 @@ DEMO_ROTATION_DEG = 0.3
 #: Products of the optional flags that a later release adds.
 NOT_YET = {
     "detect_streaks": "-streaks.fits (--detect_streaks)",
-    "force_mp_centroiding": "multiprocess centroiding (--force_mp_centroiding)",
 }
 
 
@@ -50,13 +49,14 @@ def build_parser():
     p.add_argument("--dont_write_detrended", action="store_true",
                    help="don't write detrended image")
     p.add_argument("--multiproc", type=int, default=1, metavar="MULTIPROC",
-                   help="number of worker processes for the heavy stages (default 1)")
+                   help="number of parallel workers (threads) for the heavy stages: sky median, "
+                        "streaks, and centroiding with --force_mp_centroiding (default 1)")
     p.add_argument("--skip_checkplots", action="store_true", help="don't create checkplots")
     p.add_argument("--skip_sbmap", action="store_true", help="don't do sky brightness map")
     p.add_argument("--write_sbmap", action="store_true",
                    help="write sky brightness map as FITS image")
     p.add_argument("--force_mp_centroiding", action="store_true",
-                   help="use multiprocessing for recentroiding")
+                   help="use the --multiproc workers for recentroiding too")
     p.add_argument("--dont_write_catalog", action="store_true",
                    help="don't write source catalog FITS file")
     p.add_argument("--oplot_centroids", action="store_true",
@@ -191,8 +191,9 @@ def process(exposure, camera, opts, timer=None, written=None):
     stars, alt, az, x, y, xt, yt, vmag, isolated, clear_of_moon, moon_sep = (
         v[on_chip] for v in (stars, alt, az, x, y, xt, yt, vmag, isolated, clear_of_moon,
                              moon_sep))
+    workers = max(opts.multiproc, 1) if opts.force_mp_centroiding else 1
     xc, yc, flags = centroid.run(det.image, exposure.raw, x, y, cfg=camera.centroid,
-                                 saturation_adu=camera.sensor.saturation_adu)
+                                 saturation_adu=camera.sensor.saturation_adu, workers=workers)
     r = np.hypot(x - sol.model.x0, y - sol.model.y0)
     # isolation on the sky (catalog) and in pixels (a neighbour inside the centroid box)
     near, _ = centroid.nearest_other(x, y, x, y, camera.centroid.box_half_px + 1.0,
