@@ -35,7 +35,6 @@ DEMO_ROTATION_DEG = 0.3
 
 #: Products of the optional flags that a later release adds.
 NOT_YET = {
-    "detect_streaks": "-streaks.fits (--detect_streaks)",
 }
 
 
@@ -99,7 +98,8 @@ def output_paths(outdir, stem):
         ("sbmap", "png"))} | {"sbmap_fits": o / f"{stem}-sbmap.fits",
                               "detrended_png": o / f"{stem}-detrended.png",
                               "healpix": o / f"{stem}-healpix.fits",
-                              "transp": o / f"{stem}-transp.png"}
+                              "transp": o / f"{stem}-transp.png",
+                              "streaks": o / f"{stem}-streaks.fits"}
 
 
 def wanted_outputs(opts, paths):
@@ -117,6 +117,8 @@ def wanted_outputs(opts, paths):
         want.append(paths["sbmap_fits"])
     if opts.oplot_centroids:
         want.append(paths["detrended_png"])
+    if opts.detect_streaks:
+        want.append(paths["streaks"])
     if opts.write_healpix:
         want.append(paths["healpix"])
         if not opts.skip_checkplots:
@@ -264,7 +266,23 @@ def process(exposure, camera, opts, timer=None, written=None):
                            camera.sbmap, a.safe_radius_px, workers=max(opts.multiproc, 1))
         timer.lap("sbmap")
 
-    # 8. catalog table -----------------------------------------------------------
+    # 8. streaks --------------------------------------------------------------------
+    streak_table = None
+    if opts.detect_streaks:
+        from allsky_camera import streaks
+        from allsky_camera.fastmedian import median_filter_fast
+        sc = camera.streaks
+        region = streaks.search_region(det.image.shape, sol.model, sc)
+        sky = median_filter_fast(det.image, sc.bkg_kernel_px, step=sc.bkg_step_px, mask=region,
+                                 workers=max(opts.multiproc, 1))
+        bright = vmag <= sc.star_mask_vmax
+        streak_table = streaks.detect(det.image, sol.model, cfg=sc, sky=sky, region=region,
+                                      exptime=exposure.exptime, zp=zp.zp_nominal_total,
+                                      time=exposure.time, site=site,
+                                      star_xy=(x[bright], y[bright]))
+        timer.lap("streaks")
+
+    # 9. catalog table -----------------------------------------------------------
     cat = _catalog_table(stars, alt, az, x, y, xt, yt, xc, yc, fl, m_inst, vmag, zp, zd,
                          moon_sep, flags, tr)
     cards = _header_cards(exposure, camera, det, site, site_src, ephem, sol, zp, skymap)
@@ -272,7 +290,7 @@ def process(exposure, camera, opts, timer=None, written=None):
     cards += flag_cards()
     timer.lap("table")
 
-    # 9. checkplots ---------------------------------------------------------------
+    # 10. checkplots --------------------------------------------------------------
     title = Path(exposure.path).name
     if not opts.skip_checkplots:
         from allsky_camera import plotting
@@ -324,7 +342,7 @@ def process(exposure, camera, opts, timer=None, written=None):
         written.append(paths["detrended_png"])
         timer.lap("plotting")
 
-    # 10. outputs -------------------------------------------------------------------
+    # 11. outputs -------------------------------------------------------------------
     if not opts.dont_write_catalog:
         io.write_table(cat, paths["cat"], header_cards=cards)
         written.append(paths["cat"])
@@ -332,6 +350,13 @@ def process(exposure, camera, opts, timer=None, written=None):
         io.write_image(det.image, paths["detrended"], header=exposure.header,
                        header_cards=_detrend_cards(det, camera))
         written.append(paths["detrended"])
+    if streak_table is not None:
+        io.write_table(streak_table, paths["streaks"], extname="STREAKS", header_cards=[
+            ("NSTREAK", len(streak_table), "streaks found"),
+            ("CAMERA", camera.name, "camera configuration"),
+            ("PIPEVER", __version__, "pipeline version"),
+            ("DATE-OBS", exposure.time.iso_utc, "UTC start of exposure")])
+        written.append(paths["streaks"])
     if opts.write_healpix:
         from allsky_camera import healpix
         zp_star_total = vmag - m_inst + apc
@@ -356,7 +381,7 @@ def process(exposure, camera, opts, timer=None, written=None):
         written.append(paths["sbmap_fits"])
     timer.lap("write")
     return {"catalog": cat, "solution": sol, "zeropoint": zp, "skymap": skymap,
-            "transparency": tr,
+            "transparency": tr, "streaks": streak_table,
             "detrended": det, "header_cards": cards, "paths": written, "ephem": ephem}
 
 

@@ -135,6 +135,30 @@ class Transparency:
 
 
 @dataclasses.dataclass(frozen=True)
+class Streaks:
+    """Satellite and aircraft streak detection (--detect_streaks)."""
+
+    horizon_margin_px: int = 15              # search the lens circle less this margin, pixels
+    bkg_kernel_px: int = 23                  # running-median width of the background, pixels
+    bkg_step_px: int = 8                     # grid step of that median, pixels
+    threshold_sigma: float = 4.0             # threshold of the 3x3-smoothed significance
+    min_blob_px: int = 30                    # connected pieces this small are stars or noise
+    hough_threshold: int = 10                # probabilistic Hough accumulator threshold
+    min_length_px: int = 40                  # shortest streak, pixels
+    line_gap_px: int = 12                    # largest gap bridged along a streak, pixels
+    merge_angle_deg: float = 2.0             # segments this parallel ...
+    merge_dist_px: float = 5.0               # ... and this close to one line are one streak
+    star_mask_px: int = 3                    # catalog stars are blanked within this radius
+    star_mask_vmax: float = 5.0              # ... when brighter than this V
+    walk_window_px: int = 9                  # running mean along the line, pixels
+    walk_sigma: float = 1.0                  # the streak ends where that mean drops below this
+    width_half_px: int = 8                   # half-width of the profile across the line
+    min_core_sigma: float = 2.0              # core level below this many noise sigma: not a streak
+    dedupe_px: float = 8.0                   # a streak along a longer one within this is a piece
+    end_gap_px: int = 4                      # a streak's end: no gap in it wider than this
+
+
+@dataclasses.dataclass(frozen=True)
 class Simulation:
     """What the simulator renders for this camera (not used by the pipeline)."""
 
@@ -167,6 +191,7 @@ class Camera:
     sbmap: Sbmap
     centroid: Centroid = Centroid()
     transparency: Transparency = Transparency()
+    streaks: Streaks = Streaks()
     simulation: Simulation | None = None
     calibration: dict | None = None          # how the configuration was made (free form)
     source: str = ""                         # file it was read from (set by the loader)

@@ -248,8 +248,8 @@ def random_streaks(n, shape, rng, *, peak_range=(15.0, 60.0), width_range=(1.5, 
             cx, cy = rng.uniform(0.15, 0.85) * nx, rng.uniform(0.15, 0.85) * ny
             length = 1.5 * max(nx, ny)
             x1, y1 = cx, cy
-        else:
-            cx, cy = rng.uniform(0.3, 0.7) * nx, rng.uniform(0.3, 0.7) * ny
+        else:      # centred anywhere on the middle of the frame, independent of the others
+            cx, cy = rng.uniform(0.2, 0.8) * nx, rng.uniform(0.15, 0.85) * ny
             x1, y1 = cx - 0.5 * length * np.cos(ang), cy - 0.5 * length * np.sin(ang)
         x2, y2 = x1 + length * np.cos(ang), y1 + length * np.sin(ang)
         out.append(Streak(float(x1), float(y1), float(x2), float(y2),
@@ -370,7 +370,7 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     signal += sky_adu
     streaks = tuple(streaks or ())
     if streaks:
-        signal += render_streaks((ny, nx), streaks)
+        signal += render_streaks((ny, nx), streaks) * on_sky   # only the sky is lit
 
     # detector
     g = sim.gain_e_per_adu
