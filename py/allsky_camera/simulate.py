@@ -47,8 +47,16 @@ _ARCSEC2_PER_SR = (180.0 / np.pi * 3600.0) ** 2
 #: Exponent of the sky brightening with zenith distance, flux ~ (zd/90)^p:
 #: a smooth stand-in for van Rhijn airglow and light pollution near the horizon.
 _SKY_POWER = 3.0
-#: Cloud presets: name -> (description). The geometry is drawn in _cloud_transmission.
+#: Cloud layers the simulator draws (see cloud_transmission).
 CLOUD_KINDS = ("none", "patches", "band", "quarter", "overcast")
+#: Geometry of the cloud presets (deg): half-width of a band along a great
+#: circle through the zenith; number, altitude range, azimuth spread about
+#: Clouds.az_deg and radius range of the round patches.
+_BAND_HALF_WIDTH_DEG = 10.0
+_PATCHES = 4
+_PATCH_ALT_DEG = (25.0, 80.0)
+_PATCH_AZ_SPREAD_DEG = 120.0
+_PATCH_RADIUS_DEG = (10.0, 25.0)
 
 
 @dataclass(frozen=True)
@@ -196,14 +204,14 @@ def cloud_transmission(clouds, alt_deg, az_deg, rng):
         # a band 20 deg wide along a great circle through the zenith
         a, z = np.radians(alt_deg), np.radians(az_deg - clouds.az_deg)
         dist = np.degrees(np.arcsin(np.abs(np.cos(a) * np.sin(z))))
-        return np.where(dist < 10.0, t, 1.0)
+        return np.where(dist < _BAND_HALF_WIDTH_DEG, t, 1.0)
     if clouds.kind == "patches":
         # a few round patches 10-25 deg in radius at random places above 20 deg altitude
         out = np.ones_like(alt_deg)
-        for _ in range(4):
-            ca = rng.uniform(25.0, 80.0)
-            cz = clouds.az_deg + rng.uniform(-120.0, 120.0)
-            rad = rng.uniform(10.0, 25.0)
+        for _ in range(_PATCHES):
+            ca = rng.uniform(*_PATCH_ALT_DEG)
+            cz = clouds.az_deg + rng.uniform(-_PATCH_AZ_SPREAD_DEG, _PATCH_AZ_SPREAD_DEG)
+            rad = rng.uniform(*_PATCH_RADIUS_DEG)
             from allsky_camera.coords import angular_sep
             out = np.where(angular_sep(az_deg, alt_deg, cz, ca) < rad, t, out)
         return out
@@ -347,14 +355,11 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     star_trans = np.ones_like(flux)
     if clouds is not None and clouds.kind != "none":
         crng = np.random.default_rng(rng.integers(2 ** 32))
-        tr_pix = cloud_transmission(clouds, palt, paz, crng)
-        crng = np.random.default_rng(crng.integers(2 ** 32)) if False else crng
+        # one call for the sky pixels and the stars, so they see the same clouds
+        both = cloud_transmission(clouds, np.r_[palt, alt], np.r_[paz, az], crng)
+        tr_pix, star_trans = both[:palt.size], both[palt.size:]
         transmission = np.full((ny, nx), np.nan, dtype=np.float32)
         transmission[ys, xs] = tr_pix
-        # stars take the transmission of their pixel
-        star_trans = transmission[np.clip(np.rint(y).astype(int), 0, ny - 1),
-                                  np.clip(np.rint(x).astype(int), 0, nx - 1)]
-        star_trans = np.nan_to_num(star_trans, nan=1.0)
         # sky brightened under cloud (light from below), dimmed sky light above
         zen_flux = 10.0 ** (-0.4 * (sim.sky_zenith_mag - zp_true)) * exptime * omega
         sky_pix = sky_pix * tr_pix + clouds.brightening * (1.0 - tr_pix) * zen_flux
