@@ -31,10 +31,17 @@ sys.path.insert(0, str(REPO / "py"))
 PROCESS_CASES = {
     "default (3 checkplots)": [],
     "--skip_checkplots": ["--skip_checkplots"],
+    "--detect_streaks --skip_checkplots": ["--detect_streaks", "--skip_checkplots"],
+    "--write_healpix --skip_checkplots": ["--write_healpix", "--skip_checkplots"],
+    "every product, --multiproc 2": ["--detect_streaks", "--write_healpix", "--write_sbmap",
+                                     "--oplot_centroids", "--multiproc", "2",
+                                     "--force_mp_centroiding"],
 }
+#: Options of the second in-process timing (every optional product).
+ALL_PRODUCTS = ["--detect_streaks", "--write_healpix", "--write_sbmap", "--oplot_centroids"]
 
 
-def stage_times(frame, outdir, camera, repeat):
+def stage_times(frame, outdir, camera, repeat, extra=()):
     """Median in-process time of each stage over ``repeat`` runs."""
     from allsky_camera import ac_proc
 
@@ -42,7 +49,7 @@ def stage_times(frame, outdir, camera, repeat):
     runs = []
     for i in range(repeat + 1):
         opts = ac_proc.build_parser().parse_args(
-            [str(frame), "--outdir", str(outdir), "--overwrite", "--camera", camera])
+            [str(frame), "--outdir", str(outdir), "--overwrite", "--camera", camera, *extra])
         t0 = time.perf_counter()
         res = ac_proc.run(opts)
         total = time.perf_counter() - t0
@@ -106,10 +113,12 @@ def main(argv=None):
         for name, extra in PROCESS_CASES.items():
             t, peak = process_time(frame, tmp, args.camera, extra, args.repeat)
             print(f"  {name:28s} {t:6.2f} s   peak RSS {peak:6.0f} MiB")
-        st = stage_times(frame, tmp, args.camera, args.repeat)
-        print(f"\nin-process stage times (median of {args.repeat}, warm):")
-        for k, v in st.items():
-            print(f"  {k:12s} {v * 1000:8.1f} ms")
+        for label, extra in (("default options", []),
+                             ("every product: " + " ".join(ALL_PRODUCTS), ALL_PRODUCTS)):
+            st = stage_times(frame, tmp, args.camera, args.repeat, extra)
+            print(f"\nin-process stage times, {label} (median of {args.repeat}, warm):")
+            for k, v in st.items():
+                print(f"  {k:12s} {v * 1000:8.1f} ms")
     return 0
 
 
