@@ -157,8 +157,16 @@ def process(exposure, camera, opts, timer=None, written=None):
     paths = output_paths(opts.outdir, exposure.stem)
     written = [] if written is None else written
 
-    # 1. detrend --------------------------------------------------------------
-    det = detrend.run(exposure.raw, camera, path=exposure.path)
+    # 1. static masks and detrend --------------------------------------------
+    bpm = obstruction = None
+    if camera.sensor.bad_pixel_mask or camera.sensor.obstruction_mask:
+        from allsky_camera import masks
+        shape = exposure.raw.shape
+        if camera.sensor.bad_pixel_mask:
+            bpm = masks.read_mask(camera.resolve(camera.sensor.bad_pixel_mask), shape)
+        if camera.sensor.obstruction_mask:
+            obstruction = masks.read_mask(camera.resolve(camera.sensor.obstruction_mask), shape)
+    det = detrend.run(exposure.raw, camera, bad_pixel_mask=bpm, path=exposure.path)
     timer.lap("detrend")
 
     # 2. catalog: reference stars at this time and place ------------------------
@@ -215,7 +223,8 @@ def process(exposure, camera, opts, timer=None, written=None):
     # 5. photometry and zeropoints --------------------------------------------
     # stars found are measured at their centroid; stars not found (or whose
     # centroid wandered off) at the fitted prediction, so clouds read as ~0 flux
-    mask = det.bad
+    mask = det.bad if obstruction is None else (
+        obstruction if det.bad is None else det.bad | obstruction)
     lost = (flags & (bit("FAINT") | bit("NO_FLUX") | bit("SHIFT") | bit("OTHER_STAR"))) > 0
     found = np.isfinite(xc) & ~lost
     fl = photometry.measure(det.image, np.where(found, xc, x), np.where(found, yc, y), ph,
@@ -263,7 +272,8 @@ def process(exposure, camera, opts, timer=None, written=None):
     if not opts.skip_sbmap:
         from allsky_camera import sbmap
         skymap = sbmap.run(det.image, sol.model, exposure.exptime, zp.zp_nominal_total,
-                           camera.sbmap, a.safe_radius_px, workers=max(opts.multiproc, 1))
+                           camera.sbmap, a.safe_radius_px, mask=obstruction,
+                           workers=max(opts.multiproc, 1))
         timer.lap("sbmap")
 
     # 8. streaks --------------------------------------------------------------------
@@ -272,7 +282,7 @@ def process(exposure, camera, opts, timer=None, written=None):
         from allsky_camera import streaks
         from allsky_camera.fastmedian import median_filter_fast
         sc = camera.streaks
-        region = streaks.search_region(det.image.shape, sol.model, sc)
+        region = streaks.search_region(det.image.shape, sol.model, sc, obstruction=obstruction)
         sky = median_filter_fast(det.image, sc.bkg_kernel_px, step=sc.bkg_step_px, mask=region,
                                  workers=max(opts.multiproc, 1))
         bright = vmag <= sc.star_mask_vmax
@@ -500,7 +510,16 @@ def run(opts):
     from allsky_camera import config, io
 
     timer = Timer()
-    camera = config.load_camera(opts.camera or config.DEFAULT_CAMERA)
+    data = header = None
+    if opts.camera is None and not opts.demo:
+        # no camera named: pick the configuration that matches the frame
+        if not os.path.exists(opts.fname_in):
+            raise AllskyError(f"{opts.fname_in}: no such file; check the path")
+        data, header = io._read_image_hdu(opts.fname_in)
+        camera, why = config.select_camera(header, data.shape)
+        log.info("camera %s chosen by %s (give --camera to choose)", camera.name, why)
+    else:
+        camera = config.load_camera(opts.camera or config.DEFAULT_CAMERA)
     if opts.multiproc < 1:
         raise AllskyError(f"--multiproc {opts.multiproc}: give a number of processes >= 1")
     for key, what in NOT_YET.items():
@@ -513,6 +532,8 @@ def run(opts):
                                 rotation_deg=DEMO_ROTATION_DEG)
         exposure = io.exposure_from_data(f"demo_{camera.name}.fits", sim.image, sim.header,
                                          camera)
+    elif data is not None:
+        exposure = io.exposure_from_data(opts.fname_in, data, header, camera)
     else:
         exposure = io.read_exposure(opts.fname_in, camera)
     timer.lap("read")

@@ -20,7 +20,29 @@ log = logging.getLogger(__name__)
 #: Finite-difference steps of the Jacobian, per parameter (units of the
 #: parameter: pixels, degrees, or dimensionless for the scale).
 _FD_STEP = {"x0": 1e-3, "y0": 1e-3, "rot_deg": 1e-5, "scale": 1e-7,
-            "tilt_n_deg": 1e-5, "tilt_e_deg": 1e-5}
+            "tilt_n_deg": 1e-5, "tilt_e_deg": 1e-5, "k1": 1e-7, "k2": 1e-7, "k3": 1e-7}
+#: Radial distortion terms that can be fitted: name -> index in ``coeffs``
+#: (projections other than ``poly``: coeffs = (f, k1, k2, k3)).
+_COEFF_PARAMS = {"k1": 1, "k2": 2, "k3": 3}
+
+
+def _get(model, name):
+    if name in _COEFF_PARAMS:
+        i = _COEFF_PARAMS[name]
+        return model.coeffs[i] if i < len(model.coeffs) else 0.0
+    return getattr(model, name)
+
+
+def with_params(model, names, values):
+    """A copy of ``model`` with parameters ``names`` set (k1..k3 are radial terms)."""
+    plain = {k: float(v) for k, v in zip(names, values) if k not in _COEFF_PARAMS}
+    coeffs = list(model.coeffs)
+    for k, v in zip(names, values):
+        if k in _COEFF_PARAMS:
+            i = _COEFF_PARAMS[k]
+            coeffs += [0.0] * (i + 1 - len(coeffs))
+            coeffs[i] = float(v)
+    return model.replace(coeffs=tuple(coeffs), **plain)
 #: Huber threshold in robust standard deviations (Huber 1981, the usual 1.345).
 _HUBER_K = 1.345
 #: MAD to standard deviation for a normal distribution.
@@ -108,11 +130,11 @@ def fit_model(model, x, y, alt, az, *, params, clip_sigma, min_stars):
         dx, dy = residuals(model, x, y, alt, az)
         return FitResult(model, False, int(used.sum()), rms(dx[used], dy[used]), used, dx, dy,
                          f"{int(used.sum())} stars for the fit, fewer than {min_stars}")
-    p = np.array([getattr(model, k) for k in params], dtype=float)
+    p = np.array([_get(model, k) for k in params], dtype=float)
     steps = np.array([_FD_STEP[k] for k in params])
 
     def make(pv):
-        return model.replace(**{k: float(v) for k, v in zip(params, pv)})
+        return with_params(model, params, pv)
 
     for _round in range(_CLIP_ROUNDS):
         idx = np.nonzero(used)[0]

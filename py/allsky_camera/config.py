@@ -138,7 +138,7 @@ class Transparency:
 class Streaks:
     """Satellite and aircraft streak detection (--detect_streaks)."""
 
-    horizon_margin_px: int = 15              # search the lens circle less this margin, pixels
+    horizon_margin_px: float = 15.0          # search the lens circle less this margin, pixels
     bkg_kernel_px: int = 23                  # running-median width of the background, pixels
     bkg_step_px: int = 8                     # grid step of that median, pixels
     threshold_sigma: float = 4.0             # threshold of the 3x3-smoothed significance
@@ -156,6 +156,8 @@ class Streaks:
     min_core_sigma: float = 2.0              # core level below this many noise sigma: not a streak
     dedupe_px: float = 8.0                   # a streak along a longer one within this is a piece
     end_gap_px: int = 4                      # a streak's end: no gap in it wider than this
+    noise_block_px: int = 32                 # tiles of the local noise map, pixels
+    side_contrast: float = 3.0               # core must beat both sides by this factor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,7 +301,7 @@ def _validate(cam, where):
         raise ConfigError(f"{where}: transparency.nside: {err}") from err
     if len(cam.transparency.clip) != 2 or cam.transparency.clip[0] >= cam.transparency.clip[1]:
         raise ConfigError(f"{where}: transparency.clip must be [low, high] with low < high")
-    allowed = {"x0", "y0", "rot_deg", "scale", "tilt_n_deg", "tilt_e_deg"}
+    allowed = {"x0", "y0", "rot_deg", "scale", "tilt_n_deg", "tilt_e_deg", "k1", "k2", "k3"}
     bad = sorted(set(cam.astrometry.fit_params) - allowed)
     if bad:
         raise ConfigError(f"{where}: astrometry.fit_params: {bad[0]!r} is not one of "
@@ -350,6 +352,30 @@ def load_camera(name_or_path):
         raise ConfigError(f"{path}: not valid YAML ({err.__class__.__name__}: "
                           f"{str(err).splitlines()[0]})") from err
     return camera_from_dict(d or {}, source=path)
+
+
+def select_camera(header, shape):
+    """The configuration in ``etc/`` that matches a raw frame.
+
+    The one whose ``header.instrume`` equals the frame's INSTRUME card, else
+    the one of the same sensor size (the first by name), else MDM.
+
+    Returns
+    -------
+    camera : Camera
+    why : str
+        How it was chosen, for the log.
+    """
+    ny, nx = shape
+    inst = str(header.get("INSTRUME", "")).strip()
+    cams = [load_camera(n) for n in known_cameras()]
+    for c in cams:
+        if inst and c.header.instrume and c.header.instrume.strip() == inst:
+            return c, f"INSTRUME = {inst!r}"
+    for c in cams:
+        if (c.sensor.nx, c.sensor.ny) == (nx, ny):
+            return c, f"image size {nx}x{ny}"
+    return load_camera(DEFAULT_CAMERA), "default"
 
 
 def known_cameras():

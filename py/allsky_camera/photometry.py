@@ -163,6 +163,7 @@ def measure(image, x, y, phot, *, mask=None, gain=None, quantum=0.0, big=None):
     if gain:
         var = var + np.maximum(flux, 0.0) / gain
     nan = np.where(ok, 1.0, np.nan)
+    var = np.where(var >= 0, var, np.nan)
     return Fluxes(flux * nan, np.sqrt(var) * nan, flux_big * nan, sky * nan,
                   np.where(ok, n_bad, 0).astype(np.int32), sky_sig * nan)
 

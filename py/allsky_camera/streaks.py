@@ -53,6 +53,22 @@ def search_region(shape, model, cfg, obstruction=None):
     return region
 
 
+def local_noise(resid, block):
+    """Robust noise (MAD) in ``block`` x ``block`` tiles, expanded to every pixel."""
+    ny, nx = resid.shape
+    by, bx = -(-ny // block), -(-nx // block)
+    pad = np.full((by * block, bx * block), np.nan, dtype=np.float32)
+    pad[:ny, :nx] = resid
+    tiles = pad.reshape(by, block, bx, block).transpose(0, 2, 1, 3).reshape(by, bx, -1)
+    with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(tiles, axis=2)
+        mad = np.nanmedian(np.abs(tiles - med[..., None]), axis=2)
+    mad = np.where(np.isfinite(mad), mad, np.nanmax(mad) if np.isfinite(mad).any() else 1.0)
+    # 1.4826: MAD to standard deviation for a normal distribution
+    return np.repeat(np.repeat(1.4826 * mad, block, 0), block, 1)[:ny, :nx]
+
+
 def empty_table():
     """A streak table with every column and no row."""
     return _table({k: np.zeros(0) for k in COLUMNS})
@@ -124,6 +140,25 @@ def _merge_into(seg, rows, tol, gap):
     return False
 
 
+def _straight(sig, c, d, p0, p1, cfg):
+    """A streak is thin: across it the significance falls off within a few
+    pixels on both sides; a gradient edge or a cloud rim stays high on one."""
+    ny, nx = sig.shape
+    nrm = np.array([-d[1], d[0]])
+    t = np.linspace(0.0, 1.0, 40)
+    px = p0[0] + t * (p1[0] - p0[0])
+    py = p0[1] + t * (p1[1] - p0[1])
+    side = []
+    for off in (-cfg.width_half_px, cfg.width_half_px):
+        xs = np.clip(np.rint(px + off * nrm[0]).astype(int), 0, nx - 1)
+        ys = np.clip(np.rint(py + off * nrm[1]).astype(int), 0, ny - 1)
+        side.append(np.median(sig[ys, xs]))
+    xs = np.clip(np.rint(px).astype(int), 0, nx - 1)
+    ys = np.clip(np.rint(py).astype(int), 0, ny - 1)
+    core = np.median(sig[ys, xs])
+    return core > cfg.side_contrast * max(max(side), 0.0) + cfg.walk_sigma
+
+
 def _fit_line(pts):
     p = np.asarray(pts, dtype=float)
     c = p.mean(axis=0)
@@ -172,7 +207,11 @@ def detect(image, model, *, cfg, sky, region, exptime, zp, time=None, site=None,
     med = float(np.median(vals))
     # 1.4826: MAD to standard deviation for a normal distribution
     sigma = 1.4826 * float(np.median(np.abs(vals - med))) or 1.0
-    sig = np.where(region, (resid - med) / sigma, 0.0).astype(np.float32)
+    # significance over the LOCAL noise (blocks): glare, twilight and lit
+    # clouds are noisy and structured, and must not read as streaks
+    noise = np.maximum(local_noise(np.where(region, resid, np.nan), cfg.noise_block_px),
+                       sigma)
+    sig = np.where(region, (resid - med) / noise, 0.0).astype(np.float32)
     blank = np.zeros(sig.shape, dtype=bool)
     if star_xy is not None and len(star_xy[0]):
         r = cfg.star_mask_px
@@ -203,7 +242,8 @@ def detect(image, model, *, cfg, sky, region, exptime, zp, time=None, site=None,
             continue
         (xa, ya), (xb, yb), width, core, at_edge = meas
         length = float(np.hypot(xb - xa, yb - ya))
-        if length < cfg.min_length_px or core < cfg.min_core_sigma * sigma:
+        if length < cfg.min_length_px or core < cfg.min_core_sigma * sigma or not _straight(
+                sig, c, d, (xa, ya), (xb, yb), cfg):
             continue
         if _merge_into((xa, ya, xb, yb), rows, cfg.dedupe_px, cfg.line_gap_px):
             continue
@@ -300,6 +340,8 @@ def _measure(sig, resid, region, blank, c, d, cfg):
     cxi = np.clip(np.rint(cx).astype(int), 0, nx - 1)
     cyi = np.clip(np.rint(cy).astype(int), 0, ny - 1)
     across = np.where(region[cyi, cxi], resid[cyi, cxi], np.nan)
+    if not np.isfinite(across).any(axis=0).all():
+        return None                                   # the profile leaves the sky
     p = np.nanmedian(across, axis=0)
     p = np.nan_to_num(p - np.nanmin(p[[0, -1]]))
     p = np.clip(p, 0, None)
