@@ -87,7 +87,8 @@ def main(argv=None):
     good_in = good_out = n_in = n_out = 0
     over = []
     for k in range(args.seeds):
-        sim = simulate.simulate(cam, seed=31 + k, clouds=simulate.Clouds("quarter", 0.2, az_deg=45.0))
+        quarter = simulate.Clouds("quarter", 0.2, az_deg=45.0)
+        sim = simulate.simulate(cam, seed=31 + k, clouds=quarter)
         res = reduce(cam, sim, tmp, "--write_healpix")
         m = hp.read_map(tmp / "frame-healpix.fits", hdu=5)
         th, ph = hp.pix2ang(hp.get_nside(m), np.arange(m.size))
