@@ -1,7 +1,9 @@
-"""Simulator: determinism, flux and sky against their formulas, truth files, CLI."""
+"""simulate: rendering laws, detector, clouds, streaks, truth, header, files and the CLI."""
 
+import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,8 +11,10 @@ from astropy.io import fits
 from astropy.table import Table
 
 from allsky_camera import config, simulate
+from allsky_camera.exceptions import ConfigError, OutputError
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "py" / "allsky_camera" / "simulate.py"
 
 
 @pytest.fixture(scope="module")
@@ -20,103 +24,560 @@ def camera():
 
 @pytest.fixture(scope="module")
 def sim(camera):
-    return simulate.simulate(camera, seed=1, zenith_shift=(1.0, -2.0), rotation_deg=0.2)
+    """The default MDM frame (all stars to simulation.vmax)."""
+    return simulate.simulate(camera, seed=0)
 
 
-def test_deterministic(camera, sim):
-    again = simulate.simulate(camera, seed=1, zenith_shift=(1.0, -2.0), rotation_deg=0.2)
-    np.testing.assert_array_equal(sim.image, again.image)
-    other = simulate.simulate(camera, seed=2, zenith_shift=(1.0, -2.0), rotation_deg=0.2)
-    assert not np.array_equal(sim.image, other.image)
+@pytest.fixture(scope="module")
+def shifted(camera):
+    """A perturbed geometry, bright stars only (fast)."""
+    return simulate.simulate(camera, seed=1, zenith_shift=(3.5, -2.25), rotation_deg=0.7,
+                             star_vmax=5.0)
 
 
-def test_image_and_header(camera, sim):
-    assert sim.image.shape == (1200, 1600) and sim.image.dtype == np.uint8
-    assert sim.image.max() <= camera.sensor.saturation_adu
-    h = sim.header
-    assert h["EXPOSURE"] == camera.simulation.exptime_s
-    assert h["DATE-OBS"] == camera.simulation.dateobs          # the camera's clock (UTC-7)
-    assert h["SIMDX"] == 1.0 and h["SIMDY"] == -2.0 and h["SIMDROT"] == 0.2
-    assert h["SIMZP"] == pytest.approx(sim.truth.zp_true, abs=1e-5)
-    assert sim.truth.time.iso_utc.startswith("2020-10-12T04:38:23")
+def with_sim(camera, **changes):
+    return dataclasses.replace(camera, simulation=dataclasses.replace(camera.simulation,
+                                                                      **changes))
 
 
-def test_true_positions_follow_perturbed_model(camera, sim):
-    m = sim.truth.model
-    t = camera.astrometry.model
-    assert (m.x0, m.y0) == (t.x0 + 1.0, t.y0 - 2.0) and m.rot_deg == pytest.approx(t.rot_deg + 0.2)
+# ------------------------------------------------------------ rendering laws
+def test_render_conserves_flux_and_peak():
+    x = np.array([30.3, 70.8, 100.0])
+    y = np.array([31.7, 40.2, 90.5])
+    flux = np.array([1000.0, 250.0, 4000.0])
+    sigma = np.array([1.1, 1.5, 2.2])            # three stamp sizes
+    img, peak = simulate._render_stars((128, 140), x, y, flux, sigma)
+    assert len(np.unique(simulate.stamp_half_width(sigma))) == 3
+    for xi, yi, f, p in zip(x, y, flux, peak):
+        box = img[int(yi) - 15:int(yi) + 16, int(xi) - 15:int(xi) + 16]
+        assert box.sum() == pytest.approx(f, rel=1e-5)
+        assert box.max() == pytest.approx(p, rel=1e-12)
+    assert img.sum() == pytest.approx(flux.sum(), rel=1e-5)
+    # the brightest pixel is the one nearest the star
+    iy, ix = np.unravel_index(np.argmax(img[:60, :60]), (60, 60))
+    assert (ix, iy) == (30, 32)
+
+
+def test_render_drops_light_off_the_image():
+    img, _ = simulate._render_stars((50, 50), [-0.5], [25.0], [100.0], [1.2])
+    assert img.sum() == pytest.approx(50.0, rel=1e-3)   # the image starts at x = -0.5
+
+
+def test_render_no_stars():
+    img, peak = simulate._render_stars((10, 12), [], [], [], [])
+    assert img.shape == (10, 12) and not img.any() and peak.size == 0
+
+
+def test_render_matches_exact_pixel_integral():
+    from scipy.special import erf
+    x0, y0, s = 20.37, 18.81, 1.3
+    img, _ = simulate._render_stars((40, 40), [x0], [y0], [1.0], [s])
+    c = np.arange(40)
+    fx = 0.5 * (erf((c + 0.5 - x0) / (np.sqrt(2) * s)) - erf((c - 0.5 - x0) / (np.sqrt(2) * s)))
+    fy = 0.5 * (erf((c + 0.5 - y0) / (np.sqrt(2) * s)) - erf((c - 0.5 - y0) / (np.sqrt(2) * s)))
+    inside = (np.abs(c - 20)[None, :] <= 7) & (np.abs(c - 19)[:, None] <= 7)
+    np.testing.assert_allclose(img[inside], np.outer(fy, fx)[inside], rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("sigma,radius", [(1.1, 2.0), (1.53, 2.0), (2.5, 4.0), (1.2, 4.5)])
+@pytest.mark.parametrize("x0,y0", [(32.0, 31.0), (32.3, 31.6), (32.5, 31.5)])
+def test_enclosed_fraction_against_the_rendered_stamp(sigma, radius, x0, y0):
+    """Sum the rendered stamp over the circle, each pixel weighted by its area inside."""
+    img, _ = simulate._render_stars((64, 64), [x0], [y0], [1.0], [sigma])
+    n = 24
+    sub = (np.arange(n) + 0.5) / n - 0.5
+    yy, xx = np.indices((64, 64))
+    sx = xx[..., None, None] + sub[None, None, None, :]
+    sy = yy[..., None, None] + sub[None, None, :, None]
+    frac = (((sx - x0) ** 2 + (sy - y0) ** 2) <= radius ** 2).mean(axis=(2, 3))
+    measured = (img * frac).sum()
+    ef = simulate.enclosed_fraction(radius, sigma)
+    # the sub-pixel position changes the measured fraction by up to ~0.012 mag
+    assert 2.5 * np.log10(ef / measured) == pytest.approx(0.0, abs=0.015)
+    # the continuous Gaussian's formula, without the pixel's widening
+    assert simulate.enclosed_fraction(radius, sigma, pixelated=False) == pytest.approx(
+        1 - np.exp(-radius ** 2 / (2 * sigma ** 2)))
+
+
+@pytest.mark.parametrize("sigma", [1.1, 1.3, 1.53])
+def test_enclosed_fraction_on_average_over_positions(sigma):
+    """Over random sub-pixel positions (as for the catalog's stars), within 0.003 mag."""
+    radius, size = 2.0, 24
+    rng = np.random.default_rng(7)
+    n = 40
+    x0 = 12 + rng.uniform(-0.5, 0.5, n) + 24 * np.arange(n)
+    y0 = 12 + rng.uniform(-0.5, 0.5, n)
+    img, _ = simulate._render_stars((size, size * n), x0, y0, np.ones(n), np.full(n, sigma))
+    k = 16
+    sub = (np.arange(k) + 0.5) / k - 0.5
+    yy, xx = np.indices(img.shape)
+    measured = []
+    for i in range(n):
+        box = (slice(None), slice(24 * i, 24 * i + 24))
+        sx = xx[box][..., None, None] + sub[None, None, None, :]
+        sy = yy[box][..., None, None] + sub[None, None, :, None]
+        frac = (((sx - x0[i]) ** 2 + (sy - y0[i]) ** 2) <= radius ** 2).mean(axis=(2, 3))
+        measured.append((img[box] * frac).sum())
+    dmag = 2.5 * np.log10(simulate.enclosed_fraction(radius, sigma) / np.mean(measured))
+    assert dmag == pytest.approx(0.0, abs=0.003)
+
+
+def test_enclosed_fraction_of_a_continuous_gaussian():
+    """Without pixels: integrate the Gaussian numerically over the disc."""
+    sigma, radius = 1.3, 2.0
+    r = np.linspace(0, radius, 20001)
+    ring = r / sigma ** 2 * np.exp(-r ** 2 / (2 * sigma ** 2))
+    numeric = np.sum(0.5 * (ring[1:] + ring[:-1]) * np.diff(r))
+    assert simulate.enclosed_fraction(radius, sigma, pixelated=False) == pytest.approx(
+        numeric, rel=1e-7)
+
+
+def test_sky_law_end_points_and_shape():
+    mu = simulate.sky_surface_brightness([0, 20, 45, 70, 90], 21.0, 19.3)
+    assert mu[0] == pytest.approx(21.0) and mu[-1] == pytest.approx(19.3)
+    assert np.all(np.diff(mu) < 0)
+    assert mu[1] > 20.95                                 # flat near the zenith
+    f = 10 ** (-0.4 * mu)
+    zd = np.array([0, 20, 45, 70, 90])
+    np.testing.assert_allclose((f - f[0]) / (f[-1] - f[0]), (zd / 90) ** 3)
+
+
+def test_fwhm_law():
+    f = simulate.fwhm_at([0.0, 45.0, 90.0], 2.6, 3.6)
+    np.testing.assert_allclose(f, [2.6, 2.85, 3.6])
+
+
+def test_raw_dtype():
+    assert simulate.raw_dtype(255) == np.uint8
+    assert simulate.raw_dtype(4095) == np.uint16
+    assert simulate.raw_dtype(65535) == np.uint16
+
+
+# ------------------------------------------------------------ the frame
+def test_shape_dtype_and_clip(camera, sim):
+    s = camera.sensor
+    assert sim.image.shape == (s.ny, s.nx)
+    assert sim.image.dtype == np.uint8
+    assert sim.image.max() == s.saturation_adu           # bright stars and hot pixels clip
     st = sim.truth.stars
-    x, y = m.altaz_to_xy(st["alt_deg"], st["az_deg"])
-    np.testing.assert_allclose(x, st["x"]) and np.testing.assert_allclose(y, st["y"])
+    assert len(st) > 5000
+    assert np.all(st["x"] >= -0.5) and np.all(st["x"] < s.nx - 0.5)
+    assert np.all(st["y"] >= -0.5) and np.all(st["y"] < s.ny - 0.5)
+    assert np.all(st["alt_deg"] > camera.simulation.horizon_alt_deg)
 
 
-def test_rendered_star_flux_and_enclosed_fraction():
-    from allsky_camera import apertures
-
+def test_saturated_flags(camera, sim):
+    """Flag = a non-hot pixel at saturation within the aperture radius (checked star by star)."""
+    st = sim.truth.stars
+    sat = camera.sensor.saturation_adu
+    radius = camera.photometry.aper_radius_px
+    assert st["saturated"][np.argmin(st["VMAG"])]       # the brightest star saturates
+    assert st["peak_adu"].max() > sat                    # unclipped truth above the clip
+    assert st["saturated"].sum() < 0.01 * len(st)
     rng = np.random.default_rng(0)
-    for fwhm in (2.0, 2.6, 3.6):
-        x, y = 40 + rng.uniform(-0.5, 0.5, 1), 40 + rng.uniform(-0.5, 0.5, 1)
-        img = simulate.render_stars((80, 80), x, y, np.array([1000.0]), np.array([fwhm]))
-        assert img.sum() == pytest.approx(1000.0, rel=1e-4)
-        s, _, _ = apertures.aperture_sums(img, x, y, 2.0)
-        ef = simulate.enclosed_fraction(2.0, fwhm)
-        assert s[0] / 1000.0 == pytest.approx(float(ef), abs=0.015)
-    # without pixels the continuous Gaussian's fraction
-    assert simulate.enclosed_fraction(2.0, 2.0, pixelated=False) == pytest.approx(
-        1 - np.exp(-4 / (2 * (2.0 / simulate.FWHM_PER_SIGMA) ** 2)))
+    check = np.union1d(np.flatnonzero(st["saturated"]),
+                       rng.choice(len(st), size=300, replace=False))
+    yy, xx = np.indices(sim.image.shape)
+    for i in check:
+        x, y = st["x"][i], st["y"][i]
+        box = (slice(max(int(y) - 4, 0), int(y) + 5), slice(max(int(x) - 4, 0), int(x) + 5))
+        near = (xx[box] - x) ** 2 + (yy[box] - y) ** 2 <= radius ** 2
+        expect = np.any(near & (sim.image[box] >= sat) & ~sim.truth.hot_pixels[box])
+        assert st["saturated"][i] == expect
 
 
-def test_sky_matches_its_law(camera, sim):
+def test_sixteen_bit_camera(camera):
+    cam = dataclasses.replace(camera, sensor=dataclasses.replace(camera.sensor,
+                                                                 saturation_adu=4095.0))
+    s = simulate.simulate(cam, seed=2, star_vmax=2.0)
+    assert s.image.dtype == np.uint16
+    assert s.image.max() <= 4095
+    hot = s.truth.hot_pixels
+    assert s.image[hot].min() >= 4095 // 2
+
+
+def test_detector_noise_bias_and_hot_pixels(camera, sim):
+    ss = camera.simulation
+    hot = sim.truth.hot_pixels
+    assert hot.sum() == round(ss.hot_pixel_fraction * hot.size)
+    assert sim.image[hot].min() >= camera.sensor.saturation_adu // 2
+    # off-sky corner: bias plus read noise plus rounding, nothing else
+    corner = sim.image[:150, :150].astype(float)[~hot[:150, :150]]
+    assert np.isnan(sim.truth.sky_mag[:150, :150]).all()
+    assert not sim.truth.sky_adu[:150, :150].any()
+    # read noise in ADU, then rounded to integers: the exact moments
+    from scipy.special import ndtr
+    rn_adu = ss.read_noise_e / ss.gain_e_per_adu
+    k = np.arange(-30, 31) + np.round(ss.bias_adu)
+    p = ndtr((k + 0.5 - ss.bias_adu) / rn_adu) - ndtr((k - 0.5 - ss.bias_adu) / rn_adu)
+    mean = np.sum(k * p)
+    assert corner.mean() == pytest.approx(mean, abs=0.02)
+    assert corner.std() == pytest.approx(np.sqrt(np.sum((k - mean) ** 2 * p)), rel=0.03)
+    # near the zenith: bias + sky, with Poisson noise
     m = sim.truth.model
-    for (x, y) in ((m.x0, m.y0), (m.x0 + 300, m.y0 + 100), (m.x0 - 450, m.y0)):
-        xi, yi = round(x), round(y)
-        alt, _ = m.xy_to_altaz(xi, yi)
-        mu = simulate.sky_surface_brightness(90 - alt, camera.simulation,
-                                             camera.simulation.sky_zenith_mag)
-        assert sim.truth.sky_mag[yi, xi] == pytest.approx(mu, abs=1e-4)
-        omega = m.pixel_solid_angle(xi, yi) * (180 / np.pi * 3600) ** 2
-        adu = 10 ** (-0.4 * (mu - sim.truth.zp_true)) * sim.truth.exptime * omega
-        assert sim.truth.sky_adu[yi, xi] == pytest.approx(adu, rel=1e-4)
-    assert np.isnan(sim.truth.sky_mag[0, 0])                     # corner: no sky
+    box = (slice(int(m.y0) - 40, int(m.y0) + 40), slice(int(m.x0) - 40, int(m.x0) + 40))
+    sky = float(np.median(sim.truth.sky_adu[box]))
+    assert np.median(sim.image[box]) - ss.bias_adu == pytest.approx(sky, abs=1.0)
 
 
-def test_zeropoints(camera, sim):
+def test_determinism(camera):
+    a = simulate.simulate(camera, seed=5, star_vmax=4.0)
+    b = simulate.simulate(camera, seed=5, star_vmax=4.0)
+    c = simulate.simulate(camera, seed=6, star_vmax=4.0)
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.truth.hot_pixels, b.truth.hot_pixels)
+    assert a.header == b.header
+    assert not np.array_equal(a.image, c.image)
+    np.testing.assert_array_equal(a.truth.stars["x"], c.truth.stars["x"])   # same sky
+
+
+def test_true_positions_follow_the_perturbed_model(camera, shifted):
+    t = camera.astrometry.model
+    m = shifted.truth.model
+    assert (m.x0, m.y0, m.rot_deg) == (t.x0 + 3.5, t.y0 - 2.25, t.rot_deg + 0.7)
+    st = shifted.truth.stars
+    x, y = m.altaz_to_xy(st["alt_deg"], st["az_deg"])
+    np.testing.assert_array_equal(st["x"], x)
+    np.testing.assert_array_equal(st["y"], y)
+    # and the light is there: bright unsaturated stars peak at their nearest pixel
+    img = np.where(shifted.truth.hot_pixels, 0.0, shifted.image.astype(float))
+    for row in st[(st["VMAG"] < 3.5) & ~st["saturated"]][:20]:
+        ix, iy = int(np.rint(row["x"])), int(np.rint(row["y"]))
+        box = img[iy - 2:iy + 3, ix - 2:ix + 3]
+        jy, jx = np.unravel_index(np.argmax(box), box.shape)
+        assert abs(jx - 2) <= 1 and abs(jy - 2) <= 1
+
+
+def test_star_fluxes_and_zeropoints(camera, sim):
     st = sim.truth.stars
-    safe = st["safe"]
-    assert sim.truth.zp_aper_true == pytest.approx(camera.photometry.zp_nominal, abs=1e-6)
-    flux = 10 ** (-0.4 * (st["VMAG"] - sim.truth.zp_true)) * sim.truth.exptime
-    np.testing.assert_allclose(st["flux_adu"], flux)
-    assert safe.sum() > 1000
+    tr = sim.truth
+    np.testing.assert_allclose(st["flux_adu"],
+                               10 ** (-0.4 * (st["VMAG"] - tr.zp_true)) * tr.exptime, rtol=1e-12)
+    sigma = st["fwhm_px"] / simulate.FWHM_PER_SIGMA
+    np.testing.assert_allclose(st["ef_aper"], simulate.enclosed_fraction(
+        camera.photometry.aper_radius_px, sigma))
+    safe = np.hypot(st["x"] - tr.model.x0, st["y"] - tr.model.y0) \
+        <= camera.astrometry.safe_radius_px
+    apcor = np.median(-2.5 * np.log10(st["ef_aper"][safe]))
+    assert camera.photometry.zp_nominal_scale == "aperture"
+    assert tr.zp_true == pytest.approx(camera.photometry.zp_nominal + apcor, abs=1e-12)
+    assert tr.zp_aper_true == pytest.approx(camera.photometry.zp_nominal, abs=1e-9)
+    assert tr.zp_true > tr.zp_aper_true
 
 
-def test_clouds_dim_stars(camera):
-    s = simulate.simulate(camera, seed=3, clouds=simulate.Clouds("quarter", 0.2, az_deg=45))
-    st = s.truth.stars
-    daz = (np.asarray(st["az_deg"]) - 45 + 180) % 360 - 180
-    inside = np.abs(daz) < 44
-    assert np.allclose(st["transmission"][inside], 0.2)
-    assert np.allclose(st["transmission"][np.abs(daz) > 46], 1.0)
-    with pytest.raises(Exception, match="choose one of"):
-        simulate.simulate(camera, seed=3, clouds=simulate.Clouds("fog"))
+def test_zeropoint_overrides(camera):
+    s = simulate.simulate(camera, seed=0, star_vmax=3.0, zp_true=7.25, exptime=30.0)
+    assert s.truth.zp_true == 7.25 and s.header["SIMZP"] == 7.25
+    assert s.header[camera.header.exptime_card] == 30.0
+    row = s.truth.stars[0]
+    assert row["flux_adu"] == pytest.approx(10 ** (-0.4 * (row["VMAG"] - 7.25)) * 30.0)
+    cam = with_sim(camera, zp_true=6.5)
+    assert simulate.simulate(cam, star_vmax=3.0).truth.zp_true == 6.5
+    cam = dataclasses.replace(camera, photometry=dataclasses.replace(
+        camera.photometry, zp_nominal_scale="total"))
+    assert simulate.simulate(cam, star_vmax=3.0).truth.zp_true == camera.photometry.zp_nominal
 
 
-def test_write_round_trip(tmp_path, sim):
-    raw, truth = simulate.write_simulation(sim, tmp_path / "x.fits.gz")
-    assert raw.read_bytes()[:2] == b"\x1f\x8b"                   # really gzip
-    np.testing.assert_array_equal(fits.getdata(raw), sim.image)
-    st = Table.read(truth, "STARS")
-    np.testing.assert_allclose(st["x"], sim.truth.stars["x"])
-    assert fits.getheader(truth)["ZPTRUE"] == pytest.approx(sim.truth.zp_true)
-    with pytest.raises(Exception, match="exists already"):
-        simulate.write_simulation(sim, tmp_path / "x.fits.gz")
+def test_sky_in_adu_matches_the_law(camera, sim):
+    tr = sim.truth
+    m = tr.model
+    ss = camera.simulation
+    xs = np.array([m.x0, 802.0, 400.0, 1200.0, 802.0, 300.0])
+    ys = np.array([m.y0, 900.0, 511.0, 300.0, 1130.0, 800.0])
+    ix, iy = np.rint(xs).astype(int), np.rint(ys).astype(int)
+    alt, _ = m.xy_to_altaz(ix, iy)
+    mu = simulate.sky_surface_brightness(90.0 - alt, ss.sky_zenith_mag, ss.sky_horizon_mag)
+    np.testing.assert_allclose(tr.sky_mag[iy, ix], mu, atol=2e-5)
+    omega = m.pixel_solid_angle(ix, iy) * (180 / np.pi * 3600) ** 2
+    expect = 10 ** (-0.4 * (mu - tr.zp_true)) * tr.exptime * omega
+    np.testing.assert_allclose(tr.sky_adu[iy, ix], expect, rtol=1e-5)
+    assert tr.sky_mag[round(m.y0), round(m.x0)] == pytest.approx(
+        ss.sky_zenith_mag, abs=1e-3)
+    # the horizon: the sky ends at the radius of zd = 90 - horizon_alt_deg
+    r_h = float(m.radius(90.0 - ss.horizon_alt_deg))
+    yy, xx = np.indices(tr.sky_mag.shape)
+    r = np.hypot(xx - m.x0, yy - m.y0)
+    np.testing.assert_array_equal(np.isfinite(tr.sky_mag), r <= r_h)
+    edge = np.isfinite(tr.sky_mag) & (r > r_h - 1.0)
+    np.testing.assert_allclose(tr.sky_mag[edge], ss.sky_horizon_mag, atol=0.02)
 
 
-def test_cli(tmp_path):
-    script = REPO / "py" / "allsky_camera" / "simulate.py"
-    r = subprocess.run([sys.executable, str(script), str(tmp_path / "s.fits"), "--seed", "3",
-                        "--streaks", "2"], capture_output=True, text=True)
+def test_render_sky_noiseless(camera):
+    m = camera.astrometry.model
+    zd, omega, on = simulate._sky_geometry(m, 64, 48, 0.0)
+    zd = np.full((2, 3), 45.0)
+    omega = np.full((2, 3), 1e-5)
+    on = np.array([[True, True, False], [True, True, True]])
+    mag, adu = simulate._render_sky(zd, omega, on, 21.0, 19.0, 6.0, 10.0)
+    mu = simulate.sky_surface_brightness(45.0, 21.0, 19.0)
+    assert np.isnan(mag[0, 2]) and adu[0, 2] == 0.0
+    np.testing.assert_allclose(adu[on], 10 ** (-0.4 * (mu - 6.0)) * 10.0 * 1e-5
+                               * simulate.ARCSEC2_PER_SR)
+    assert mag.dtype == np.float32
+
+
+def test_no_starlight_beyond_the_horizon(camera):
+    """A camera seeing only above 30 deg: nothing but bias and noise below."""
+    cam = with_sim(camera, horizon_alt_deg=30.0, hot_pixel_fraction=0.0)
+    s = simulate.simulate(cam, seed=3, star_vmax=4.0)
+    assert s.truth.stars["alt_deg"].min() > 30.0
+    m = s.truth.model
+    yy, xx = np.indices(s.image.shape)
+    off = np.hypot(xx - m.x0, yy - m.y0) > float(m.radius(60.0)) + 1
+    rn_adu = cam.simulation.read_noise_e / cam.simulation.gain_e_per_adu
+    assert s.image[off].max() <= cam.simulation.bias_adu + 7 * rn_adu + 1
+
+
+# ------------------------------------------------------------ header
+def test_header_cards(camera, shifted):
+    h = shifted.header
+    assert h[camera.header.exptime_card] == camera.simulation.exptime_s
+    assert h[camera.header.dateobs_card] == camera.simulation.dateobs
+    assert shifted.truth.time.iso_utc == "2020-10-12T04:38:23.000"
+    assert h["SIMULATE"] is True and h["SIMSEED"] == 1
+    assert h["SIMZP"] == shifted.truth.zp_true
+    assert (h["SIMDX"], h["SIMDY"], h["SIMDROT"]) == (3.5, -2.25, 0.7)
+    assert "INSTRUME" not in h                      # MDM has no INSTRUME
+    assert all(h.comments[k] for k in ("SIMULATE", "SIMSEED", "SIMZP", "SIMDX"))
+    assert all(len(k) <= 8 for k in h)
+
+
+def test_header_dateobs_and_instrume(camera):
+    cam = dataclasses.replace(camera, header=dataclasses.replace(camera.header,
+                                                                 instrume="ALLSKY1"))
+    s = simulate.simulate(cam, star_vmax=2.0, dateobs="2021-03-04T01:02:03.6")
+    assert s.header["INSTRUME"] == "ALLSKY1"
+    assert s.header["DATE-OBS"] == "2021-03-04T01:02:04"     # rounded to the second
+    assert s.truth.time.iso_utc == "2021-03-04T08:02:04.000"
+
+
+def test_bad_arguments(camera):
+    with pytest.raises(ConfigError, match="exptime"):
+        simulate.simulate(camera, exptime=0.0, star_vmax=2.0)
+    with pytest.raises(ConfigError, match="clouds"):
+        simulate.simulate(camera, clouds="band", star_vmax=2.0)
+    with pytest.raises(ConfigError, match="simulation"):
+        simulate.simulate(dataclasses.replace(camera, simulation=None))
+    with pytest.raises(ConfigError, match="choose one of"):
+        simulate.Clouds("fog")
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        simulate.Clouds("band", transmission=1.5)
+    with pytest.raises(ConfigError, match="width_px"):
+        simulate.Streak(0, 0, 10, 10, width_px=0.0, peak_adu=5.0)
+    with pytest.raises(ConfigError, match="Streak"):
+        simulate.simulate(camera, streaks=[(0, 0, 10, 10, 2.0, 5.0)], star_vmax=2.0)
+
+
+# ------------------------------------------------------------ clouds
+@pytest.fixture(scope="module")
+def quarter(camera):
+    return simulate.simulate(camera, seed=3, star_vmax=5.0,
+                             clouds=simulate.Clouds("quarter", 0.2, brightening=2.0, az_deg=45.0))
+
+
+def test_quarter_cloud_dims_the_stars_in_its_quadrant(camera, quarter):
+    st = quarter.truth.stars
+    daz = (np.asarray(st["az_deg"]) - 45.0 + 180.0) % 360.0 - 180.0
+    inside = np.abs(daz) < 45.0
+    assert 0.1 < inside.mean() < 0.4
+    np.testing.assert_array_equal(st["transmission"], np.where(inside, 0.2, 1.0))
+    clear = 10 ** (-0.4 * (st["VMAG"] - quarter.truth.zp_true)) * quarter.truth.exptime
+    np.testing.assert_allclose(st["flux_adu"], clear * st["transmission"], rtol=1e-12)
+    assert quarter.header["SIMCLOUD"] == "quarter" and quarter.header["SIMCLTR"] == 0.2
+
+
+def test_quarter_cloud_map_and_brighter_sky(camera, quarter):
+    tr = quarter.truth
+    m = tr.model
+    on = np.isfinite(tr.sky_mag)
+    np.testing.assert_array_equal(np.isfinite(tr.transmission), on)
+    ys, xs = np.nonzero(on)
+    _, az = m.xy_to_altaz(xs, ys)
+    daz = (az - 45.0 + 180.0) % 360.0 - 180.0
+    np.testing.assert_allclose(tr.transmission[ys, xs], np.where(np.abs(daz) < 45, 0.2, 1.0),
+                               rtol=1e-7)
+    # a quarter of the sky by solid angle (the sensor crops the sky circle a little)
+    omega = m.pixel_solid_angle(xs, ys)
+    assert np.sum(omega[np.abs(daz) < 45]) / np.sum(omega) == pytest.approx(0.25, abs=0.02)
+    clear = simulate.simulate(camera, seed=3, star_vmax=5.0).truth
+    # outside: the clear sky; inside: sky * (t + brightening * (1 - t)), brighter
+    out = np.abs(daz) > 46
+    np.testing.assert_allclose(tr.sky_adu[ys[out], xs[out]], clear.sky_adu[ys[out], xs[out]])
+    ins = np.abs(daz) < 44
+    b = 2.0
+    np.testing.assert_allclose(tr.sky_adu[ys[ins], xs[ins]],
+                               clear.sky_adu[ys[ins], xs[ins]] * (0.2 + b * 0.8), rtol=1e-5)
+    np.testing.assert_allclose(clear.sky_mag[ys[ins], xs[ins]] - tr.sky_mag[ys[ins], xs[ins]],
+                               2.5 * np.log10(0.2 + b * 0.8), atol=1e-4)
+    mu = tr.zp_true - 2.5 * np.log10(tr.sky_adu[on] / tr.exptime / (omega
+                                                                    * simulate.ARCSEC2_PER_SR))
+    np.testing.assert_allclose(tr.sky_mag[on], mu, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind,low,high", [("band", 0.10, 0.30), ("patches", 0.05, 0.5),
+                                           ("overcast", 1.0, 1.0)])
+def test_cloud_kinds_cover_the_sky_they_say(camera, kind, low, high):
+    s = simulate.simulate(camera, seed=4, clouds=simulate.Clouds(kind, 0.05), star_vmax=4.5)
+    tr = s.truth
+    on = np.isfinite(tr.transmission)
+    covered = np.mean(tr.transmission[on] < 1.0)
+    assert low <= covered <= high
+    assert set(np.unique(tr.transmission[on])) <= {np.float32(0.05), np.float32(1.0)}
+    # the stars see the clouds of the map at their pixel (bar the cloud's rim)
+    st = tr.stars
+    at = tr.transmission[np.rint(st["y"]).astype(int), np.rint(st["x"]).astype(int)]
+    assert np.mean(np.isclose(at, st["transmission"])) > 0.97
+
+
+def test_no_clouds_is_the_clear_frame(camera):
+    a = simulate.simulate(camera, seed=5, star_vmax=3.0)
+    b = simulate.simulate(camera, seed=5, star_vmax=3.0, clouds=simulate.Clouds("none"))
+    np.testing.assert_array_equal(a.image, b.image)
+    assert a.truth.transmission is None and b.truth.transmission is None
+    assert np.all(a.truth.stars["transmission"] == 1.0)
+
+
+# ------------------------------------------------------------ streaks
+def test_render_streak_profile():
+    s = simulate.Streak(10.0, 50.0, 190.0, 50.0, width_px=3.0, peak_adu=20.0)
+    img = simulate.render_streaks((100, 200), [s])
+    assert img[50, 100] == pytest.approx(20.0)
+    sigma = 3.0 / simulate.FWHM_PER_SIGMA
+    np.testing.assert_allclose(img[45:56, 100], 20.0 * np.exp(-0.5 * (np.arange(-5, 6) / sigma)
+                                                              ** 2), rtol=1e-12)
+    assert img[50, 9] == 0.0 and img[50, 191] == 0.0 and img[50, 10] > 0     # cut at its ends
+    # a streak leaving the image: what is on it is drawn, the rest dropped
+    off = simulate.Streak(100.0, 50.0, 500.0, 50.0, 2.0, 10.0)
+    img = simulate.render_streaks((100, 200), [off])
+    assert img[50, 100:].min() == pytest.approx(10.0) and img[50, :99].max() == 0.0
+
+
+def test_random_streaks():
+    a = simulate.random_streaks(6, (1200, 1600), np.random.default_rng(1))
+    b = simulate.random_streaks(6, (1200, 1600), np.random.default_rng(1))
+    assert a == b and len(a) == 6
+    for i, s in enumerate(a):
+        leaves = not (0 <= s.x2 <= 1599 and 0 <= s.y2 <= 1199)
+        assert leaves == (i % 3 == 0) or i % 3 != 0
+        assert 1.5 <= s.width_px <= 4.0 and 15.0 <= s.peak_adu <= 60.0
+    assert not (0 <= a[0].x2 <= 1599 and 0 <= a[0].y2 <= 1199)
+
+
+def test_streaks_fall_on_the_sky_only(camera):
+    m = camera.astrometry.model
+    r = float(m.radius(90.0 - camera.simulation.horizon_alt_deg))
+    # from the zenith outward, past the horizon and off the image
+    s = simulate.Streak(m.x0, m.y0 - 100.0, m.x0 + 2000.0, m.y0 - 100.0, 3.0, 30.0)
+    corner = simulate.Streak(5.0, 5.0, 100.0, 20.0, 3.0, 30.0)           # beyond the horizon
+    clean = simulate.simulate(camera, seed=6, star_vmax=2.0)
+    streaked = simulate.simulate(camera, seed=6, star_vmax=2.0, streaks=[s, corner])
+    assert streaked.truth.streaks == (s, corner) and streaked.header["SIMNSTRK"] == 2
+    row = round(m.y0 - 100.0)
+    xs = np.arange(round(m.x0) + 20, round(m.x0 + np.sqrt(r * r - 100.0 ** 2)) - 5)
+    diff = streaked.image[row, xs].astype(float) - clean.image[row, xs].astype(float)
+    assert np.median(diff) == pytest.approx(30.0, abs=2.0)
+    beyond = np.arange(round(m.x0 + r) + 5, camera.sensor.nx)
+    np.testing.assert_array_equal(streaked.image[row, beyond], clean.image[row, beyond])
+    np.testing.assert_array_equal(streaked.image[:40, :120], clean.image[:40, :120])
+
+
+# ------------------------------------------------------------ files
+@pytest.mark.parametrize("name", ["frame.fits", "frame.fits.gz", "frame.fits.bz2"])
+def test_write_round_trip(tmp_path, sim, name):
+    path = tmp_path / name
+    raw_path, tpath = simulate.write_simulation(sim, path)
+    assert raw_path == path and tpath == tmp_path / "frame-truth.fits"
+    magic = path.read_bytes()[:3]
+    assert magic == {"frame.fits": b"SIM", "frame.fits.gz": b"\x1f\x8b\x08",
+                     "frame.fits.bz2": b"BZh"}[name]
+    with fits.open(path) as hdul:
+        np.testing.assert_array_equal(hdul[0].data, sim.image)
+        assert hdul[0].data.dtype == sim.image.dtype
+        assert hdul[0].header["SIMZP"] == sim.header["SIMZP"]
+        assert hdul[0].header["DATE-OBS"] == sim.header["DATE-OBS"]
+    stars = Table.read(tpath, hdu="STARS")
+    assert stars.colnames == sim.truth.stars.colnames
+    for c in stars.colnames:
+        np.testing.assert_array_equal(stars[c], sim.truth.stars[c])
+    with fits.open(tpath) as hdul:
+        h = hdul[0].header
+        assert h["ZPTRUE"] == sim.truth.zp_true and h["ZPAPTRUE"] == sim.truth.zp_aper_true
+        assert h["ZENX"] == sim.truth.model.x0 and h["ROT"] == sim.truth.model.rot_deg
+        np.testing.assert_array_equal(hdul["SKYMAG"].data, sim.truth.sky_mag)
+        hot = hdul["HOTPIX"].data
+        np.testing.assert_array_equal(np.sort(hot["y"] * sim.image.shape[1] + hot["x"]),
+                                      np.flatnonzero(sim.truth.hot_pixels))
+        assert len(hdul["STREAKS"].data) == 0 and "TRANSMIS" not in hdul
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "frame-truth.fits"])
+
+
+def test_write_clouds_and_streaks(tmp_path, camera):
+    st = simulate.Streak(100.0, 200.0, 900.0, 700.0, 2.5, 25.0)
+    s = simulate.simulate(camera, seed=7, star_vmax=3.0, streaks=[st],
+                          clouds=simulate.Clouds("band", 0.3))
+    _, tpath = simulate.write_simulation(s, tmp_path / "c.fits")
+    with fits.open(tpath) as hdul:
+        np.testing.assert_array_equal(hdul["TRANSMIS"].data, s.truth.transmission)
+        assert hdul[0].header["SIMCLOUD"] == "band" and hdul[0].header["SIMNSTRK"] == 1
+    t = Table.read(tpath, hdu="STREAKS")
+    assert len(t) == 1 and t["x2"][0] == 900.0 and str(t["width_px"].unit) == "pix"
+
+
+def test_write_refuses_existing(tmp_path, sim):
+    path = tmp_path / "a.fits"
+    simulate.write_simulation(sim, path)
+    with pytest.raises(OutputError, match="exists"):
+        simulate.write_simulation(sim, path)
+    (tmp_path / "b-truth.fits").write_text("keep me")
+    with pytest.raises(OutputError, match=r"b-truth\.fits"):
+        simulate.write_simulation(sim, tmp_path / "b.fits")
+    assert not (tmp_path / "b.fits").exists()
+    simulate.write_simulation(sim, path, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-truth.fits", "a.fits",
+                                                          "b-truth.fits"]
+
+
+# ------------------------------------------------------------ command line
+def test_cli_as_a_script(tmp_path):
+    out = tmp_path / "out.fits"
+    r = subprocess.run([sys.executable, str(SCRIPT), str(out), "--seed", "3",
+                        "--shift", "1.5", "-2", "--rotate", "0.25"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert len(Table.read(tmp_path / "s-truth.fits", "STREAKS")) == 2
-    r = subprocess.run([sys.executable, str(script), str(tmp_path / "t.fits"), "--camera",
-                        "NOPE"], capture_output=True, text=True)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "out.fits" in r.stdout
+    h = fits.getheader(out)
+    assert (h["SIMSEED"], h["SIMDX"], h["SIMDY"], h["SIMDROT"]) == (3, 1.5, -2.0, 0.25)
+    assert (tmp_path / "out-truth.fits").exists()
+
+
+def test_cli_clouds_and_streaks(tmp_path):
+    out = tmp_path / "c.fits"
+    r = subprocess.run([sys.executable, str(SCRIPT), str(out), "--clouds", "quarter",
+                        "--transmission", "0.3", "--streaks", "2"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    tpath = tmp_path / "c-truth.fits"
+    assert len(Table.read(tpath, hdu="STREAKS")) == 2
+    trans = fits.getdata(tpath, "TRANSMIS")
+    assert np.nanmin(trans) == pytest.approx(0.3)
+    r = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "d.fits"), "--clouds",
+                        "band", "--transmission", "2"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and "between 0 and 1" in r.stderr
+
+
+def test_cli_bad_camera_exits_2(tmp_path):
+    r = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "x.fits"),
+                        "--camera", "NOSUCHCAM"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NOSUCHCAM" in lines[0]
+    assert not (tmp_path / "x.fits").exists()
+
+
+def test_main_refuses_existing_output(tmp_path, capsys):
+    (tmp_path / "y.fits").write_bytes(b"")
+    assert simulate.main([str(tmp_path / "y.fits")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists" in err[0]

@@ -55,7 +55,9 @@ def test_quarter_cloud_in_healpix_map(quarter):
     with_stars = np.isfinite(m)
     inside = with_stars & (np.abs(daz) < 45)
     outside = with_stars & (np.abs(daz) >= 45)
-    assert inside.sum() > 30 and outside.sum() > 100 and (alt[with_stars] > 15).all()
+    # voting stars lie inside the safe radius (alt > ~19 deg); an Nside-8 pixel is ~7 deg
+    # across, so one holding such a star can be centred at alt ~14.5 deg
+    assert inside.sum() > 30 and outside.sum() > 100 and (alt[with_stars] > 14).all()
     assert np.mean(m[inside] < 0.5) >= 0.9
     assert np.mean(m[outside] > 0.8) >= 0.9
     assert 0.6 < res["transparency"].summary.clear_fraction < 0.85

@@ -1,32 +1,49 @@
 #!/usr/bin/env python
-"""Simulated all-sky exposures with known truth.
+"""Simulated raw exposures of an all-sky camera, with known truth.
 
     python py/allsky_camera/simulate.py OUT.fits [--camera MDM] [--seed N]
         [--dateobs ISO] [--exptime S] [--shift DX DY] [--rotate DEG]
-        [--clouds {none,patches,band,quarter,overcast}] [--streaks N]
+        [--clouds {none,patches,band,quarter,overcast}] [--transmission T]
+        [--streaks N] [--overwrite] [-v]
 
-A frame is rendered for a camera configuration and a time from the same
-Hipparcos catalog the pipeline uses: stars through the camera's model with a
-perturbed geometry (zenith shift, rotation), a circular Gaussian PSF that
-widens toward the horizon (integrated exactly over pixels), a sky that
-brightens toward the horizon, optional clouds (a transmission map that dims
-the stars and brightens the sky beneath, as moonlight or city light on cloud
-would) and satellite streaks, then the detector: Poisson and read noise,
-bias, hot pixels, quantisation to integers and saturation.  There is no
-atmospheric extinction.  Every physical setting comes from the camera's
-``simulation`` section.  The truth (geometry, zeropoint, per-star fluxes and
-positions, sky map, clouds, streaks) is written beside the frame as
-``<stem>-truth.fits``.
+:func:`simulate` renders the raw frame a camera would record at a given
+time: Hipparcos stars placed by a perturbed copy of the camera's
+astrometric template, a sky whose surface brightness brightens smoothly
+toward the horizon, optional clouds (a transmission map over the sky that
+dims the stars and brightens the sky beneath, as moonlight or city light
+on cloud would, :class:`Clouds`) and satellite or aircraft streaks
+(:class:`Streak`), Poisson and read noise, a bias pedestal and hot pixels,
+rounded, clipped and cast to the camera's integer type.  Everything the
+frame was made from (the true camera model and zeropoint, star positions
+and fluxes, the sky map, the cloud transmission, the streaks, the hot
+pixels) is returned in a :class:`Truth`
+and written beside the frame by :func:`write_simulation`.  The same seed
+and arguments give the same frame, bit for bit.
 
-Pixel convention: 0-based, x = column, pixel centres at integers.
+Every physical setting comes from the camera configuration: its
+``simulation`` section (exposure time, gain, read noise, bias, sky, PSF,
+hot pixels, faintest star, horizon, default time) and the rest of the
+camera (sensor size and saturation, header cards, site, template model,
+photometric aperture and nominal zeropoint).
+
+Pixel conventions are those of :mod:`allsky_camera.camera_model`: 0-based,
+``x`` is the column (fast axis, ``image[y, x]``), pixel centres at
+integers, so pixel ``(i, j)`` covers ``i - 0.5 <= x < i + 0.5``.
+
+Not simulated: atmospheric extinction (a star's flux does not depend on
+its altitude), the Moon and twilight, flat field and vignetting.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime as _dt
 import logging
+import math
+import os
 import sys
-from dataclasses import dataclass, field
+import time as _time
 from pathlib import Path
 
 if not __package__:   # run as a script: make the package importable
@@ -34,229 +51,544 @@ if not __package__:   # run as a script: make the package importable
 
 import numpy as np
 
-from allsky_camera.exceptions import AllskyError, OutputError
+from allsky_camera.camera_model import CameraModel
+from allsky_camera.coords import ObsTime, parse_time, radec_to_altaz, site_from_config
+from allsky_camera.exceptions import AllskyError, ConfigError, OutputError
 
 log = logging.getLogger(__name__)
 
-#: FWHM over Gaussian sigma, 2 sqrt(2 ln 2).
-FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
-#: Stamp half-width in PSF sigmas (the Gaussian beyond 4 sigma holds < 1e-3 % of the flux).
-_STAMP_SIGMAS = 4.0
-#: Square arcseconds per steradian.
-_ARCSEC2_PER_SR = (180.0 / np.pi * 3600.0) ** 2
-#: Exponent of the sky brightening with zenith distance, flux ~ (zd/90)^p:
-#: a smooth stand-in for van Rhijn airglow and light pollution near the horizon.
-_SKY_POWER = 3.0
-#: Cloud layers the simulator draws (see cloud_transmission).
+#: FWHM / sigma of a Gaussian, 2 sqrt(2 ln 2) (exact for a Gaussian profile).
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+#: Stamps reach ``ceil(STAMP_SIGMAS * sigma) + 1`` pixels from the star's
+#: nearest pixel; beyond that a Gaussian holds < 1e-4 of its flux per axis
+#: (the project's specification of the simulator).
+STAMP_SIGMAS = 4.0
+#: Exponent of the sky-brightness law (see :func:`sky_surface_brightness`):
+#: the sky flux rises as (zd / 90 deg)^3 from its zenith to its horizon
+#: value, flat near the zenith and steep near the horizon as in real
+#: all-sky frames.  A shape choice of the simulator; the two end values
+#: come from the camera configuration.
+SKY_SHAPE_EXPONENT = 3.0
+#: Zenith distance of the horizon, deg (definition).
+HORIZON_ZD_DEG = 90.0
+#: Square arcseconds per steradian, (180 / pi * 3600)^2 (unit conversion).
+ARCSEC2_PER_SR = (180.0 / math.pi * 3600.0) ** 2
+#: Variance (pixel^2) by which an aperture sum on the rendered image sees a
+#: Gaussian star widened: the pixel integration of the PSF (a one-pixel box,
+#: variance 1/12) and the aperture's exact-overlap weights, which treat each
+#: pixel's light as spread uniformly over the pixel (another 1/12).  Derived
+#: from the rendering, checked against numeric sums of rendered stamps in
+#: tests/test_simulate.py (0.002 mag on average, 0.007 at worst, for the MDM
+#: PSF in a 2-pixel aperture; the unwidened formula is 0.05 mag off).
+PIXEL_VARIANCE_PX2 = 2.0 / 12.0
+#: Step (pixels) of the radial tables of zenith distance and pixel solid
+#: angle interpolated over the image: both are smooth in the radius, and
+#: linear interpolation on this step agrees with the model to ~1e-7.
+_RADIAL_STEP_PX = 0.25
+
+#: Cloud layers :func:`cloud_transmission` draws; ``none`` is a clear sky.
 CLOUD_KINDS = ("none", "patches", "band", "quarter", "overcast")
-#: Geometry of the cloud presets (deg): half-width of a band along a great
-#: circle through the zenith; number, altitude range, azimuth spread about
-#: Clouds.az_deg and radius range of the round patches.
-_BAND_HALF_WIDTH_DEG = 10.0
-_PATCHES = 4
-_PATCH_ALT_DEG = (25.0, 80.0)
-_PATCH_AZ_SPREAD_DEG = 120.0
-_PATCH_RADIUS_DEG = (10.0, 25.0)
+#: Cloud geometry: shape choices of the simulator, sized so that each kind
+#: covers a distinct, substantial part of an all-sky frame (deg).
+#: ``quarter``: the azimuth quadrant within this of ``Clouds.az_deg``, a
+#: quarter of the sky by solid angle at every altitude.
+QUARTER_HALF_WIDTH_DEG = 45.0
+#: ``band``: within this angular distance of the great circle through the
+#: zenith at azimuth ``Clouds.az_deg`` (a band 20 deg wide, ~17 % of the sky).
+BAND_HALF_WIDTH_DEG = 10.0
+#: ``patches``: this many round clouds ...
+N_CLOUD_PATCHES = 4
+#: ... centred at altitudes drawn uniformly in this range (deg) ...
+PATCH_ALT_RANGE_DEG = (25.0, 80.0)
+#: ... at azimuths within this of ``Clouds.az_deg`` (deg) ...
+PATCH_AZ_SPREAD_DEG = 120.0
+#: ... with radii drawn uniformly in this range (deg).
+PATCH_RADIUS_RANGE_DEG = (10.0, 25.0)
 
 
-@dataclass(frozen=True)
+# ---------------------------------------------------------------- inputs
+@dataclasses.dataclass(frozen=True)
 class Clouds:
     """A cloud layer for :func:`simulate`.
 
     Attributes
     ----------
     kind : str
-        One of ``patches``, ``band``, ``quarter``, ``overcast``.
+        One of :data:`CLOUD_KINDS`: ``patches`` (:data:`N_CLOUD_PATCHES`
+        round clouds at random places), ``band`` (a strip along a great
+        circle through the zenith), ``quarter`` (one azimuth quadrant, a
+        quarter of the sky), ``overcast`` (the whole sky), ``none``.
     transmission : float
-        Transmission inside the cloud (0-1).
+        Fraction of the light (stars and sky above the cloud) that passes
+        through the cloud, 0-1; 1 outside it.
     brightening : float
-        Extra sky surface brightness under full cloud, as a fraction of the
-        zenith sky flux per unit of (1 - transmission).
+        Surface brightness of the cloud itself (moonlight, city light
+        scattered toward the camera) over that of the clear sky it hides:
+        a pixel's sky becomes ``sky * (t + brightening * (1 - t))``, so a
+        cloud with ``brightening > 1`` brightens the sky beneath it
+        everywhere, most where it is thickest.  The default, 1.25, is a
+        modest brightening (0.24 mag under thick cloud); moonlit or city-lit
+        clouds are brighter (2 and more), clouds at a dark site darker (< 1).
     az_deg : float
-        Azimuth the cloud is centred on (quarter, band, patches).
+        Azimuth the cloud is centred on (``quarter``, ``band``, ``patches``),
+        deg, north through east.
     """
 
     kind: str
     transmission: float = 0.2
-    brightening: float = 1.0
+    brightening: float = 1.25
     az_deg: float = 45.0
 
+    def __post_init__(self):
+        if self.kind not in CLOUD_KINDS:
+            raise ConfigError(f"clouds kind {self.kind!r}: choose one of "
+                              f"{', '.join(CLOUD_KINDS)}")
+        if not 0.0 <= self.transmission <= 1.0:
+            raise ConfigError(f"clouds transmission {self.transmission}: give a fraction "
+                              "between 0 and 1")
+        if not (math.isfinite(self.brightening) and self.brightening >= 0.0):
+            raise ConfigError(f"clouds brightening {self.brightening}: give a number >= 0")
 
-@dataclass(frozen=True)
+
+@dataclasses.dataclass(frozen=True)
 class Streak:
-    """A straight streak from (x1, y1) to (x2, y2) (pixels, may leave the image)."""
+    """A straight satellite or aircraft streak for :func:`simulate`.
+
+    Attributes
+    ----------
+    x1, y1, x2, y2 : float
+        End points, pixels (0-based, pixel centres at integers); they may lie
+        off the image, so that the streak leaves it.
+    width_px : float
+        FWHM of the Gaussian profile across the streak, pixels.
+    peak_adu : float
+        Signal on the streak's centre line, ADU per pixel in the exposure.
+    """
 
     x1: float
     y1: float
     x2: float
     y2: float
-    width_px: float          # Gaussian FWHM across the streak, pixels
-    peak_adu: float          # central surface brightness above sky, ADU per pixel
+    width_px: float
+    peak_adu: float
+
+    def __post_init__(self):
+        if not (self.width_px > 0 and self.peak_adu >= 0):
+            raise ConfigError(f"streak {self}: width_px must be > 0 and peak_adu >= 0")
 
 
-@dataclass(frozen=True)
+# ---------------------------------------------------------------- results
+@dataclasses.dataclass(frozen=True, eq=False)
 class Truth:
-    """What went into a simulated frame."""
+    """What a simulated exposure was made from.
 
-    model: object                 # the true CameraModel
-    zp_true: float                # total-flux zeropoint, mag for 1 ADU/s
-    zp_aper_true: float           # median over safe-area stars of zp_true + 2.5 log10(EF)
-    exptime: float                # s
-    time: object                  # ObsTime
-    stars: object                 # astropy Table, one row per rendered star
-    sky_mag: np.ndarray           # V mag/arcsec^2 per pixel, NaN off-sky
-    sky_adu: np.ndarray           # sky per pixel, ADU
-    transmission: np.ndarray | None   # cloud transmission per pixel (None: clear)
-    hot_pixels: np.ndarray        # bool
-    streaks: tuple = field(default_factory=tuple)   # Streak, as rendered
+    Attributes
+    ----------
+    model : CameraModel
+        The true camera model: the template with the injected zenith shift
+        and rotation.
+    zp_true : float
+        True total-flux zeropoint, mag for 1 ADU/s: a star of magnitude V
+        gives ``10**(-0.4 (V - zp_true)) * exptime`` ADU in total.
+    exptime : float
+        Exposure time, s.
+    time : ObsTime
+        Start of the exposure (UTC), as parsed back from the header's date
+        card (whole seconds).
+    stars : astropy.table.Table
+        One row per rendered star: ``HIP``; ``RA``, ``DEC`` (deg, ICRS at
+        the epoch); ``VMAG``; ``x``, ``y`` (true pixel position, 0-based,
+        centres at integers); ``alt_deg``, ``az_deg`` (apparent, refracted);
+        ``flux_adu`` (total ADU in the exposure); ``fwhm_px``; ``ef_aper``
+        (fraction of the flux that exact-overlap photometry in a circle of
+        radius ``photometry.aper_radius_px`` centred on the star measures on
+        the noiseless image, :func:`enclosed_fraction`); ``peak_adu``
+        (brightest pixel of the star's own noiseless light, ADU, sky and
+        bias excluded); ``saturated`` (a pixel whose centre lies within
+        ``aper_radius_px`` of the star is at ``saturation_adu`` in the raw
+        frame, hot pixels excluded); ``transmission`` (the cloud's at the
+        star, 1 on a clear sky: ``flux_adu`` is the flux that reached the
+        camera, already multiplied by it).
+    sky_mag : ndarray of float32, shape (ny, nx)
+        True sky surface brightness, V mag/arcsec^2, clouds included; NaN
+        off the sky.
+    sky_adu : ndarray of float32, shape (ny, nx)
+        True sky signal, ADU per pixel in the exposure, bias excluded; 0 off
+        the sky.
+    hot_pixels : ndarray of bool, shape (ny, nx)
+        Pixels set to a hot value.
+    zp_aper_true : float
+        Median over the stars within ``astrometry.safe_radius_px`` of the
+        zenith pixel of ``zp_true + 2.5 log10(ef_aper)``: the zeropoint of
+        the flux inside the photometric aperture, mag for 1 ADU/s (NaN when
+        no star is that near).  Clouds do not change it.
+    transmission : ndarray of float32, shape (ny, nx), or None
+        Cloud transmission per pixel (0-1), NaN off the sky; None for a
+        clear sky.
+    streaks : tuple of Streak
+        The streaks injected (their light falls only on the sky).
+    """
+
+    model: CameraModel
+    zp_true: float
+    exptime: float
+    time: ObsTime
+    stars: object
+    sky_mag: np.ndarray
+    sky_adu: np.ndarray
+    hot_pixels: np.ndarray
+    zp_aper_true: float
+    transmission: np.ndarray | None = None
+    streaks: tuple = ()
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class SimulatedExposure:
-    """A rendered raw frame, its header and its truth."""
+    """A simulated raw frame, its header and its truth.
+
+    Attributes
+    ----------
+    image : ndarray, shape (ny, nx)
+        Raw data (see :func:`raw_dtype`), indexed ``image[y, x]``.
+    header : astropy.io.fits.Header
+        Raw header: exposure time and start time in the camera's cards,
+        ``INSTRUME`` when the camera names one, and the ``SIM*`` cards.
+    truth : Truth
+    """
 
     image: np.ndarray
     header: object
     truth: Truth
 
 
-def psf_fwhm(zd_deg, sim):
-    """PSF FWHM (pixels) at zenith distance ``zd_deg``: quadratic in zd/90."""
-    return sim.fwhm_zenith_px + (sim.fwhm_horizon_px - sim.fwhm_zenith_px) * (
-        np.asarray(zd_deg) / 90.0) ** 2
+# ---------------------------------------------------------------- small laws
+def raw_dtype(saturation_adu):
+    """Integer type of a raw frame saturating at ``saturation_adu`` ADU.
 
-
-#: Variance (pixel^2) an aperture sum on a pixelated image adds to the PSF: the
-#: pixel response (1/12 per axis) and the exact-overlap weights of the
-#: aperture (another 1/12); checked in the tests on noiseless renderings.
-PIXEL_VARIANCE = 2.0 / 12.0
-
-
-def enclosed_fraction(radius_px, fwhm_px, *, pixelated=True):
-    """Fraction of a circular Gaussian star's flux an aperture of ``radius_px`` measures.
-
-    With ``pixelated`` (default) this is what exact-overlap aperture
-    photometry of the rendered, pixel-integrated image returns: the Gaussian
-    widened by :data:`PIXEL_VARIANCE`; without, the continuous Gaussian's.
+    ``uint8`` up to 255, ``uint16`` up to 65535, else ``int32``.
     """
-    var = (np.asarray(fwhm_px) / FWHM_PER_SIGMA) ** 2 + (PIXEL_VARIANCE if pixelated else 0.0)
-    return 1.0 - np.exp(-radius_px ** 2 / (2.0 * var))
+    if saturation_adu <= np.iinfo(np.uint8).max:
+        return np.dtype(np.uint8)
+    if saturation_adu <= np.iinfo(np.uint16).max:
+        return np.dtype(np.uint16)
+    return np.dtype(np.int32)
 
 
-def render_stars(shape, x, y, flux, fwhm):
-    """Image of pixel-integrated circular Gaussian stars.
+def fwhm_at(zd_deg, fwhm_zenith_px, fwhm_horizon_px):
+    """PSF FWHM in pixels at zenith distance ``zd_deg`` (deg).
+
+    ``fwhm_zenith + (fwhm_horizon - fwhm_zenith) * (zd / 90)^2``.
+    """
+    q = np.asarray(zd_deg, dtype=float) / HORIZON_ZD_DEG
+    return fwhm_zenith_px + (fwhm_horizon_px - fwhm_zenith_px) * q * q
+
+
+def enclosed_fraction(radius_px, sigma_px, *, pixelated=True):
+    """Fraction of a circular Gaussian star's flux inside a circular aperture.
+
+    ``1 - exp(-R^2 / (2 s^2))`` with the aperture centred on the star.
+    With ``pixelated`` (the default, used for the truth and the zeropoint)
+    ``s^2 = sigma^2 + PIXEL_VARIANCE_PX2``: the fraction that exact-overlap
+    aperture photometry measures on the rendered, pixel-integrated image;
+    without, ``s = sigma``: the continuous Gaussian's.
 
     Parameters
     ----------
-    shape : (ny, nx)
-    x, y, flux, fwhm : ndarray
-        Positions (pixels), total fluxes (ADU) and FWHM (pixels).
+    radius_px : float
+        Aperture radius, pixels.
+    sigma_px : array_like
+        Gaussian sigma of the PSF, pixels.
+    pixelated : bool
+        See above.
+    """
+    var = np.asarray(sigma_px, dtype=float) ** 2
+    if pixelated:
+        var = var + PIXEL_VARIANCE_PX2
+    return 1.0 - np.exp(-(radius_px ** 2) / (2.0 * var))
+
+
+def sky_surface_brightness(zd_deg, zenith_mag, horizon_mag):
+    """Sky surface brightness (V mag/arcsec^2) at zenith distance ``zd_deg`` (deg).
+
+    Linear in flux with ``(zd / 90)^3``:
+    ``F(zd) = F_zen + (F_hor - F_zen) (zd / 90)^3`` where ``F = 10**(-0.4 mu)``.
+    It equals ``zenith_mag`` at the zenith and ``horizon_mag`` at the
+    horizon, is flat near the zenith and brightens fastest toward the
+    horizon (a smooth stand-in for the van Rhijn airglow law and light
+    pollution).  Beyond the horizon (zd > 90, for a camera that sees below
+    it) the same law continues.
+    """
+    q = np.asarray(zd_deg, dtype=float) / HORIZON_ZD_DEG
+    f_zen = 10.0 ** (-0.4 * zenith_mag)
+    f_hor = 10.0 ** (-0.4 * horizon_mag)
+    return -2.5 * np.log10(f_zen + (f_hor - f_zen) * q ** SKY_SHAPE_EXPONENT)
+
+
+def truth_path(path):
+    """Path of the truth file beside raw frame ``path``: ``<stem>-truth.fits``."""
+    from allsky_camera.io import output_stem
+
+    path = Path(path)
+    return path.with_name(f"{output_stem(path)}-truth.fits")
+
+
+def _camera_clock_string(t, utc_offset_hours):
+    """ISO time, rounded to whole seconds, of ``t`` on a clock ``utc_offset_hours`` ahead of UTC."""
+    utc = _dt.datetime.fromisoformat(t.iso_utc)
+    local = utc + _dt.timedelta(hours=utc_offset_hours)
+    local = (local + _dt.timedelta(microseconds=500_000)).replace(microsecond=0)
+    return local.isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- geometry
+def _sky_geometry(model, nx, ny, horizon_alt_deg):
+    """Zenith distance and solid angle of every pixel, and which pixels see the sky.
+
+    Returns
+    -------
+    zd_deg : ndarray, shape (ny, nx)
+        Zenith distance of each pixel centre, deg.
+    omega_sr : ndarray, shape (ny, nx)
+        Solid angle of each pixel, sr: the model's ``pixel_solid_angle``,
+        which depends only on the radius from the optical axis, tabulated
+        every ``_RADIAL_STEP_PX`` and interpolated.
+    on_sky : ndarray of bool, shape (ny, nx)
+        Pixels above ``horizon_alt_deg``; for an untilted model, those
+        within the radius of zenith distance ``90 - horizon_alt_deg``.
+    """
+    yy, xx = np.indices((ny, nx), dtype=float)
+    r = np.hypot(xx - model.x0, yy - model.y0)
+    r_grid = np.arange(0.0, r.max() + 2 * _RADIAL_STEP_PX, _RADIAL_STEP_PX)
+    omega_grid = model.pixel_solid_angle(model.x0 + r_grid, np.full_like(r_grid, model.y0))
+    omega = np.interp(r, r_grid, omega_grid)
+    if model.tilted:
+        alt, _ = model.xy_to_altaz(xx, yy)
+        zd = HORIZON_ZD_DEG - alt
+        with np.errstate(invalid="ignore"):
+            on_sky = alt >= horizon_alt_deg
+    else:
+        zd = np.interp(r, r_grid, model.theta(r_grid))
+        on_sky = r <= float(model.radius(HORIZON_ZD_DEG - horizon_alt_deg))
+    on_sky &= np.isfinite(zd) & np.isfinite(omega)
+    return zd, omega, on_sky
+
+
+# ---------------------------------------------------------------- rendering
+def stamp_half_width(sigma_px):
+    """Half-width in pixels of the square stamp a star of Gaussian ``sigma_px`` is rendered in."""
+    return np.ceil(STAMP_SIGMAS * np.asarray(sigma_px, dtype=float)).astype(int) + 1
+
+
+def _pixel_fractions(centre, sigma, first, npix):
+    """Fraction of 1-D Gaussians' flux in pixels ``first, first + 1, ...``.
+
+    ``centre``, ``sigma`` and ``first`` (integer) have shape (n,); returns
+    (n, npix): exact integrals over ``[p - 0.5, p + 0.5)`` from differences
+    of ``erf`` at the pixel edges.
     """
     from scipy.special import erf
 
-    ny, nx = shape
-    img = np.zeros(ny * nx, dtype=np.float64)
-    sigma = fwhm / FWHM_PER_SIGMA
-    half = np.ceil(_STAMP_SIGMAS * sigma).astype(int) + 1
-    for h in np.unique(half):                       # a handful of stamp sizes
-        sel = np.nonzero(half == h)[0]
-        off = np.arange(-h, h + 1)
-        xi = np.rint(x[sel]).astype(int)
-        yi = np.rint(y[sel]).astype(int)
-        s2 = (np.sqrt(2.0) * sigma[sel])[:, None]
-        ex = xi[:, None] + off[None, :]
-        ey = yi[:, None] + off[None, :]
-        px = 0.5 * (erf((ex + 0.5 - x[sel, None]) / s2) - erf((ex - 0.5 - x[sel, None]) / s2))
-        py = 0.5 * (erf((ey + 0.5 - y[sel, None]) / s2) - erf((ey - 0.5 - y[sel, None]) / s2))
-        vals = flux[sel, None, None] * py[:, :, None] * px[:, None, :]
-        xx = np.broadcast_to(ex[:, None, :], vals.shape)
-        yy = np.broadcast_to(ey[:, :, None], vals.shape)
-        ok = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
-        img += np.bincount((yy[ok] * nx + xx[ok]), weights=vals[ok], minlength=ny * nx)
-    return img.reshape(ny, nx)
+    edges = first[:, None] + np.arange(npix + 1) - 0.5
+    cdf = erf((edges - centre[:, None]) / (math.sqrt(2.0) * sigma[:, None]))
+    return 0.5 * np.diff(cdf, axis=1)
 
 
-def sky_surface_brightness(zd_deg, sim, sky_zenith_mag):
-    """Clear-sky V mag/arcsec^2 at zenith distance ``zd_deg``.
+def _render_stars(shape, x, y, flux, sigma):
+    """Noiseless image of circular Gaussian stars, integrated exactly over the pixels.
 
-    Linear in flux between the zenith and the horizon with weight
-    ``(zd/90)^3``.
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)``.
+    x, y : array_like, shape (n,)
+        Star positions, pixels (0-based, pixel centres at integers).
+    flux : array_like, shape (n,)
+        Total flux of each star, ADU (a cloud transmission would multiply
+        it before this call).
+    sigma : array_like, shape (n,)
+        Gaussian sigma of each star, pixels.
+
+    Returns
+    -------
+    image : ndarray of float64, shape ``shape``
+        Sum of the stars, ADU per pixel.  Each star fills a square stamp of
+        half-width :func:`stamp_half_width` around its nearest pixel; stamp
+        pixels off the image are dropped.  Vectorised over the stars of each
+        stamp size and accumulated with ``np.bincount``.
+    peak : ndarray, shape (n,)
+        Brightest pixel of each star's own stamp, ADU.
     """
-    f_z = 10.0 ** (-0.4 * sky_zenith_mag)
-    f_h = 10.0 ** (-0.4 * sim.sky_horizon_mag)
-    w = np.clip(np.asarray(zd_deg) / 90.0, 0.0, None) ** _SKY_POWER
-    return -2.5 * np.log10(f_z + (f_h - f_z) * w)
+    ny, nx = shape
+    x, y, flux, sigma = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x, y, flux, sigma))
+    image = np.zeros(ny * nx)
+    peak = np.zeros(x.size)
+    if x.size == 0:
+        return image.reshape(shape), peak
+    ix = np.rint(x).astype(int)
+    iy = np.rint(y).astype(int)
+    half = stamp_half_width(sigma)
+    for h in np.unique(half):            # a handful of stamp sizes
+        sel = np.flatnonzero(half == h)
+        offs = np.arange(-h, h + 1)
+        px = _pixel_fractions(x[sel], sigma[sel], ix[sel] - h, offs.size)    # (n, m)
+        py = _pixel_fractions(y[sel], sigma[sel], iy[sel] - h, offs.size)    # (n, m)
+        stamps = flux[sel, None, None] * py[:, :, None] * px[:, None, :]    # (n, m, m)
+        peak[sel] = stamps.max(axis=(1, 2))
+        cols = ix[sel, None, None] + offs[None, None, :]
+        rows = iy[sel, None, None] + offs[None, :, None]
+        inside = (cols >= 0) & (cols < nx) & (rows >= 0) & (rows < ny)
+        image += np.bincount((rows * nx + cols)[inside], weights=stamps[inside],
+                             minlength=ny * nx)
+    return image.reshape(shape), peak
+
+
+def _render_sky(zd_deg, omega_sr, on_sky, zenith_mag, horizon_mag, zp, exptime):
+    """True sky in V mag/arcsec^2 and in ADU per pixel.
+
+    Parameters
+    ----------
+    zd_deg, omega_sr, on_sky : ndarray, shape (ny, nx)
+        From :func:`_sky_geometry` (deg, sr, bool).
+    zenith_mag, horizon_mag : float
+        Sky at the zenith and at the horizon, V mag/arcsec^2.
+    zp : float
+        Total-flux zeropoint, mag for 1 ADU/s.
+    exptime : float
+        Exposure time, s.
+
+    Returns
+    -------
+    sky_mag : ndarray of float32
+        :func:`sky_surface_brightness`, NaN off the sky.
+    sky_adu : ndarray of float64
+        ``10**(-0.4 (mu - zp)) * exptime * omega_arcsec2`` per pixel; 0 off
+        the sky.  A cloud's sky brightening would be added to it.
+    """
+    mu = np.full(zd_deg.shape, np.nan)
+    mu[on_sky] = sky_surface_brightness(zd_deg[on_sky], zenith_mag, horizon_mag)
+    adu = np.zeros(zd_deg.shape)
+    adu[on_sky] = (10.0 ** (-0.4 * (mu[on_sky] - zp)) * exptime
+                   * omega_sr[on_sky] * ARCSEC2_PER_SR)
+    return mu.astype(np.float32), adu
 
 
 def cloud_transmission(clouds, alt_deg, az_deg, rng):
-    """Transmission (0-1) of a cloud layer over the sky, per position."""
+    """Transmission (0-1) of a cloud layer at sky positions.
+
+    Parameters
+    ----------
+    clouds : Clouds or None
+        None or kind ``none``: 1 everywhere.
+    alt_deg, az_deg : ndarray
+        Positions, deg (azimuth north through east).
+    rng : numpy.random.Generator
+        Draws the ``patches``' places and sizes; evaluate every position that
+        must see the same clouds (sky pixels and stars) in one call.
+
+    Returns
+    -------
+    ndarray of float, the shape of ``alt_deg``
+        ``clouds.transmission`` inside the cloud, 1 outside.
+    """
+    alt = np.asarray(alt_deg, dtype=float)
+    az = np.asarray(az_deg, dtype=float)
     if clouds is None or clouds.kind == "none":
-        return np.ones_like(alt_deg)
-    t = clouds.transmission
-    daz = (np.asarray(az_deg) - clouds.az_deg + 180.0) % 360.0 - 180.0
+        return np.ones_like(alt)
     if clouds.kind == "overcast":
-        return np.full_like(alt_deg, t)
-    if clouds.kind == "quarter":
-        # a quarter of the sky by solid angle: one azimuth quadrant
-        inside = np.abs(daz) < 45.0
-        return np.where(inside, t, 1.0)
-    if clouds.kind == "band":
-        # a band 20 deg wide along a great circle through the zenith
-        a, z = np.radians(alt_deg), np.radians(az_deg - clouds.az_deg)
+        inside = np.ones(alt.shape, dtype=bool)
+    elif clouds.kind == "quarter":
+        daz = (az - clouds.az_deg + 180.0) % 360.0 - 180.0
+        inside = np.abs(daz) < QUARTER_HALF_WIDTH_DEG
+    elif clouds.kind == "band":
+        # angular distance from the great circle through the zenith at az_deg
+        a, z = np.radians(alt), np.radians(az - clouds.az_deg)
         dist = np.degrees(np.arcsin(np.abs(np.cos(a) * np.sin(z))))
-        return np.where(dist < _BAND_HALF_WIDTH_DEG, t, 1.0)
-    if clouds.kind == "patches":
-        # a few round patches 10-25 deg in radius at random places above 20 deg altitude
-        out = np.ones_like(alt_deg)
-        for _ in range(_PATCHES):
-            ca = rng.uniform(*_PATCH_ALT_DEG)
-            cz = clouds.az_deg + rng.uniform(-_PATCH_AZ_SPREAD_DEG, _PATCH_AZ_SPREAD_DEG)
-            rad = rng.uniform(*_PATCH_RADIUS_DEG)
-            from allsky_camera.coords import angular_sep
-            out = np.where(angular_sep(az_deg, alt_deg, cz, ca) < rad, t, out)
-        return out
-    raise AllskyError(f"clouds kind {clouds.kind!r}: choose one of {', '.join(CLOUD_KINDS)}")
+        inside = dist < BAND_HALF_WIDTH_DEG
+    else:       # patches (Clouds validated the kind)
+        from allsky_camera.coords import angular_sep
+
+        inside = np.zeros(alt.shape, dtype=bool)
+        for _ in range(N_CLOUD_PATCHES):
+            c_alt = rng.uniform(*PATCH_ALT_RANGE_DEG)
+            c_az = clouds.az_deg + rng.uniform(-PATCH_AZ_SPREAD_DEG, PATCH_AZ_SPREAD_DEG)
+            radius = rng.uniform(*PATCH_RADIUS_RANGE_DEG)
+            inside |= angular_sep(az, alt, c_az, c_alt) < radius
+    return np.where(inside, clouds.transmission, 1.0)
+
+
+def _cloudy_sky(sky_adu, trans, brightening):
+    """Sky under a cloud, ADU per pixel: the clear sky ``sky_adu`` dimmed by
+    the transmission ``trans`` plus the cloud's own light, ``brightening``
+    times the clear sky times the cloud's opacity ``1 - trans``."""
+    return sky_adu * (trans + brightening * (1.0 - trans))
 
 
 def render_streaks(shape, streaks):
-    """Image of straight streaks with Gaussian cross-section (ADU per pixel)."""
+    """Noiseless image of straight streaks, ADU per pixel.
+
+    Each streak has a Gaussian profile of FWHM ``width_px`` across it and
+    ``peak_adu`` on its centre line, uniform along it and cut square at its
+    end points (pixel centres sampled, no integration over the pixel).
+    Parts off the image are dropped.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)``.
+    streaks : sequence of Streak
+
+    Returns
+    -------
+    ndarray of float64, shape ``shape``
+    """
     ny, nx = shape
     img = np.zeros(shape)
-    yy, xx = np.mgrid[:ny, :nx]
     for s in streaks:
         dx, dy = s.x2 - s.x1, s.y2 - s.y1
-        length = np.hypot(dx, dy)
+        length = math.hypot(dx, dy)
+        if length == 0:
+            continue
         ux, uy = dx / length, dy / length
-        # bounding box of the streak, clipped to the image
-        pad = 3 * s.width_px
-        x0 = int(max(min(s.x1, s.x2) - pad, 0))
-        x1 = int(min(max(s.x1, s.x2) + pad + 1, nx))
-        y0 = int(max(min(s.y1, s.y2) - pad, 0))
-        y1 = int(min(max(s.y1, s.y2) + pad + 1, ny))
+        sigma = s.width_px / FWHM_PER_SIGMA
+        pad = STAMP_SIGMAS * sigma + 1.0
+        x0 = max(math.floor(min(s.x1, s.x2) - pad), 0)
+        x1 = min(math.ceil(max(s.x1, s.x2) + pad) + 1, nx)
+        y0 = max(math.floor(min(s.y1, s.y2) - pad), 0)
+        y1 = min(math.ceil(max(s.y1, s.y2) + pad) + 1, ny)
         if x1 <= x0 or y1 <= y0:
             continue
-        px, py = xx[y0:y1, x0:x1] - s.x1, yy[y0:y1, x0:x1] - s.y1
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        px, py = xx - s.x1, yy - s.y1
         along = px * ux + py * uy
-        across = -px * uy + py * ux
-        sig = s.width_px / FWHM_PER_SIGMA
-        inside = (along >= 0) & (along <= length)
-        img[y0:y1, x0:x1] += np.where(inside, s.peak_adu * np.exp(-0.5 * (across / sig) ** 2),
-                                      0.0)
+        across = py * ux - px * uy
+        near = (along >= 0) & (along <= length) & (np.abs(across) <= pad)
+        img[y0:y1, x0:x1][near] += s.peak_adu * np.exp(-0.5 * (across[near] / sigma) ** 2)
     return img
 
 
 def random_streaks(n, shape, rng, *, peak_range=(15.0, 60.0), width_range=(1.5, 4.0)):
-    """``n`` random streaks, about a third of them leaving the image."""
+    """``n`` random straight streaks on an image of ``shape`` ``(ny, nx)``.
+
+    Every third streak (the first, fourth, ...) starts inside the middle of
+    the frame and runs 1.5 frame widths, off an edge; the others are 0.25-0.6
+    of the short side long, centred in the middle of the frame.  Position
+    angles are uniform; widths (FWHM, pixels) and peaks (ADU per pixel)
+    uniform in ``width_range`` and ``peak_range``.
+
+    Returns
+    -------
+    tuple of Streak
+    """
     ny, nx = shape
     out = []
     for i in range(n):
         length = rng.uniform(0.25, 0.6) * min(nx, ny)
         ang = rng.uniform(0, np.pi)
-        if i % 3 == 0:     # start inside, run off an edge
+        if i % 3 == 0:     # starts inside, runs off an edge
             cx, cy = rng.uniform(0.15, 0.85) * nx, rng.uniform(0.15, 0.85) * ny
             length = 1.5 * max(nx, ny)
             x1, y1 = cx, cy
-        else:      # centred anywhere on the middle of the frame, independent of the others
+        else:
             cx, cy = rng.uniform(0.2, 0.8) * nx, rng.uniform(0.15, 0.85) * ny
             x1, y1 = cx - 0.5 * length * np.cos(ang), cy - 0.5 * length * np.sin(ang)
         x2, y2 = x1 + length * np.cos(ang), y1 + length * np.sin(ang)
@@ -265,6 +597,64 @@ def random_streaks(n, shape, rng, *, peak_range=(15.0, 60.0), width_range=(1.5, 
     return tuple(out)
 
 
+def _detector(signal_adu, sim, saturation_adu, rng):
+    """Turn an expected signal (ADU per pixel, bias excluded) into a raw frame.
+
+    Electrons ``signal * gain`` are drawn from a Poisson law, Gaussian read
+    noise of ``read_noise_e`` electrons is added, the sum is divided by the
+    gain and the pedestal ``bias_adu`` added to every pixel; then
+    ``round(hot_pixel_fraction * npix)`` distinct pixels drawn at random are
+    set to values uniform between half the saturation level and the
+    saturation level; the frame is rounded to integers, clipped to
+    ``[0, saturation_adu]`` and cast to :func:`raw_dtype`.
+
+    Parameters
+    ----------
+    signal_adu : ndarray, shape (ny, nx)
+    sim : Simulation
+        The camera's simulation settings (gain, read noise, bias, hot pixels).
+    saturation_adu : float
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    raw : ndarray of :func:`raw_dtype`
+    hot : ndarray of bool
+        The hot pixels.
+    """
+    gain = sim.gain_e_per_adu
+    electrons = rng.poisson(np.maximum(signal_adu, 0.0) * gain).astype(float)
+    electrons += rng.normal(0.0, sim.read_noise_e, size=signal_adu.shape)
+    adu = electrons / gain + sim.bias_adu
+    n_hot = round(sim.hot_pixel_fraction * adu.size)
+    hot = np.zeros(adu.size, dtype=bool)
+    if n_hot > 0:
+        idx = rng.choice(adu.size, size=n_hot, replace=False)
+        hot[idx] = True
+        adu.flat[idx] = rng.uniform(0.5 * saturation_adu, saturation_adu, size=n_hot)
+    raw = np.clip(np.rint(adu), 0, saturation_adu).astype(raw_dtype(saturation_adu))
+    return raw, hot.reshape(adu.shape)
+
+
+def _saturated_stars(raw, hot, x, y, radius_px, saturation_adu):
+    """Stars with a non-hot saturated pixel whose centre is within ``radius_px`` (pixels)."""
+    ny, nx = raw.shape
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.size == 0:
+        return np.zeros(0, dtype=bool)
+    reach = math.ceil(radius_px) + 1
+    offs = np.arange(-reach, reach + 1)
+    ix = np.rint(x).astype(int)[:, None, None] + offs[None, None, :]
+    iy = np.rint(y).astype(int)[:, None, None] + offs[None, :, None]
+    near = (ix - x[:, None, None]) ** 2 + (iy - y[:, None, None]) ** 2 <= radius_px ** 2
+    near &= (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+    ixc = np.clip(ix, 0, nx - 1)
+    iyc = np.clip(iy, 0, ny - 1)
+    return (near & (raw[iyc, ixc] >= saturation_adu) & ~hot[iyc, ixc]).any(axis=(1, 2))
+
+
+# ---------------------------------------------------------------- simulate
 def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0.0),
              rotation_deg=0.0, zp_true=None, sky_zenith_mag=None, clouds=None, streaks=None,
              star_vmax=None):
@@ -273,246 +663,432 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     Parameters
     ----------
     camera : Camera
-        Must have a ``simulation`` section.
+        A configuration with a ``simulation`` section.
     seed : int
-        Seed of the random generator; the same seed gives the same frame.
+        Seed of ``numpy.random.default_rng``; the same seed and arguments
+        give an identical frame.
     dateobs : str, optional
-        Start time in the camera's clock (default ``simulation.dateobs``).
+        Start of the exposure, ISO 8601 on the camera's clock
+        (``header.utc_offset_hours`` from UTC); default
+        ``simulation.dateobs``.  Rounded to whole seconds, the header's
+        precision.
     exptime : float, optional
-        Seconds (default ``simulation.exptime_s``).
+        Exposure time, s; default ``simulation.exptime_s``.
     zenith_shift : (float, float)
-        Offset of the true zenith pixel from the template's, pixels.
+        Added to the template's zenith pixel ``(x0, y0)``, pixels.
     rotation_deg : float
-        Offset of the true rotation from the template's, deg.
+        Added to the template's ``rot_deg``, deg.
     zp_true : float, optional
-        True total-flux zeropoint; default: ``simulation.zp_true`` or, when
-        that is null, the nominal zeropoint converted to total flux with the
-        simulated PSF's median aperture loss inside the safe radius.
+        True total-flux zeropoint, mag for 1 ADU/s.  Default
+        ``simulation.zp_true``; when that is null, derived from
+        ``photometry.zp_nominal``: unchanged when ``zp_nominal_scale`` is
+        ``'total'``; when it is ``'aperture'``, ``zp_nominal`` plus the
+        median over the rendered stars within ``astrometry.safe_radius_px``
+        of ``-2.5 log10 EF``, EF being the fraction of the star's flux that
+        aperture photometry of radius ``photometry.aper_radius_px`` measures
+        (:func:`enclosed_fraction`, pixelated), so the nominal aperture
+        zeropoint is right for the simulated PSF.
     sky_zenith_mag : float, optional
-        Override of ``simulation.sky_zenith_mag``.
+        Sky at the zenith, V mag/arcsec^2; default ``simulation.sky_zenith_mag``.
     clouds : Clouds, optional
+        A cloud layer; None (the default) for a clear sky.
     streaks : sequence of Streak, optional
+        Streaks added to the signal on the sky (not dimmed by the clouds).
     star_vmax : float, optional
-        Faintest star rendered (default ``simulation.vmax``).
+        Faintest star rendered, V mag; default ``simulation.vmax``.
 
     Returns
     -------
     SimulatedExposure
+
+    Raises
+    ------
+    ConfigError
+        The camera has no ``simulation`` section, the exposure time is not
+        positive, or ``clouds`` is not a :class:`Clouds` or ``streaks`` not
+        a sequence of :class:`Streak`.
+
+    Notes
+    -----
+    Stars come from :func:`allsky_camera.catalog.reference_stars` at the
+    epoch, are placed by :func:`allsky_camera.coords.radec_to_altaz`
+    (refraction included) and the true model, and are kept when above
+    ``simulation.horizon_alt_deg`` and on the sensor.  **No extinction**: a
+    star's total flux is ``10**(-0.4 (V - zp_true)) * exptime`` ADU at any
+    altitude.  The PSF is a circular Gaussian whose FWHM follows
+    :func:`fwhm_at`; the sky follows :func:`sky_surface_brightness` times
+    the true model's pixel solid angle.  Clouds multiply the stars' flux
+    and the sky by :func:`cloud_transmission` and add their own light
+    (:class:`Clouds`); their random places come from a generator spawned
+    from the seed, so a clear frame is the same with or without this
+    feature.  Pixels beyond the horizon receive neither sky, starlight nor
+    streaks, only the bias, noise and hot pixels.
     """
     from astropy.io import fits
+    from astropy.table import Table
 
-    from allsky_camera import catalog, coords
+    from allsky_camera import catalog
 
+    t_start = _time.perf_counter()
     sim = camera.simulation
     if sim is None:
-        raise AllskyError(f"camera {camera.name}: its configuration has no simulation section")
+        raise ConfigError(f"camera {camera.name}: the configuration has no simulation "
+                          "section; add one (see etc/MDM.yaml)")
+    if clouds is not None and not isinstance(clouds, Clouds):
+        raise ConfigError(f"simulate: clouds = {clouds!r}; give a simulate.Clouds or None")
+    streaks = tuple(streaks or ())
+    if not all(isinstance(s, Streak) for s in streaks):
+        raise ConfigError("simulate: streaks must be simulate.Streak objects")
+    exptime = float(sim.exptime_s if exptime is None else exptime)
+    if not (math.isfinite(exptime) and exptime > 0):
+        raise ConfigError(f"simulate: exptime = {exptime} s must be a positive number of "
+                          "seconds; change it")
+    vmax = float(sim.vmax if star_vmax is None else star_vmax)
+    zenith_mag = float(sim.sky_zenith_mag if sky_zenith_mag is None else sky_zenith_mag)
+    nx, ny = camera.sensor.nx, camera.sensor.ny
+    saturation = camera.sensor.saturation_adu
+    phot = camera.photometry
     rng = np.random.default_rng(seed)
-    dateobs = dateobs or sim.dateobs
-    exptime = float(exptime if exptime is not None else sim.exptime_s)
-    t = coords.parse_time(dateobs, camera.header.utc_offset_hours, where="dateobs")
-    site, _ = coords.site_from_config(camera.site)
-    tmpl = camera.astrometry.model
-    model = tmpl.replace(x0=tmpl.x0 + zenith_shift[0], y0=tmpl.y0 + zenith_shift[1],
-                         rot_deg=tmpl.rot_deg + rotation_deg)
-    ny, nx = camera.sensor.ny, camera.sensor.nx
-    ph = camera.photometry
+    # clouds draw from their own stream: the detector's noise does not change
+    cloud_rng = rng.spawn(1)[0]
 
-    # stars
-    vmax = star_vmax if star_vmax is not None else sim.vmax
+    # time: parse, round to the header's whole seconds, parse that back
+    offset = camera.header.utc_offset_hours
+    dateobs = sim.dateobs if dateobs is None else dateobs
+    clock = _camera_clock_string(parse_time(dateobs, offset, where="dateobs"), offset)
+    t = parse_time(clock, offset, where="dateobs")
+
+    template = camera.astrometry.model
+    dx, dy = (float(v) for v in zenith_shift)
+    drot = float(rotation_deg)
+    model = template.replace(x0=template.x0 + dx, y0=template.y0 + dy,
+                             rot_deg=template.rot_deg + drot)
+
+    # stars: catalog -> apparent alt/az -> pixels; above the horizon, on the sensor
     cat = catalog.reference_stars(t.jd_tt, vmax)
-    alt, az = coords.radec_to_altaz(cat["RA"], cat["DEC"], t, site)
-    up = alt > sim.horizon_alt_deg
-    cat, alt, az = cat[up], alt[up], az[up]
+    site, _ = site_from_config(camera.site)
+    alt, az = radec_to_altaz(np.asarray(cat["RA"], dtype=float),
+                             np.asarray(cat["DEC"], dtype=float), t, site)
+    vmag = np.asarray(cat["VMAG"], dtype=float)
     x, y = model.altaz_to_xy(alt, az)
-    on = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
-    cat, alt, az, x, y = cat[on], alt[on], az[on], x[on], y[on]
-    zd = 90.0 - alt
-    fwhm = psf_fwhm(zd, sim)
-    ef = enclosed_fraction(ph.aper_radius_px, fwhm)
+    keep = ((alt > sim.horizon_alt_deg) & np.isfinite(vmag)
+            & (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5))
+    cat, alt, az, x, y, vmag = cat[keep], alt[keep], az[keep], x[keep], y[keep], vmag[keep]
+
+    fwhm = fwhm_at(HORIZON_ZD_DEG - alt, sim.fwhm_zenith_px, sim.fwhm_horizon_px)
+    sigma = fwhm / FWHM_PER_SIGMA
+    ef = enclosed_fraction(phot.aper_radius_px, sigma)
     safe = np.hypot(x - model.x0, y - model.y0) <= camera.astrometry.safe_radius_px
+
+    # zeropoint
     if zp_true is None:
         zp_true = sim.zp_true
     if zp_true is None:
-        zp_true = ph.zp_nominal
-        if ph.zp_nominal_scale == "aperture" and safe.any():
-            zp_true = ph.zp_nominal + float(np.median(-2.5 * np.log10(ef[safe])))
+        zp_true = phot.zp_nominal
+        if phot.zp_nominal_scale == "aperture":
+            if safe.any():
+                ef_ref = ef[safe]
+            else:   # nothing near the zenith (tiny vmax): the zenith PSF's loss
+                ef_ref = enclosed_fraction(phot.aper_radius_px,
+                                           sim.fwhm_zenith_px / FWHM_PER_SIGMA)
+                log.warning("no simulated star within the safe radius; zp_true uses "
+                            "the aperture loss of the zenith PSF")
+            zp_true = phot.zp_nominal + float(np.median(-2.5 * np.log10(ef_ref)))
     zp_true = float(zp_true)
-    vmag = np.asarray(cat["VMAG"], dtype=float)
-    flux = 10.0 ** (-0.4 * (vmag - zp_true)) * exptime
+    zp_aper = (float(np.median(zp_true + 2.5 * np.log10(ef[safe]))) if safe.any()
+               else math.nan)
 
-    # sky: every pixel within the horizon
-    yy, xx = np.mgrid[:ny, :nx]
-    r_h = float(model.radius(90.0 - sim.horizon_alt_deg))
-    on_sky = np.hypot(xx - model.x0, yy - model.y0) <= r_h
-    ys, xs = np.nonzero(on_sky)
-    palt, paz = model.xy_to_altaz(xs, ys)
-    mu = sky_surface_brightness(90.0 - palt, sim,
-                                sim.sky_zenith_mag if sky_zenith_mag is None else sky_zenith_mag)
-    omega = model.pixel_solid_angle(xs, ys) * _ARCSEC2_PER_SR
-    sky_pix = 10.0 ** (-0.4 * (mu - zp_true)) * exptime * omega
-
+    # expected signal: sky + stars, nothing beyond the horizon
+    zd_pix, omega, on_sky = _sky_geometry(model, nx, ny, sim.horizon_alt_deg)
+    sky_mag, sky_adu = _render_sky(zd_pix, omega, on_sky, zenith_mag, sim.sky_horizon_mag,
+                                   zp_true, exptime)
+    star_trans = np.ones(x.size)
     transmission = None
-    star_trans = np.ones_like(flux)
     if clouds is not None and clouds.kind != "none":
-        crng = np.random.default_rng(rng.integers(2 ** 32))
-        # one call for the sky pixels and the stars, so they see the same clouds
-        both = cloud_transmission(clouds, np.r_[palt, alt], np.r_[paz, az], crng)
-        tr_pix, star_trans = both[:palt.size], both[palt.size:]
+        ys, xs = np.nonzero(on_sky)
+        p_alt, p_az = model.xy_to_altaz(xs, ys)
+        # one call for the sky pixels and the stars, so that they see the same clouds
+        both = cloud_transmission(clouds, np.r_[p_alt, alt], np.r_[p_az, az], cloud_rng)
+        star_trans = both[p_alt.size:]
         transmission = np.full((ny, nx), np.nan, dtype=np.float32)
-        transmission[ys, xs] = tr_pix
-        # sky brightened under cloud (light from below), dimmed sky light above
-        zen_flux = 10.0 ** (-0.4 * (sim.sky_zenith_mag - zp_true)) * exptime * omega
-        sky_pix = sky_pix * tr_pix + clouds.brightening * (1.0 - tr_pix) * zen_flux
-        mu = zp_true - 2.5 * np.log10(sky_pix / exptime / omega)
-    flux_obs = flux * star_trans
-
-    sky_adu = np.zeros((ny, nx), dtype=np.float32)
-    sky_adu[ys, xs] = sky_pix
-    sky_mag = np.full((ny, nx), np.nan, dtype=np.float32)
-    sky_mag[ys, xs] = mu
-    signal = render_stars((ny, nx), x, y, flux_obs, fwhm)
-    signal[~on_sky] = 0.0
-    signal += sky_adu
-    streaks = tuple(streaks or ())
+        transmission[ys, xs] = both[:p_alt.size]
+        sky_adu[on_sky] = _cloudy_sky(sky_adu[on_sky], both[:p_alt.size], clouds.brightening)
+        sky_mag[on_sky] = zp_true - 2.5 * np.log10(
+            sky_adu[on_sky] / exptime / (omega[on_sky] * ARCSEC2_PER_SR))
+    flux = 10.0 ** (-0.4 * (vmag - zp_true)) * exptime * star_trans
+    star_img, peak = _render_stars((ny, nx), x, y, flux, sigma)
+    signal = sky_adu + np.where(on_sky, star_img, 0.0)
     if streaks:
-        signal += render_streaks((ny, nx), streaks) * on_sky   # only the sky is lit
+        signal += np.where(on_sky, render_streaks((ny, nx), streaks), 0.0)
 
-    # detector
-    g = sim.gain_e_per_adu
-    electrons = rng.poisson(np.maximum(signal, 0.0) * g).astype(np.float64)
-    electrons += rng.normal(0.0, sim.read_noise_e, size=electrons.shape)
-    adu = electrons / g + sim.bias_adu
-    sat = camera.sensor.saturation_adu
-    hot = rng.random((ny, nx)) < sim.hot_pixel_fraction
-    adu[hot] = rng.uniform(0.5 * sat, sat, hot.sum())
-    adu = np.clip(np.rint(adu), 0, sat)
-    dtype = np.uint8 if sat <= 255 else np.uint16
-    image = adu.astype(dtype)
+    raw, hot = _detector(signal, sim, saturation, rng)
+    saturated = _saturated_stars(raw, hot, x, y, phot.aper_radius_px, saturation)
 
-    peak = flux_obs * (1.0 / (2 * np.pi * (fwhm / FWHM_PER_SIGMA) ** 2))
-    xi = np.clip(np.rint(x).astype(int), 0, nx - 1)
-    yi = np.clip(np.rint(y).astype(int), 0, ny - 1)
-    saturated = image[yi, xi] >= sat
-
-    from astropy.table import Table
-    stars = Table({"HIP": cat["HIP"], "VMAG": vmag, "x": x, "y": y, "alt_deg": alt,
-                   "az_deg": az, "flux_adu": flux_obs, "flux_clear_adu": flux, "fwhm_px": fwhm,
-                   "ef_aper": ef, "peak_adu": peak, "saturated": saturated,
-                   "transmission": star_trans, "safe": safe})
-    zp_aper_true = float(np.median(zp_true + 2.5 * np.log10(ef[safe]))) if safe.any() else np.nan
-
-    hdr = fits.Header()
-    hdr[camera.header.exptime_card] = (exptime, "[s] exposure time")
-    clock = _clock_string(t, camera.header.utc_offset_hours)
-    hdr[camera.header.dateobs_card] = (clock, f"start, UTC{camera.header.utc_offset_hours:+g} h")
-    if camera.header.instrume:
-        hdr["INSTRUME"] = (camera.header.instrume, "camera")
-    hdr["SIMULATE"] = (True, "simulated by allsky_camera.simulate")
-    hdr["SIMSEED"] = (int(seed), "random seed")
-    hdr["SIMZP"] = (round(zp_true, 6), "[mag] true zeropoint, total flux, 1 ADU/s")
-    hdr["SIMDX"] = (float(zenith_shift[0]), "[pix] injected zenith shift x")
-    hdr["SIMDY"] = (float(zenith_shift[1]), "[pix] injected zenith shift y")
-    hdr["SIMDROT"] = (float(rotation_deg), "[deg] injected rotation")
+    hc = camera.header
+    header = fits.Header()
+    header[hc.exptime_card] = (exptime, "[s] exposure time")
+    header[hc.dateobs_card] = (clock, f"start of exposure, clock UTC{offset:+g} h")
+    if hc.instrume:
+        header["INSTRUME"] = (hc.instrume, "instrument")
+    header["SIMULATE"] = (True, "simulated by allsky_camera.simulate")
+    header["SIMCAM"] = (camera.name, "camera configuration simulated")
+    header["SIMSEED"] = (int(seed), "random seed of the simulation")
+    header["SIMZP"] = (zp_true, "[mag] true total-flux ZP for 1 ADU/s")
+    header["SIMDX"] = (dx, "[pix] injected zenith shift in x")
+    header["SIMDY"] = (dy, "[pix] injected zenith shift in y")
+    header["SIMDROT"] = (drot, "[deg] injected rotation added to rot_deg")
+    header["SIMCLOUD"] = (clouds.kind if clouds is not None else "none", "cloud layer")
     if clouds is not None:
-        hdr["SIMCLOUD"] = (clouds.kind, "cloud layer")
-    hdr["SIMNSTRK"] = (len(streaks), "streaks injected")
-    truth = Truth(model, zp_true, zp_aper_true, exptime, t, stars, sky_mag, sky_adu,
-                  transmission, hot, streaks)
-    log.debug("simulated %d stars, zp %.3f, %d streaks", len(stars), zp_true, len(streaks))
-    return SimulatedExposure(image, hdr, truth)
+        header["SIMCLTR"] = (clouds.transmission, "transmission inside the cloud")
+    header["SIMNSTRK"] = (len(streaks), "streaks injected")
+
+    stars = Table()
+    stars["HIP"] = np.asarray(cat["HIP"])
+    stars["RA"] = np.asarray(cat["RA"], dtype=float)
+    stars["DEC"] = np.asarray(cat["DEC"], dtype=float)
+    stars["VMAG"] = vmag
+    stars["x"] = x
+    stars["y"] = y
+    stars["alt_deg"] = alt
+    stars["az_deg"] = az
+    stars["flux_adu"] = flux
+    stars["fwhm_px"] = fwhm
+    stars["ef_aper"] = ef
+    stars["peak_adu"] = peak
+    stars["saturated"] = saturated
+    stars["transmission"] = star_trans
+    for name, unit, desc in _STAR_COLUMNS:
+        stars[name].unit = unit
+        stars[name].description = desc
+
+    truth = Truth(model=model, zp_true=zp_true, exptime=exptime, time=t, stars=stars,
+                  sky_mag=sky_mag, sky_adu=sky_adu.astype(np.float32), hot_pixels=hot,
+                  zp_aper_true=zp_aper, transmission=transmission, streaks=streaks)
+    log.info("simulated %s at %s UTC: %d stars to V=%.1f, zp_true %.3f, zp_aper_true %.3f, "
+             "%d saturated, %d hot pixels, clouds %s, %d streaks, %.2f s", camera.name,
+             t.iso_utc, len(stars), vmax, zp_true, zp_aper, int(saturated.sum()),
+             int(hot.sum()), header["SIMCLOUD"], len(streaks), _time.perf_counter() - t_start)
+    return SimulatedExposure(image=raw, header=header, truth=truth)
 
 
-def _clock_string(t, utc_offset_hours):
-    import datetime as dt
+#: Units and descriptions of the truth star table's columns.
+_STAR_COLUMNS = (
+    ("HIP", None, "Hipparcos number"),
+    ("RA", "deg", "ICRS right ascension at the epoch"),
+    ("DEC", "deg", "ICRS declination at the epoch"),
+    ("VMAG", "mag", "V magnitude"),
+    ("x", "pix", "true x, 0-based, pixel centres at integers"),
+    ("y", "pix", "true y, 0-based, pixel centres at integers"),
+    ("alt_deg", "deg", "apparent (refracted) altitude"),
+    ("az_deg", "deg", "azimuth, north through east"),
+    ("flux_adu", "adu", "total flux in the exposure"),
+    ("fwhm_px", "pix", "Gaussian PSF FWHM"),
+    ("ef_aper", None, "PSF fraction inside the photometric aperture"),
+    ("peak_adu", "adu", "brightest pixel of the noiseless star"),
+    ("saturated", None, "saturated pixel within the aperture radius"),
+    ("transmission", None, "cloud transmission at the star (1: clear)"),
+)
 
-    utc = dt.datetime.fromisoformat(t.iso_utc)
-    return (utc + dt.timedelta(hours=utc_offset_hours)).isoformat(timespec="seconds")
+#: Units and descriptions of the truth streak table's columns.
+_STREAK_COLUMNS = (
+    ("x1", "pix", "first end point x (may lie off the image)"),
+    ("y1", "pix", "first end point y"),
+    ("x2", "pix", "second end point x"),
+    ("y2", "pix", "second end point y"),
+    ("width_px", "pix", "Gaussian FWHM across the streak"),
+    ("peak_adu", "adu", "signal on the centre line per pixel"),
+)
 
 
-def truth_path(path):
-    """``dir/x.fits`` -> ``dir/x-truth.fits``."""
-    from allsky_camera.io import output_stem
+# ---------------------------------------------------------------- writing
+def _check_writable(paths, overwrite):
+    """Refuse existing outputs unless ``overwrite``, and directories always."""
+    for p in paths:
+        if os.path.isdir(p):
+            raise OutputError(f"{p}: is a directory; give a file name")
+        if not overwrite and os.path.exists(p):
+            raise OutputError(f"{p}: exists already; remove it or pass --overwrite")
 
-    p = Path(path)
-    return p.with_name(f"{output_stem(p)}-truth.fits")
+
+def _truth_cards(sim):
+    """``(keyword, value, comment)`` cards of the truth file's primary header."""
+    t = sim.truth
+    zp_aper = t.zp_aper_true if math.isfinite(t.zp_aper_true) else "NaN"
+    cards = [
+        ("ZPTRUE", t.zp_true, "[mag] true total-flux ZP for 1 ADU/s"),
+        ("ZPAPTRUE", zp_aper, "[mag] true aperture ZP, median in safe radius"),
+        ("EXPTIME", t.exptime, "[s] exposure time"),
+        ("TIMEUTC", t.time.iso_utc, "start of exposure, UTC"),
+        ("JDTT", t.time.jd_tt, "[d] start of exposure, TT Julian date"),
+        ("NSTARS", len(t.stars), "stars rendered"),
+        ("NHOTPIX", int(t.hot_pixels.sum()), "hot pixels"),
+    ]
+    for key in ("SIMCAM", "SIMSEED", "SIMZP", "SIMDX", "SIMDY", "SIMDROT", "SIMCLOUD",
+                "SIMCLTR", "SIMNSTRK"):
+        if key in sim.header:
+            cards.append((key, sim.header[key], sim.header.comments[key]))
+    return cards + list(t.model.header_cards())
+
+
+def _table_hdu(table, name):
+    """A binary-table HDU named ``name`` with the columns' descriptions as TCOMMn."""
+    from astropy.io import fits
+
+    hdu = fits.table_to_hdu(table)
+    hdu.name = name
+    for i, col in enumerate(table.colnames, start=1):
+        if table[col].description:
+            hdu.header[f"TCOMM{i}"] = table[col].description
+    return hdu
 
 
 def write_simulation(sim, path, *, overwrite=False):
-    """Write the raw frame to ``path`` and its truth to ``<stem>-truth.fits``."""
-    from astropy.io import fits
+    """Write a simulated frame and its truth.
 
-    from allsky_camera.io import add_cards, write_fits_hdus
+    Parameters
+    ----------
+    sim : SimulatedExposure
+    path : str or Path
+        Raw frame, ``.fits``, ``.fits.gz`` or ``.fits.bz2`` (compressed as the
+        name says).  A missing directory is created.
+    overwrite : bool
+        Replace existing files; otherwise they are refused.
+
+    Returns
+    -------
+    raw_path, truth_path : Path
+        The frame (primary HDU: ``sim.header`` and the data in the camera's
+        type) and ``<stem>-truth.fits`` beside it: primary header with the
+        truth scalars, the ``SIM*`` cards and the true model's
+        ``header_cards()``; extension ``STARS``, the truth star table;
+        ``SKYMAG``, the sky map (float32, V mag/arcsec^2, NaN off the sky);
+        ``HOTPIX``, a table of the hot pixels' ``x``, ``y``; ``STREAKS``,
+        the injected streaks (zero rows when none); ``TRANSMIS``, the cloud
+        transmission map (float32, NaN off the sky), only when there are
+        clouds.  Each file is written to a temporary name in the same
+        directory and renamed (:func:`allsky_camera.io.write_fits_hdus`).
+
+    Raises
+    ------
+    OutputError
+        A file exists and ``overwrite`` is false, or it cannot be written.
+    """
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from allsky_camera.io import write_fits_hdus
 
     path = Path(path)
     tpath = truth_path(path)
-    for p in (path, tpath):
-        if p.exists() and not overwrite:
-            raise OutputError(f"{p}: exists already; remove it or pass --overwrite")
-    write_fits_hdus(fits.HDUList([fits.PrimaryHDU(sim.image, header=sim.header)]), path)
-    tr = sim.truth
-    prim = fits.PrimaryHDU()
-    add_cards(prim.header, [("ZPTRUE", tr.zp_true, "[mag] true zeropoint, total flux"),
-                            ("ZPAPTRUE", tr.zp_aper_true, "[mag] true aperture zeropoint"),
-                            ("EXPTIME", tr.exptime, "[s]"),
-                            ("DATE-OBS", tr.time.iso_utc, "UTC")])
-    add_cards(prim.header, tr.model.header_cards())
-    hdus = [prim, fits.table_to_hdu(tr.stars), fits.ImageHDU(tr.sky_mag, name="SKYMAG")]
-    hdus[1].name = "STARS"
-    if tr.transmission is not None:
-        hdus.append(fits.ImageHDU(tr.transmission, name="TRANSMIS"))
-    if tr.streaks:
-        from astropy.table import Table
-        st = Table(rows=[(s.x1, s.y1, s.x2, s.y2, s.width_px, s.peak_adu) for s in tr.streaks],
-                   names=("x1", "y1", "x2", "y2", "width_px", "peak_adu"))
-        h = fits.table_to_hdu(st)
-        h.name = "STREAKS"
-        hdus.append(h)
+    _check_writable([path, tpath], overwrite)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{path.parent}: cannot create the directory ({err.strerror}); "
+                          "choose another output path") from err
+
+    write_fits_hdus(fits.HDUList([fits.PrimaryHDU(data=sim.image, header=sim.header.copy())]),
+                    path)
+
+    primary = fits.PrimaryHDU()
+    for key, value, comment in _truth_cards(sim):
+        if isinstance(value, np.generic):
+            value = value.item()
+        primary.header[key] = (value, comment)
+    stars = _table_hdu(sim.truth.stars, "STARS")
+    streaks = Table()
+    for name, unit, desc in _STREAK_COLUMNS:
+        streaks[name] = np.array([getattr(s, name) for s in sim.truth.streaks], dtype=float)
+        streaks[name].unit = unit
+        streaks[name].description = desc
+    skymag = fits.ImageHDU(data=sim.truth.sky_mag.astype(np.float32), name="SKYMAG")
+    skymag.header["BUNIT"] = ("mag/arcsec2", "V surface brightness, NaN off the sky")
+    hy, hx = np.nonzero(sim.truth.hot_pixels)
+    hot = fits.BinTableHDU.from_columns(
+        [fits.Column(name="x", format="J", array=hx), fits.Column(name="y", format="J", array=hy)],
+        name="HOTPIX")
+    hdus = [primary, stars, skymag, hot, _table_hdu(streaks, "STREAKS")]
+    if sim.truth.transmission is not None:
+        trans = fits.ImageHDU(data=sim.truth.transmission.astype(np.float32), name="TRANSMIS")
+        trans.header["BUNIT"] = ("", "cloud transmission 0-1, NaN off the sky")
+        hdus.append(trans)
     write_fits_hdus(fits.HDUList(hdus), tpath)
+    log.info("wrote %s and %s", path, tpath)
     return path, tpath
 
 
+# ---------------------------------------------------------------- CLI
 def build_parser():
-    p = argparse.ArgumentParser(prog="simulate.py",
-                                description="render a simulated all-sky exposure with truth")
-    p.add_argument("out", help="output FITS file (.fits, .fits.gz or .fits.bz2)")
-    p.add_argument("--camera", default="MDM", help="camera configuration (name or YAML path)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--dateobs", default=None, help="start time in the camera's clock (ISO)")
-    p.add_argument("--exptime", type=float, default=None, help="exposure time, s")
+    """The command-line parser."""
+    from allsky_camera.config import DEFAULT_CAMERA
+
+    p = argparse.ArgumentParser(
+        prog="simulate.py",
+        description="Render a simulated raw all-sky exposure, and its truth beside it "
+                    "as <stem>-truth.fits.")
+    p.add_argument("out", help="raw frame to write (.fits, .fits.gz or .fits.bz2)")
+    p.add_argument("--camera", default=DEFAULT_CAMERA,
+                   help=f"camera name in etc/ or a YAML path (default {DEFAULT_CAMERA})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--dateobs", default=None,
+                   help="start time, ISO 8601 on the camera's clock (default: the camera's)")
+    p.add_argument("--exptime", type=float, default=None,
+                   help="exposure time, s (default: the camera's)")
     p.add_argument("--shift", type=float, nargs=2, default=(0.0, 0.0), metavar=("DX", "DY"),
-                   help="zenith shift from the template, pixels")
-    p.add_argument("--rotate", type=float, default=0.0, help="rotation offset, deg")
-    p.add_argument("--clouds", choices=CLOUD_KINDS, default="none", help="cloud layer")
-    p.add_argument("--transmission", type=float, default=0.2,
-                   help="transmission inside the clouds (0-1)")
-    p.add_argument("--streaks", type=int, default=0, help="number of random streaks")
-    p.add_argument("--overwrite", action="store_true", help="replace existing files")
-    p.add_argument("-v", "--verbose", action="store_true")
+                   help="shift of the zenith pixel from the template, pixels")
+    p.add_argument("--rotate", type=float, default=0.0, metavar="DEG",
+                   help="rotation added to the template's rot_deg, deg")
+    p.add_argument("--clouds", choices=CLOUD_KINDS, default="none",
+                   help="cloud layer (default none)")
+    p.add_argument("--transmission", type=float, default=Clouds.transmission, metavar="T",
+                   help=f"transmission inside the clouds, 0-1 (default {Clouds.transmission})")
+    p.add_argument("--streaks", type=int, default=0, metavar="N",
+                   help="number of random streaks (default 0); a third of them leave the image")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress on stderr")
     return p
 
 
-def main(argv=None):
-    """Command-line entry point; returns the exit status."""
-    opts = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if opts.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    from allsky_camera import config
+def _setup_logging(verbose):
+    """Log to stderr: warnings only, everything with ``-v``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("allsky_camera")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    root.propagate = False
 
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status (0, or 2 after an error)."""
+    from allsky_camera.config import load_camera
+
+    opts = build_parser().parse_args(argv)
+    _setup_logging(opts.verbose)
     try:
-        cam = config.load_camera(opts.camera)
-        rng = np.random.default_rng(opts.seed + 1)
-        clouds = None if opts.clouds == "none" else Clouds(opts.clouds, opts.transmission)
-        streaks = random_streaks(opts.streaks, (cam.sensor.ny, cam.sensor.nx), rng)
-        sim = simulate(cam, seed=opts.seed, dateobs=opts.dateobs, exptime=opts.exptime,
-                       zenith_shift=tuple(opts.shift), rotation_deg=opts.rotate, clouds=clouds,
-                       streaks=streaks)
-        out, tpath = write_simulation(sim, opts.out, overwrite=opts.overwrite)
+        camera = load_camera(opts.camera)
+        _check_writable([opts.out, truth_path(opts.out)], opts.overwrite)
+        if opts.streaks < 0:
+            raise ConfigError(f"--streaks {opts.streaks}: give a number of streaks >= 0")
+        clouds = (None if opts.clouds == "none"
+                  else Clouds(opts.clouds, transmission=opts.transmission))
+        # streak places from their own stream of the seed
+        streaks = random_streaks(opts.streaks, (camera.sensor.ny, camera.sensor.nx),
+                                 np.random.default_rng(opts.seed).spawn(2)[1])
+        sim = simulate(camera, seed=opts.seed, dateobs=opts.dateobs, exptime=opts.exptime,
+                       zenith_shift=tuple(opts.shift), rotation_deg=opts.rotate,
+                       clouds=clouds, streaks=streaks)
+        raw_path, tpath = write_simulation(sim, opts.out, overwrite=opts.overwrite)
     except AllskyError as err:
         print(f"simulate.py: error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {out} and {tpath}")
+    t = sim.truth
+    print(f"{raw_path}: {camera.name} {t.time.iso_utc} UTC, {len(t.stars)} stars, "
+          f"zp_true {t.zp_true:.3f}, zp_aper_true {t.zp_aper_true:.3f}; truth {tpath}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from allsky_camera.simulate import main as _main
+
+    sys.exit(_main())
