@@ -62,9 +62,15 @@ def local_noise(resid, block):
     tiles = pad.reshape(by, block, bx, block).transpose(0, 2, 1, 3).reshape(by, bx, -1)
     with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
         __import__("warnings").simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(tiles, axis=2)
-        mad = np.nanmedian(np.abs(tiles - med[..., None]), axis=2)
-    mad = np.where(np.isfinite(mad), mad, np.nanmax(mad) if np.isfinite(mad).any() else 1.0)
+        # from the lower half only (median minus 15.9th percentile = 1 sigma for
+        # normal noise): stars and the streak itself only raise the upper half
+        lo, med = np.nanpercentile(tiles, [15.87, 50.0], axis=2)
+        mad = (med - lo) / 1.4826
+    # tiles mostly off the sky (the lens edge) say little: they take the
+    # median tile's noise
+    sparse = np.isfinite(tiles).mean(axis=2) < 0.5
+    typical = np.nanmedian(mad[~sparse]) if (~sparse).any() else 1.0
+    mad = np.where(sparse | ~np.isfinite(mad), typical, mad)
     # 1.4826: MAD to standard deviation for a normal distribution
     return np.repeat(np.repeat(1.4826 * mad, block, 0), block, 1)[:ny, :nx]
 
