@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from allsky_camera import ac_proc, config, detrend, io, simulate, streaks
-from allsky_camera.fastmedian import median_filter_fast
+from allsky_camera import ac_proc, config, coords, detrend, io, simulate, streaks
+from allsky_camera.exceptions import AllskyError
 
 N_FRAMES = 12          # streak frames, three streaks each
 N_CLEAN = 10           # clean frames for false positives
@@ -17,18 +17,15 @@ def camera():
     return config.load_camera("MDM")
 
 
-def detect_on(camera, sim):
+def detect_on(camera, sim, **kw):
     """The pipeline's streak step on a simulated frame, with the true geometry."""
     det = detrend.run(sim.image, camera)
-    sc = camera.streaks
-    model = sim.truth.model
-    region = streaks.search_region(det.image.shape, model, sc)
-    sky = median_filter_fast(det.image, sc.bkg_kernel_px, step=sc.bkg_step_px, mask=region)
     st = sim.truth.stars
-    bright = np.asarray(st["VMAG"]) <= sc.star_mask_vmax
-    return streaks.detect(det.image, model, cfg=sc, sky=sky, region=region,
+    bright = np.asarray(st["VMAG"]) <= camera.streaks.star_mask_vmax
+    return streaks.detect(det.image, sim.truth.model, cfg=camera.streaks,
                           exptime=sim.truth.exptime, zp=sim.truth.zp_true,
-                          star_xy=(np.asarray(st["x"])[bright], np.asarray(st["y"])[bright]))
+                          star_xy=(np.asarray(st["x"])[bright], np.asarray(st["y"])[bright]),
+                          **kw)
 
 
 def visible_part(s, model, cfg, shape):
@@ -71,14 +68,23 @@ def endpoint_error(table, seg):
     return best
 
 
-@pytest.mark.slow
-def test_injected_streaks_found(camera):
-    found = total = 0
+@pytest.fixture(scope="module")
+def streak_frames(camera):
+    """N_FRAMES seeded frames with three random streaks each, and what was found."""
+    site, _ = coords.site_from_config(camera.site)
+    out = []
     for k in range(N_FRAMES):
         rng = np.random.default_rng(500 + k)
         injected = simulate.random_streaks(3, (camera.sensor.ny, camera.sensor.nx), rng)
         sim = simulate.simulate(camera, seed=600 + k, streaks=injected)
-        table = detect_on(camera, sim)
+        out.append((injected, sim, detect_on(camera, sim, time=sim.truth.time, site=site)))
+    return out
+
+
+@pytest.mark.slow
+def test_injected_streaks_found(camera, streak_frames):
+    found = total = 0
+    for injected, sim, table in streak_frames:
         segs = [visible_part(s, sim.truth.model, camera.streaks, sim.image.shape)
                 for s in injected]
         for i, seg in enumerate(segs):
@@ -90,6 +96,22 @@ def test_injected_streaks_found(camera):
             found += endpoint_error(table, seg) < TOL_PX
     assert total >= 25
     assert found / total >= 0.95, (found, total)
+
+
+@pytest.mark.slow
+def test_end_points_on_the_sky(camera, streak_frames):
+    """(alt, az) through the model given, (RA, Dec) from those; length and angle."""
+    site, _ = coords.site_from_config(camera.site)
+    for _, sim, t in streak_frames[:3]:
+        assert len(t) >= 2
+        alt, az = sim.truth.model.xy_to_altaz(np.asarray(t["x1"]), np.asarray(t["y1"]))
+        np.testing.assert_allclose(t["alt1"], alt) and np.testing.assert_allclose(t["az1"], az)
+        ra, dec = coords.altaz_to_radec(np.asarray(t["alt2"]), np.asarray(t["az2"]),
+                                        sim.truth.time, site)
+        np.testing.assert_allclose(t["ra2"], ra) and np.testing.assert_allclose(t["dec2"], dec)
+        np.testing.assert_allclose(t["length_px"], np.hypot(t["x2"] - t["x1"], t["y2"] - t["y1"]))
+        assert np.all((t["pa_deg"] >= 0) & (t["pa_deg"] < 180))
+        assert np.isfinite(t["sb_mag"]).all()
 
 
 @pytest.mark.slow
@@ -113,6 +135,64 @@ def test_streak_leaving_the_sky_ends_at_its_edge(camera):
     assert table["width_px"][0] == pytest.approx(3.0, abs=1.0)
 
 
+def test_position_angle_width_and_brightness(camera):
+    """A row-wise and a column-wise streak of known width and level."""
+    m = camera.astrometry.model
+    along_x = simulate.Streak(m.x0 - 300, m.y0 + 150, m.x0 + 200, m.y0 + 150, 3.0, 40.0)
+    along_y = simulate.Streak(m.x0 - 200, m.y0 - 350, m.x0 - 200, m.y0 + 50, 2.0, 30.0)
+    sim = simulate.simulate(camera, seed=11, streaks=[along_x, along_y])
+    t = detect_on(camera, sim)
+    assert len(t) == 2
+    rx = t[np.argmin(np.abs(t["y1"] - along_x.y1))]
+    ry = t[np.argmin(np.abs(t["x1"] - along_y.x1))]
+    assert rx["pa_deg"] == pytest.approx(90.0, abs=1.0)
+    assert min(ry["pa_deg"], 180 - ry["pa_deg"]) == pytest.approx(0.0, abs=1.0)
+    assert rx["length_px"] == pytest.approx(500.0, abs=10.0)
+    assert rx["width_px"] == pytest.approx(3.0, abs=1.0)
+    assert ry["width_px"] == pytest.approx(2.0, abs=1.0)
+    # the core level: the mean of the Gaussian profile over the centre +-1 px
+    sig = 3.0 / simulate.FWHM_PER_SIGMA
+    core = 40.0 * (1 + 2 * np.exp(-0.5 / sig ** 2)) / 3
+    assert rx["sb_adu"] == pytest.approx(core, rel=0.15)
+    omega = sim.truth.model.pixel_solid_angle(0.5 * (rx["x1"] + rx["x2"]),
+                                              0.5 * (rx["y1"] + rx["y2"]))
+    mu = sim.truth.zp_true - 2.5 * np.log10(rx["sb_adu"] / sim.truth.exptime
+                                            / (omega * (180 / np.pi * 3600) ** 2))
+    assert rx["sb_mag"] == pytest.approx(mu, abs=1e-6)
+
+
+def test_masked_pixels_are_not_searched(camera):
+    """A static line under the mask (a wire, an antenna) is never a streak, and the
+    inputs are left as they were."""
+    m = camera.astrometry.model
+    line = simulate.Streak(m.x0 + 20, m.y0 - 10, m.x0 + 520, m.y0 + 90, 3.0, 50.0)
+    sim = simulate.simulate(camera, seed=12, streaks=[line])
+    assert len(detect_on(camera, sim)) == 1
+    yy, xx = np.indices(sim.image.shape)
+    d = np.array([line.x2 - line.x1, line.y2 - line.y1]) / np.hypot(500, 100)
+    mask = np.abs((xx - line.x1) * d[1] - (yy - line.y1) * d[0]) < 6
+    det = detrend.run(sim.image, camera)
+    before, mask_before = det.image.copy(), mask.copy()
+    t = streaks.detect(det.image, sim.truth.model, cfg=camera.streaks, exptime=1.0, zp=0.0,
+                       mask=mask)
+    assert len(t) == 0 and t.colnames == list(streaks.COLUMNS)
+    np.testing.assert_array_equal(det.image, before)
+    np.testing.assert_array_equal(mask, mask_before)
+
+
+def test_empty_table_and_bad_input(camera):
+    t = streaks.empty_table()
+    assert len(t) == 0 and t.colnames == list(streaks.COLUMNS)
+    assert str(t["x1"].unit) == "pix" and str(t["sb_mag"].unit) == "mag / arcsec2"
+    assert all(t[c].description for c in t.colnames)
+    m = camera.astrometry.model
+    with pytest.raises(AllskyError, match="2-D"):
+        streaks.detect(np.zeros((2, 3, 4)), m, cfg=camera.streaks, exptime=1.0, zp=0.0)
+    with pytest.raises(AllskyError, match="mask has shape"):
+        streaks.detect(np.zeros((30, 40)), m, cfg=camera.streaks, exptime=1.0, zp=0.0,
+                       mask=np.zeros((3, 4), dtype=bool))
+
+
 def test_cli_writes_table_even_when_empty(camera, tmp_path):
     sim = simulate.simulate(camera, seed=10)
     exp = io.exposure_from_data(str(tmp_path / "clean.fits"), sim.image, sim.header, camera)
@@ -125,3 +205,18 @@ def test_cli_writes_table_even_when_empty(camera, tmp_path):
     for col in ("x1", "y1", "x2", "y2", "alt1", "az1", "ra1", "dec1", "length_px", "pa_deg",
                 "width_px", "sb_mag"):
         assert col in names
+
+
+def test_defaults_live_in_one_place():
+    """etc/MDM.yaml shows the streak settings as comments; they are the dataclass's."""
+    import dataclasses
+    import re
+
+    text = (config.ETC_DIR / "MDM.yaml").read_text()
+    shown = dict(re.findall(r"^#   (\w+): ([^ #]+)", text.split("# streaks:")[1].split("\n\n")[0],
+                            flags=re.M))
+    defaults = {f.name: f.default for f in dataclasses.fields(config.Streaks)}
+    assert set(shown) == set(defaults)
+    for name, value in shown.items():
+        assert float(value) == defaults[name], name
+    assert config.load_camera("MDM").streaks == config.Streaks()

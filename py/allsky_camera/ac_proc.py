@@ -280,16 +280,12 @@ def process(exposure, camera, opts, timer=None, written=None):
     streak_table = None
     if opts.detect_streaks:
         from allsky_camera import streaks
-        from allsky_camera.fastmedian import median_filter_fast
-        sc = camera.streaks
-        region = streaks.search_region(det.image.shape, sol.model, sc, obstruction=obstruction)
-        sky = median_filter_fast(det.image, sc.bkg_kernel_px, step=sc.bkg_step_px, mask=region,
-                                 workers=max(opts.multiproc, 1))
-        bright = vmag <= sc.star_mask_vmax
-        streak_table = streaks.detect(det.image, sol.model, cfg=sc, sky=sky, region=region,
+        bright = vmag <= camera.streaks.star_mask_vmax
+        streak_table = streaks.detect(det.image, sol.model, cfg=camera.streaks,
                                       exptime=exposure.exptime, zp=zp.zp_nominal_total,
-                                      time=exposure.time, site=site,
-                                      star_xy=(x[bright], y[bright]))
+                                      time=exposure.time, site=site, mask=obstruction,
+                                      star_xy=(x[bright], y[bright]),
+                                      workers=max(opts.multiproc, 1))
         timer.lap("streaks")
 
     # 9. catalog table -----------------------------------------------------------

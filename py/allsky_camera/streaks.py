@@ -1,8 +1,9 @@
 """Satellite and aircraft streaks.
 
-1. Flatten: subtract the sky (the running median of the sky map) and divide
-   by the robust noise, inside the sky circle and outside the obstruction
-   mask; catalog stars are blanked so that they cannot line up.
+1. Flatten: subtract the sky (a coarse running median) and divide by the
+   robust noise, local in tiles, inside the sky circle and outside the
+   static mask (obstructions, the DCT camera's wire); catalog stars are
+   blanked so that they cannot line up.
 2. Threshold the lightly smoothed significance image and drop compact
    blobs (stars, hot pixels): a streak is long and thin.
 3. Find straight segments with scikit-image's probabilistic Hough transform.
@@ -10,17 +11,28 @@
    streak), then measure each along its line: endpoints where the signal
    ends (at the edge of the sky area for streaks that leave it), width from
    the second moment across the line, and mean surface brightness above sky.
+   A line must be thin (its core well above both sides), so that a cloud's
+   rim or a gradient's edge is not taken for a streak.
 
 Pixel convention: 0-based, x = column, pixel centres at integers.  The
-position angle is measured in the image from +y toward -x (north-up,
-east-left convention of a camera with rotation 0 and parity +1), in [0, 180).
+position angle ``pa_deg`` is measured in the image from the +y axis toward
+the -x axis, in [0, 180) (a line has no direction): 0 is a streak along the
+columns, 90 one along the rows.  For a camera with rotation 0 and parity +1
+that is north through east, as on the sky.
+
+The table this module writes (``<stem>-streaks.fits``) replaces the original
+pipeline's pickle file: a FITS binary table with units and descriptions that
+any astronomy tool reads, and that is safe to open.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
+
+from allsky_camera.exceptions import AllskyError
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +53,16 @@ COLUMNS = {
 }
 
 
-def search_region(shape, model, cfg, obstruction=None):
-    """Pixels searched: inside the lens circle (zenith distance < 90 deg) less
-    ``cfg.horizon_margin_px``, on the image, and not obstructed."""
+def search_region(shape, model, cfg, mask=None):
+    """Pixels searched, bool array of ``shape`` ``(ny, nx)``: inside the lens
+    circle (zenith distance 90 deg) less ``cfg.horizon_margin_px``, the safe
+    circle for streaks, and not in ``mask`` (True = not sky)."""
     ny, nx = shape
     yy, xx = np.ogrid[:ny, :nx]
     r_max = float(model.radius(90.0)) - cfg.horizon_margin_px
     region = (xx - model.x0) ** 2 + (yy - model.y0) ** 2 <= r_max ** 2
-    if obstruction is not None:
-        region &= ~obstruction
+    if mask is not None:
+        region &= ~mask
     return region
 
 
@@ -60,8 +73,8 @@ def local_noise(resid, block):
     pad = np.full((by * block, bx * block), np.nan, dtype=np.float32)
     pad[:ny, :nx] = resid
     tiles = pad.reshape(by, block, bx, block).transpose(0, 2, 1, 3).reshape(by, bx, -1)
-    with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN tiles off the sky
         # from the lower half only (median minus 15.9th percentile = 1 sigma for
         # normal noise): stars and the streak itself only raise the upper half
         lo, med = np.nanpercentile(tiles, [15.87, 50.0], axis=2)
@@ -146,7 +159,7 @@ def _merge_into(seg, rows, tol, gap):
     return False
 
 
-def _straight(sig, c, d, p0, p1, cfg):
+def _straight(sig, d, p0, p1, cfg):
     """A streak is thin: across it the significance falls off within a few
     pixels on both sides; a gradient edge or a cloud rim stays high on one."""
     ny, nx = sig.shape
@@ -165,6 +178,36 @@ def _straight(sig, c, d, p0, p1, cfg):
     return core > cfg.side_contrast * max(max(side), 0.0) + cfg.walk_sigma
 
 
+def _half_max_width(p, offs):
+    """Full width at half maximum (pixels) of the profile ``p`` across a line,
+    sampled at offsets ``offs`` (pixels, centred on 0): the baseline is the
+    median of the outer quarter on each side, the peak the highest sample
+    within 2 px of the centre, the crossings linearly interpolated.  None
+    when there is no peak above the baseline."""
+    p = np.asarray(p, dtype=float)
+    outer = np.abs(offs) >= 0.75 * np.abs(offs).max()
+    if not np.isfinite(p[outer]).any():
+        return None
+    p = np.nan_to_num(p - np.nanmedian(p[outer]), nan=0.0)
+    centre = np.nonzero(np.abs(offs) <= 2)[0]
+    i = centre[np.argmax(p[centre])]
+    half = 0.5 * p[i]
+    if half <= 0:
+        return None
+    edges = []
+    for step in (-1, 1):
+        j = i
+        while 0 <= j + step < p.size and p[j + step] > half:
+            j += step
+        k = j + step
+        if not 0 <= k < p.size:          # never falls to half: as wide as the window
+            edges.append(float(offs[j]))
+            continue
+        # linear interpolation between samples j (above half) and k (below)
+        edges.append(float(offs[j] + (offs[k] - offs[j]) * (p[j] - half) / (p[j] - p[k])))
+    return abs(edges[1] - edges[0])
+
+
 def _fit_line(pts):
     p = np.asarray(pts, dtype=float)
     c = p.mean(axis=0)
@@ -172,39 +215,64 @@ def _fit_line(pts):
     return c, vt[0]
 
 
-def detect(image, model, *, cfg, sky, region, exptime, zp, time=None, site=None,
-           star_xy=None):
-    """Find streaks in a detrended image.
+def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, star_xy=None,
+           sky=None, workers=1):
+    """Find satellite and aircraft streaks in a detrended image.
 
     Parameters
     ----------
-    image : ndarray
-        Detrended image, ADU.
+    image : ndarray, shape (ny, nx)
+        Detrended image, ADU; not changed.
     model : CameraModel
-        Fitted model (endpoints to alt/az, pixel solid angle).
-    cfg : Streaks
-        Settings.
-    sky : ndarray
-        Sky level per pixel (ADU), e.g. the running median; NaN outside the
-        mapped area.
-    region : ndarray of bool
-        Pixels searched (sky, not obstructed).
+        The fitted camera model of this exposure: the search circle, the
+        end points' (alt, az), the pixel solid angle.
+    cfg : config.Streaks
+        Settings (thresholds, lengths, kernels).
     exptime : float
+        Exposure time, s.
     zp : float
-        Zeropoint (mag for 1 ADU/s, total flux) for the surface brightness.
+        Total-flux zeropoint, mag for 1 ADU/s (the nominal one), for ``sb_mag``.
     time, site : ObsTime, Site, optional
-        For RA/Dec of the endpoints (NaN without them).
+        For the end points' RA/Dec (NaN without them).
+    mask : ndarray of bool, shape (ny, nx), optional
+        True where the pixel is not sky (obstructions, the wire); ignored.
     star_xy : (ndarray, ndarray), optional
-        Catalog star positions to blank.
+        Pixel positions of catalog stars to blank (bright ones, brighter than
+        ``cfg.star_mask_vmax``).
+    sky : ndarray, shape (ny, nx), optional
+        Background per pixel, ADU; default: the running median of width
+        ``cfg.bkg_kernel_px`` on a grid of step ``cfg.bkg_step_px``.
+    workers : int
+        Threads for that median (``--multiproc``); results do not depend on it.
 
     Returns
     -------
     astropy.table.Table
-        One row per streak, columns :data:`COLUMNS`; zero rows when none.
+        One row per streak, columns :data:`COLUMNS` with units and
+        descriptions; zero rows (every column) when none.
+
+    Raises
+    ------
+    AllskyError
+        ``image`` is not 2-D, or ``mask`` or ``sky`` has another shape.
     """
     from skimage.morphology import remove_small_objects
     from skimage.transform import probabilistic_hough_line
 
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise AllskyError(f"streaks.detect: image has shape {image.shape}; give a 2-D image")
+    for name, arr in (("mask", mask), ("sky", sky)):
+        if arr is not None and np.shape(arr) != image.shape:
+            raise AllskyError(f"streaks.detect: {name} has shape {np.shape(arr)}, the image "
+                              f"{image.shape}; give one of the image's shape")
+    region = search_region(image.shape, model, cfg,
+                           mask=None if mask is None else np.asarray(mask, dtype=bool))
+    if sky is None:
+        from allsky_camera.fastmedian import median_filter_fast
+
+        sky = median_filter_fast(image, cfg.bkg_kernel_px, step=cfg.bkg_step_px, mask=region,
+                                 workers=workers)
     ny, nx = image.shape
     resid = np.where(region, image - np.nan_to_num(sky), 0.0).astype(np.float32)
     vals = resid[region]
@@ -249,7 +317,7 @@ def detect(image, model, *, cfg, sky, region, exptime, zp, time=None, site=None,
         (xa, ya), (xb, yb), width, core, at_edge = meas
         length = float(np.hypot(xb - xa, yb - ya))
         if length < cfg.min_length_px or core < cfg.min_core_sigma * sigma or not _straight(
-                sig, c, d, (xa, ya), (xb, yb), cfg):
+                sig, d, (xa, ya), (xb, yb), cfg):
             continue
         if _merge_into((xa, ya, xb, yb), rows, cfg.dedupe_px, cfg.line_gap_px):
             continue
@@ -348,13 +416,11 @@ def _measure(sig, resid, region, blank, c, d, cfg):
     across = np.where(region[cyi, cxi], resid[cyi, cxi], np.nan)
     if not np.isfinite(across).any(axis=0).all():
         return None                                   # the profile leaves the sky
-    p = np.nanmedian(across, axis=0)
-    p = np.nan_to_num(p - np.nanmin(p[[0, -1]]))
-    p = np.clip(p, 0, None)
-    if p.sum() <= 0:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # offsets all off the sky
+        p = np.nanmedian(across, axis=0)
+    fwhm = _half_max_width(p, offs)
+    if fwhm is None:
         return None
-    mu = (p * offs).sum() / p.sum()
-    var = (p * (offs - mu) ** 2).sum() / p.sum()
-    fwhm = float(2.3548 * np.sqrt(max(var, 1e-6)))      # 2 sqrt(2 ln 2)
     core = float(np.nanmedian(across[:, np.abs(offs) <= 1]))
     return (float(px[a]), float(py[a])), (float(px[b]), float(py[b])), fwhm, core, at_edge
