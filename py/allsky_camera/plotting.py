@@ -51,6 +51,16 @@ def save_figure(fig, path):
     log.info("wrote %s", path)
 
 
+def _finish_map(fig, ax, im, *, label, title):
+    """Colour bar beside ``ax`` for ``im``, pixel axis labels and the title."""
+    box = ax.get_position()
+    cax = fig.add_axes((box.x1 + 0.02, box.y0, 0.025, box.height))
+    fig.colorbar(im, cax=cax).set_label(label)
+    ax.set_xlabel("x pixel")
+    ax.set_ylabel("y pixel")
+    ax.set_title(title, fontsize=10)
+
+
 def plot_zeropoint(ax, vmag, m_inst, zp, *, title, used=None):
     """Instrumental magnitude against catalog V with the zeropoint line.
 
@@ -128,13 +138,7 @@ def plot_sbmap(fig, ax, mag, *, title):
     im = ax.imshow(shown, origin="lower", cmap="gray_r", vmin=vmin, vmax=vmax,
                    interpolation="nearest", extent=(-0.5, nx - 0.5, -0.5, ny - 0.5))
     ax.set_facecolor("#b4d0ff")
-    box = ax.get_position()
-    cax = fig.add_axes((box.x1 + 0.02, box.y0, 0.025, box.height))
-    cb = fig.colorbar(im, cax=cax)
-    cb.set_label("V mag / arcsec²")
-    ax.set_xlabel("x pixel")
-    ax.set_ylabel("y pixel")
-    ax.set_title(title, fontsize=10)
+    _finish_map(fig, ax, im, label="V mag / arcsec²", title=title)
 
 
 def plot_detrended(ax, image, *, sky_mask, x=None, y=None, title, percentiles, marker_px):
@@ -197,10 +201,4 @@ def plot_transparency(fig, ax, cell_img, *, stride, x, y, t, title):
     ax.set_facecolor("0.85")
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
-    box = ax.get_position()
-    cax = fig.add_axes((box.x1 + 0.02, box.y0, 0.025, box.height))
-    cb = fig.colorbar(im, cax=cax)
-    cb.set_label("transparency (red: cloud, blue: clear)")
-    ax.set_xlabel("x pixel")
-    ax.set_ylabel("y pixel")
-    ax.set_title(title, fontsize=10)
+    _finish_map(fig, ax, im, label="transparency (red: cloud, blue: clear)", title=title)
