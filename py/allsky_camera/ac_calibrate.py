@@ -49,6 +49,10 @@ APCOR_VMAX = 5.5
 #: buildings crowd the horizon of real sites.
 STREAK_MIN_ALT_DEG = 15.0
 ZP_VMAX = 5.5
+#: Zeropoint stars of a new camera must be expected to reach this S/N on the
+#: frame's sky: on the moonlit DCT frame 010 stars to V = 5.5 reach S/N 4,
+#: and their fluxes, lifted by the bright sky, pull its zeropoint up.
+ZP_MIN_SNR = 10.0
 
 
 def build_parser():
@@ -218,6 +222,11 @@ def calibrate_frame(opts):
     masks.write_mask(bpm, out.parent / names[0])
     masks.write_mask(obs, out.parent / names[1])
     zp = _measure_zeropoint(d, data, header, out.parent)
+    if zp.ok:
+        # again with the S/N selection, which needs a nominal zeropoint
+        d["photometry"]["zp_nominal"] = round(float(zp.zp_total), 4)
+        d["photometry"]["zp_min_snr"] = ZP_MIN_SNR
+        zp = _measure_zeropoint(d, data, header, out.parent)
     if not zp.ok:
         raise AllskyError(f"{opts.frames[0]}: no zeropoint could be measured ({zp.message}); "
                           "calibrate on a clear frame")

@@ -236,6 +236,16 @@ def process(exposure, camera, opts, timer=None, written=None):
     zd = 90.0 - alt
     good = flags == 0
     zpsel = good & (vmag <= (ph.zp_vmax if ph.zp_vmax is not None else ph.vmax))
+    if ph.zp_min_snr > 0:
+        # on a bright sky (Moon, twilight) faint stars are noise: keep the stars
+        # that should be well measured, whatever their own noise did
+        from allsky_camera.transparency import expected_snr
+        zp_aper_guess = ph.zp_nominal - (ph.apcor_default_mag
+                                         if ph.zp_nominal_scale == "total" else 0.0)
+        snr_exp = expected_snr(vmag, zp_aper_guess, exposure.exptime,
+                               np.nan_to_num(fl.sky_sigma_adu, nan=np.inf),
+                               np.pi * ph.aper_radius_px ** 2)
+        zpsel &= snr_exp >= ph.zp_min_snr
     apsel = good & (vmag <= ph.apcor_vmax)
     zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime)
     if zp.message:

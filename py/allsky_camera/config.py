@@ -112,6 +112,8 @@ class Photometry:
     apcor_default_mag: float = 0.0           # total minus aperture zeropoint when not measured
     min_stars_zp: int = 5                    # fewer good stars: no zeropoint
     zp_vmax: float | None = None             # faintest star used for the zeropoint (None: vmax)
+    zp_min_snr: float = 0.0                  # zeropoint stars must be EXPECTED (nominal zeropoint,
+                                             # this frame's sky noise) to reach this S/N; 0: off
     neighbour_dv: float = 2.5                # neighbours fainter by more than this don't count
 
 

@@ -22,6 +22,7 @@ import numpy as np
 #: sigma of the 3x3-smoothed residual), the smallest dark feature kept
 #: (pixels), and the dilation of the obstruction mask (pixels).
 HOT_SIGMA = 8.0
+HOT_RATIO = 3.0
 LEVEL_DEPARTURE = 0.35
 WIRE_SIGMA = 2.5
 MIN_FEATURE_PX = 40
@@ -39,15 +40,22 @@ def _robust_sigma(v):
 
 
 def bad_pixels(stack):
-    """Hot and dead pixels of a stack of frames (``(n, ny, nx)``)."""
-    med = np.median(stack, axis=0).astype(np.float32)
-    ny, nx = med.shape
-    pad = np.pad(med, 1, mode="edge")
-    nb = np.median(np.stack([pad[1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx]
-                             for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dx or dy]), axis=0)
-    res = med - nb
-    s = _robust_sigma(res[::4, ::4])
-    return np.abs(res) > HOT_SIGMA * s
+    """Hot and dead pixels of a stack of frames (``(n, ny, nx)``).
+
+    A pixel is bad when, in every frame, it stands alone far above (hot) or
+    below (dead) all its 8 neighbours (:func:`detrend.find_hot_pixels`, which
+    a star, spread over several pixels, never passes), so even one frame
+    gives a mask that hides no star.
+    """
+    from .detrend import find_hot_pixels
+
+    bad = None
+    for frame in stack:
+        f = np.asarray(frame, dtype=np.float32)
+        b = (find_hot_pixels(f, nsigma=HOT_SIGMA, ratio=HOT_RATIO)
+             | find_hot_pixels(-f, nsigma=HOT_SIGMA, ratio=HOT_RATIO))
+        bad = b if bad is None else bad & b
+    return bad
 
 
 def obstructions(stack, circle):
