@@ -1,5 +1,7 @@
 """Transparency and the cloud map on simulated frames with known clouds."""
 
+import logging
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -73,12 +75,38 @@ def test_lost_stars_stay_in_catalog_near_zero(quarter):
     assert np.median(cat["transparency"][cloudy]) < 0.35
 
 
-def test_overcast(camera, tmp_path):
-    res, _ = reduce(camera, tmp_path, simulate.Clouds("overcast", 0.05), 33)
+class _Records(logging.Handler):
+    """Collects the pipeline's log records (its logger may not propagate)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+# brightening 6: clouds lit from below (Moon, city) six times the clear sky, so
+# most catalog stars are noise on this sky and must not vote it clear
+@pytest.mark.parametrize("transmission, brightening", [(0.05, 1.25), (0.08, 6.0)])
+def test_overcast(camera, tmp_path, transmission, brightening):
+    log = logging.getLogger("allsky_camera")
+    catch = _Records()
+    log.addHandler(catch)
+    try:
+        res, _ = reduce(camera, tmp_path, simulate.Clouds("overcast", transmission,
+                                                          brightening=brightening), 33)
+    finally:
+        log.removeHandler(catch)
     s = res["transparency"].summary
-    assert s.clear_fraction <= 0.05
+    assert s.clear_fraction <= 0.05 and s.n_cells > 100
+    assert abs(s.median - transmission) < 0.05
     h = fits.getheader(next(tmp_path.glob("*-cat.fits")), 1)
-    assert h["CLEARFRC"] <= 0.05 and "TRANSMED" in h
+    assert h["CLEARFRC"] <= 0.05 and h["TRANSMED"] < 0.15 and h["TRANSNPX"] == s.n_cells
+    warned = [r.getMessage() for r in catch.records if r.levelno == logging.WARNING]
+    assert any("mostly cloudy" in m and "clear fraction 0.0" in m for m in warned), warned
+    # every product was still written
+    assert next(tmp_path.glob("*-healpix.fits")) and next(tmp_path.glob("*-transp.png"))
 
 
 def test_healpix_file_cards(quarter):

@@ -168,7 +168,11 @@ def summarize(transp, weights, cell, n_cells, clear_threshold):
     return TransparencySummary(med, frac, int(vote.sum()), n), per_cell
 
 
-#: Flags that say nothing about clouds: such stars do not vote.
+#: Flags that say nothing about clouds: such stars do not vote.  OTHER_STAR
+#: is here too: a neighbour bright enough to pull the centroid lies in the
+#: star's aperture or annulus (on a clear simulated sky such stars read 0.90).
+#: FAINT, NO_FLUX and SHIFT are cloud evidence: those stars vote, measured at
+#: their predicted position.
 NON_CLOUD_FLAGS = ("NOT_ISOLATED", "MOON", "OUTSIDE_SAFE", "EDGE", "SATURATED", "BAD_PIXEL",
                    "OTHER_STAR")
 
