@@ -39,6 +39,8 @@ PROCESS_CASES = {
 }
 #: Options of the second in-process timing (every optional product).
 ALL_PRODUCTS = ["--detect_streaks", "--write_healpix", "--write_sbmap", "--oplot_centroids"]
+#: Options of the third in-process timing: the same products with two workers.
+MULTIPROC = ["--multiproc", "2", "--force_mp_centroiding"]
 
 
 def stage_times(frame, outdir, camera, repeat, extra=()):
@@ -114,7 +116,8 @@ def main(argv=None):
             t, peak = process_time(frame, tmp, args.camera, extra, args.repeat)
             print(f"  {name:28s} {t:6.2f} s   peak RSS {peak:6.0f} MiB")
         for label, extra in (("default options", []),
-                             ("every product: " + " ".join(ALL_PRODUCTS), ALL_PRODUCTS)):
+                             ("every product: " + " ".join(ALL_PRODUCTS), ALL_PRODUCTS),
+                             ("every product, " + " ".join(MULTIPROC), ALL_PRODUCTS + MULTIPROC)):
             st = stage_times(frame, tmp, args.camera, args.repeat, extra)
             print(f"\nin-process stage times, {label} (median of {args.repeat}, warm):")
             for k, v in st.items():

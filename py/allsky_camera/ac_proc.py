@@ -374,6 +374,7 @@ def process(exposure, camera, opts, timer=None, written=None):
             ("DATE-OBS", exposure.time.iso_utc, "UTC start of exposure")])
         written.append(paths["streaks"])
     if opts.write_healpix:
+        timer.lap("write")     # the products above are not HEALPix time
         from allsky_camera import healpix
         zp_star_total = vmag - m_inst + apc
         maps = healpix.build_maps(camera.transparency.nside, alt, az, stars["RA"], stars["DEC"],
