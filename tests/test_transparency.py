@@ -148,3 +148,41 @@ def test_expected_snr_falls_on_bright_sky():
     faint = transparency.expected_snr(np.array([5.0]), 5.6, 60.0, np.array([2.0]), 12.6)
     bright = transparency.expected_snr(np.array([5.0]), 5.6, 60.0, np.array([20.0]), 12.6)
     assert faint[0] == pytest.approx(10 * bright[0])
+
+
+def _run(cfg, n, **kw):
+    args = dict(vmag=np.full(n, 3.0), alt_deg=np.full(n, 60.0), az_deg=np.linspace(0, 350, n),
+                flags=np.zeros(n, dtype=int), flux_total_adu=np.full(n, 0.0),
+                sky_sigma_adu=np.full(n, 2.0), zp_nominal_total=6.0, apcor_mag=np.full(n, 0.3),
+                exptime=60.0, aper_area_px=12.6, cfg=cfg)
+    args["flux_total_adu"] = 10 ** (-0.4 * (args["vmag"] - 6.0)) * 60.0   # fully clear
+    args.update(kw)
+    return transparency.run(**args)
+
+
+def test_which_flags_vote(camera):
+    from allsky_camera.flags import FLAGS, bit
+
+    cfg = camera.transparency
+    names = list(FLAGS)
+    flags = np.array([bit(nm) for nm in names])
+    before = flags.copy()
+    r = _run(cfg, len(names), flags=flags)
+    votes = dict(zip(names, r.weight > 0))
+    # lost stars are cloud evidence; crowding, Moon, edge, saturation, bad pixels are not
+    assert {nm for nm, v in votes.items() if v} == {"SHIFT", "FAINT", "NO_FLUX"}
+    np.testing.assert_array_equal(flags, before)          # inputs unchanged
+    np.testing.assert_allclose(r.transparency, 1.0)
+    # a star that should reach S/N < min_expected_snr on this sky does not vote
+    faint = _run(cfg, 3, vmag=np.full(3, 9.0), sky_sigma_adu=np.full(3, 50.0))
+    assert (faint.expected_snr < cfg.min_expected_snr).all() and (faint.weight == 0).all()
+    # transparency is clipped, and a missing flux counts as none
+    r = _run(cfg, 3, flux_total_adu=np.array([np.nan, -5.0, 1e9]))
+    np.testing.assert_array_equal(r.transparency, [cfg.clip[0], cfg.clip[0], cfg.clip[1]])
+
+
+def test_no_stars_keeps_nan_summary(camera):
+    r = _run(camera.transparency, 0)
+    assert r.transparency.shape == (0,) and r.summary.n_voting == 0 == r.summary.n_cells
+    cards = dict((k, v) for k, v, _ in r.summary.header_cards())
+    assert cards["TRANSMED"] == "NaN" and cards["CLEARFRC"] == "NaN"
