@@ -45,7 +45,7 @@ def main(argv=None):
 
     from allsky_camera import ac_proc, config, simulate
     from test_pipeline import isolated_in_truth, matched_truth
-    from test_streaks import detect_on, endpoint_error, overlaps_another, visible_part
+    from test_streaks import count_found, detect_on
 
     ac_proc.setup_logging(False, True)
     cam = config.load_camera(args.camera)
@@ -110,15 +110,8 @@ def main(argv=None):
         rng = np.random.default_rng(500 + k)
         inj = simulate.random_streaks(3, (cam.sensor.ny, cam.sensor.nx), rng)
         sim = simulate.simulate(cam, seed=600 + k, streaks=inj)
-        table = detect_on(cam, sim)
-        segs = [visible_part(s, sim.truth.model, cam.streaks, sim.image.shape) for s in inj]
-        for i, seg in enumerate(segs):
-            if seg is None or np.hypot(*(seg[1] - seg[0])) < cam.streaks.min_length_px:
-                continue
-            if overlaps_another(seg, [o for j, o in enumerate(segs) if j != i and o is not None]):
-                continue
-            total += 1
-            found += endpoint_error(table, seg) < 10.0
+        f, t = count_found(cam, inj, sim, detect_on(cam, sim))
+        found, total = found + f, total + t
         false += len(detect_on(cam, simulate.simulate(cam, seed=700 + k)))
     print(f"streaks: {found}/{total} found ({found / total:.1%}); false streaks in "
           f"{nframes} clean frames: {false}")
