@@ -1,173 +1,282 @@
 """Exact circular apertures and sky annuli, vectorised over many stars.
 
 The photometric equivalent of photutils' ``aperture_photometry(method='exact')``
-using numpy alone (so the pipeline does not pay photutils' import time); the
-tests compare the two.  A pixel ``(i, j)`` covers ``[i - 0.5, i + 0.5] x
-[j - 0.5, j + 0.5]`` (0-based, x = column, pixel centres at integers).
+using numpy alone (the pipeline does not pay photutils' import time); the
+tests compare the two.
 
-The exact area of a circle of radius R (centred on the origin) inside the
-rectangle ``[x0, x1] x [y0, y1]`` comes from the area ``F(a, b)`` of the part
-of the circle with ``x < a`` and ``y < b``, by inclusion-exclusion over the
-four corners.  ``F`` integrates the chord length along x with the
-antiderivative ``H(t) = (t sqrt(R^2 - t^2) + R^2 asin(t / R)) / 2`` of the
-half-chord ``sqrt(R^2 - t^2)``, split where the line ``y = b`` cuts the circle.
+Pixel convention: 0-based, ``image[y, x]`` with x the column (fast) axis;
+pixel ``(i, j)`` (column i, row j) has its centre at (i, j) and covers
+``[i - 0.5, i + 0.5] x [j - 0.5, j + 0.5]``.
+
+Exact overlap of a disc and a rectangle
+---------------------------------------
+Put the disc of radius R at the origin and let ``s(t) = sqrt(R^2 - t^2)``
+be the half-height of the disc at abscissa t, with antiderivative
+``H(t) = (t s(t) + R^2 asin(t / R)) / 2``.  ``F(a, b)``, the area of the
+part of the disc with ``x < a`` and ``y < b``, integrates over x the length
+of the vertical chord ``[-s(x), s(x)]`` that lies below b:
+
+* ``b >= R``: the whole chord, ``F = 2 (H(a) - H(-R))``;
+* ``b <= -R``: nothing, ``F = 0``;
+* otherwise the line ``y = b`` meets the circle at ``x = +-c``,
+  ``c = sqrt(R^2 - b^2)``.  For ``|x| < c`` the chord is cut at b, length
+  ``s(x) + b``; for ``|x| > c`` it is entirely below b (length ``2 s(x)``)
+  when ``b > 0`` and entirely above it (length 0) when ``b < 0``.
+
+(a is first clipped to [-R, R].)  The area inside ``[x0, x1] x [y0, y1]`` is
+then ``F(x1, y1) - F(x0, y1) - F(x1, y0) + F(x0, y0)``.
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Standard deviation of a normal distribution over its median absolute
+#: deviation, 1 / Phi^-1(3/4).
+_MAD_TO_SIGMA = 1.482602218505602
 
 
 def _h(t, r):
-    """Antiderivative of sqrt(r^2 - t^2) for -r <= t <= r."""
+    """Antiderivative of sqrt(r^2 - t^2), for t clipped to [-r, r]."""
     t = np.clip(t, -r, r)
     return 0.5 * (t * np.sqrt(np.maximum(r * r - t * t, 0.0)) + r * r * np.arcsin(t / r))
 
 
-def _corner_area(a, b, r):
-    """Area of the disc of radius r with x < a and y < b."""
+def _lower_left_area(a, b, r):
+    """Area of the disc of radius r at the origin with x < a and y < b."""
     a = np.clip(a, -r, r)
-    xb = np.sqrt(np.maximum(r * r - b * b, 0.0))      # where y = b meets the circle
-    # chord from -h(x) to min(b, h(x)) where positive
-    # |x| <= xb: length b + h(x) (line inside the circle); |x| > xb: 2 h(x) if b > 0, else 0
-    lo_mid = -xb
-    hi_mid = np.clip(a, -xb, xb)
-    mid = np.where(hi_mid > lo_mid, b * (hi_mid - lo_mid) + _h(hi_mid, r) - _h(lo_mid, r), 0.0)
-    left = 2.0 * (_h(np.minimum(a, -xb), r) - _h(-r, r))             # x in [-r, min(a, -xb)]
-    right = 2.0 * np.maximum(_h(np.maximum(a, xb), r) - _h(xb, r), 0.0)   # x in [xb, a]
-    outer = np.where(b > 0, left + right, 0.0)
-    return np.where(b >= r, 2.0 * (_h(a, r) - _h(-r, r)), np.where(b <= -r, 0.0, mid + outer))
+    c = np.sqrt(np.maximum(r * r - b * b, 0.0))
+    # |x| < c, chord cut at y = b: integral of (s(x) + b) over [-c, min(a, c)]
+    u = np.clip(a, -c, c)
+    cut = b * (u + c) + _h(u, r) - _h(-c, r)
+    # |x| > c with b > 0: whole chords on [-r, min(a, -c)] and [c, a]
+    whole = 2.0 * ((_h(np.minimum(a, -c), r) - _h(-r, r))
+                   + np.maximum(_h(np.maximum(a, c), r) - _h(c, r), 0.0))
+    partial = cut + np.where(b > 0, whole, 0.0)
+    full = 2.0 * (_h(a, r) - _h(-r, r))
+    return np.where(b >= r, full, np.where(b <= -r, 0.0, partial))
 
 
 def circle_pixel_overlap(dx0, dx1, dy0, dy1, r):
-    """Exact area of the disc of radius ``r`` centred on the origin inside the
-    rectangle ``[dx0, dx1] x [dy0, dy1]`` (broadcastable arrays)."""
-    return (_corner_area(dx1, dy1, r) - _corner_area(dx0, dy1, r)
-            - _corner_area(dx1, dy0, r) + _corner_area(dx0, dy0, r))
+    """Exact area of a disc inside an axis-aligned rectangle.
+
+    Parameters
+    ----------
+    dx0, dx1, dy0, dy1 : array_like
+        Rectangle ``[dx0, dx1] x [dy0, dy1]`` relative to the disc's centre,
+        pixels (``dx0 <= dx1``, ``dy0 <= dy1``); broadcastable.
+    r : array_like
+        Disc radius, pixels, > 0; broadcastable with the rectangle.
+
+    Returns
+    -------
+    ndarray of float
+        Overlap area, pixels^2, of the broadcast shape.
+
+    Raises
+    ------
+    ValueError
+        If a radius is not positive or a rectangle has ``dx1 < dx0`` or
+        ``dy1 < dy0``.
+    """
+    dx0, dx1, dy0, dy1, r = (np.asarray(v, dtype=float) for v in (dx0, dx1, dy0, dy1, r))
+    if not np.all(r > 0):
+        raise ValueError("r: radii must be positive")
+    if np.any(dx1 < dx0) or np.any(dy1 < dy0):
+        raise ValueError("dx0, dx1, dy0, dy1: need dx0 <= dx1 and dy0 <= dy1")
+    area = (_lower_left_area(dx1, dy1, r) - _lower_left_area(dx0, dy1, r)
+            - _lower_left_area(dx1, dy0, r) + _lower_left_area(dx0, dy0, r))
+    return np.maximum(area, 0.0)
 
 
-def _stamps(image, x, y, half, mask):
-    ny, nx = image.shape
-    xi = np.rint(x).astype(np.int64)
-    yi = np.rint(y).astype(np.int64)
-    off = np.arange(-half, half + 1)
-    xx = xi[:, None, None] + off[None, None, :]
-    yy = yi[:, None, None] + off[None, :, None]
-    inside = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
-    xc, yc = np.clip(xx, 0, nx - 1), np.clip(yy, 0, ny - 1)
-    vals = image[yc, xc].astype(np.float64)
-    valid = inside & np.isfinite(vals)
+def _centres(image, x, y, mask):
+    """Validate the common arguments; return the image, flat x, y, the mask
+    and the shape to give the results."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"image: need a 2-D array, got shape {image.shape}")
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("x, y: aperture centres must be finite")
     if mask is not None:
-        valid &= ~mask[yc, xc]
-    # pixel offsets from the true centre
-    dx = xx - np.asarray(x, dtype=float)[:, None, None]
-    dy = yy - np.asarray(y, dtype=float)[:, None, None]
-    return vals, valid, dx, dy
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != image.shape:
+            raise ValueError(f"mask: shape {mask.shape} differs from the image's {image.shape}")
+    return image, x.ravel(), y.ravel(), mask, x.shape
+
+
+def _cut(image, mask, xi, yi, oy, ox):
+    """Pixel values at (yi + oy, xi + ox) and whether each is usable (on the
+    image, finite, not masked).
+
+    ``xi, yi`` have shape (N,); ``oy, ox`` are integer offsets that broadcast
+    together to the shape S of a stamp; the results have shape (N,) + S.
+    Values are float32 for float32 and 8/16-bit integer images, float64
+    otherwise.
+    """
+    ny, nx = image.shape
+    lead = (-1,) + (1,) * max(np.ndim(oy), np.ndim(ox))
+    flat = (yi * nx + xi).reshape(lead) + (oy * nx + ox)
+    # stamps that cross the image's edge: clip their indices, flag the pixels
+    edge = ((yi + np.min(oy) < 0) | (yi + np.max(oy) >= ny)
+            | (xi + np.min(ox) < 0) | (xi + np.max(ox) >= nx))
+    on = None
+    if edge.any():
+        yy = yi[edge].reshape(lead) + oy
+        xx = xi[edge].reshape(lead) + ox
+        on = np.ones(flat.shape, dtype=bool)
+        on[edge] = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+        flat[edge] = np.clip(yy, 0, ny - 1) * nx + np.clip(xx, 0, nx - 1)
+    vals = np.take(image.ravel(), flat).astype(np.result_type(image.dtype, np.float32),
+                                               copy=False)
+    ok = np.isfinite(vals)
+    if on is not None:
+        ok &= on
+    if mask is not None:
+        ok &= ~np.take(mask.ravel(), flat)
+    return vals, ok
 
 
 def aperture_sums(image, x, y, r, *, mask=None):
     """Sums over exact circular apertures.
 
+    Each pixel counts with the exact area of its intersection with the disc
+    of radius ``r`` centred at (x, y), as photutils' ``method='exact'``.
+
     Parameters
     ----------
-    image : ndarray
-        2-D image, ``image[y, x]``.
-    x, y : ndarray
-        Aperture centres, pixels (finite).
+    image : array_like
+        2-D image, ``image[y, x]``, in any units (e.g. ADU).
+    x, y : array_like
+        Aperture centres, pixels (0-based, pixel centres at integers; x the
+        column); broadcastable, finite.
     r : float
-        Radius, pixels.
-    mask : ndarray of bool, optional
-        True for pixels to leave out.
+        Aperture radius, pixels, > 0.
+    mask : array_like of bool, optional
+        Same shape as ``image``; True for pixels to leave out.
 
     Returns
     -------
-    sums : ndarray
-        Overlap-weighted sum of the valid pixels.
-    area : ndarray
-        Aperture area covered by valid pixels (pixels^2).
+    sums : ndarray of float64
+        Overlap-weighted sum of the usable pixels, image units.
+    area : ndarray of float64
+        Aperture area covered by usable pixels, pixels^2 (``pi r^2`` when
+        nothing is lost).
     n_bad : ndarray of int
-        Masked, non-finite or off-image pixels the aperture touches.
+        Pixels overlapping the aperture that are masked, non-finite or off
+        the image.
+
+    All three have the broadcast shape of ``x`` and ``y``.
     """
-    x = np.atleast_1d(np.asarray(x, dtype=float))
-    y = np.atleast_1d(np.asarray(y, dtype=float))
-    half = int(np.ceil(r + 0.5))
-    vals, valid, dx, dy = _stamps(image, x, y, half, mask)
-    # corner areas on the (2h+2)^2 grid of pixel corners, shared by neighbouring
-    # pixels, then inclusion-exclusion per pixel
-    edges = np.arange(2 * half + 2) - 0.5
-    cx = dx[:, 0, 0][:, None] + edges[None, :]
-    cy = dy[:, 0, 0][:, None] + edges[None, :]
-    f = _corner_area(cx[:, None, :], cy[:, :, None], r)
-    w = f[:, 1:, 1:] - f[:, 1:, :-1] - f[:, :-1, 1:] + f[:, :-1, :-1]
-    touched = w > 0
-    sums = np.where(valid, vals * w, 0.0).sum(axis=(1, 2))
-    area = np.where(valid, w, 0.0).sum(axis=(1, 2))
-    n_bad = (touched & ~valid).sum(axis=(1, 2))
-    return sums, area, n_bad
+    image, x, y, mask, shape = _centres(image, x, y, mask)
+    r = float(r)
+    if not r > 0:
+        raise ValueError(f"r = {r}: must be positive")
+    half = int(np.ceil(r))          # a pixel overlapping the disc is within r + 1 of rint(x)
+    xi, yi = np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
+    off = np.arange(-half, half + 1)
+    vals, ok = _cut(image, mask, xi, yi, off[:, None], off[None, :])
+    # pixel edges relative to the centres; F on the shared corner grid, then
+    # inclusion-exclusion per pixel
+    edges = np.arange(-half - 0.5, half + 1.0)
+    ex = (xi - x)[:, None] + edges
+    ey = (yi - y)[:, None] + edges
+    f = _lower_left_area(ex[:, None, :], ey[:, :, None], r)
+    w = np.maximum(f[:, 1:, 1:] - f[:, 1:, :-1] - f[:, :-1, 1:] + f[:, :-1, :-1], 0.0)
+    # pixels overlapping the disc: nearest point of the pixel closer than r
+    gx = np.maximum(np.abs((xi - x)[:, None] + off) - 0.5, 0.0)
+    gy = np.maximum(np.abs((yi - y)[:, None] + off) - 0.5, 0.0)
+    touched = gy[:, :, None] ** 2 + gx[:, None, :] ** 2 < r * r
+    w = np.where(ok, w, 0.0)
+    sums = (w * np.where(ok, vals, 0.0)).sum(axis=(1, 2))
+    area = w.sum(axis=(1, 2))
+    n_bad = (touched & ~ok).sum(axis=(1, 2))
+    return sums.reshape(shape), area.reshape(shape), n_bad.reshape(shape)
 
 
-def _row_median(v, n):
-    """Median of each row's first ``n`` finite values (NaNs sort last)."""
-    s = np.sort(v, axis=1)
-    rows = np.arange(v.shape[0])
+def _sorted_median(s, n):
+    """Median of the first ``n[i]`` values of each sorted row ``s[i]``."""
+    rows = np.arange(s.shape[0])
     return 0.5 * (s[rows, (n - 1) // 2] + s[rows, n // 2])
 
 
 def annulus_median(image, x, y, r_in, r_out, *, mask=None, quantum=0.0):
-    """Median of the pixels whose centres lie at ``r_in <= d < r_out``.
+    """Median, robust sigma and count of the pixels in sky annuli.
+
+    A pixel belongs to the annulus of centre (x, y) when the distance d of
+    its centre satisfies ``r_in <= d < r_out``.  Masked, non-finite and
+    off-image pixels are left out.
 
     With ``quantum > 0`` (data quantised in steps of ``quantum``, e.g. 1 ADU
-    for integer raw data) the median is interpolated within its step, as for
-    grouped data: ``m - q/2 + q (n/2 - n_below) / n_at``.  The plain median of
-    quantised values snaps to a step and is biased by up to half a step,
-    which on a faint sky of 8-bit data is several per cent of the sky.
+    for raw integer frames) the median is interpolated within its step, as
+    for grouped data: ``m - q/2 + q (n/2 - n_below) / n_at``, with
+    ``n_below`` the pixels below ``m - q/2`` and ``n_at`` those within
+    ``q/2`` of m.  The plain median of quantised values snaps to a step and
+    is biased by up to half a step, several per cent of a faint sky.
+
+    Parameters
+    ----------
+    image : array_like
+        2-D image, ``image[y, x]``, in any units (e.g. ADU).
+    x, y : array_like
+        Annulus centres, pixels (0-based, pixel centres at integers; x the
+        column); broadcastable, finite.
+    r_in, r_out : float
+        Inner and outer radius, pixels, ``0 <= r_in < r_out``.
+    mask : array_like of bool, optional
+        Same shape as ``image``; True for pixels to leave out.
+    quantum : float
+        Quantisation step of the data, image units; 0 for none.
 
     Returns
     -------
-    median : ndarray
-        NaN where the annulus holds no valid pixel.
-    sigma : ndarray
-        Robust standard deviation, 1.4826 x the median absolute deviation.
+    median : ndarray of float64
+        Image units; NaN where the annulus holds no usable pixel.
+    sigma : ndarray of float64
+        Robust standard deviation, 1.4826 x the median absolute deviation
+        from ``median``, image units; NaN where no pixel.
     n : ndarray of int
         Pixels used.
+
+    All three have the broadcast shape of ``x`` and ``y``.
     """
-    x = np.atleast_1d(np.asarray(x, dtype=float))
-    y = np.atleast_1d(np.asarray(y, dtype=float))
-    ny, nx = image.shape
-    # integer offsets that can fall in the annulus for any sub-pixel centre
+    image, x, y, mask, shape = _centres(image, x, y, mask)
+    r_in, r_out, quantum = float(r_in), float(r_out), float(quantum)
+    if not 0 <= r_in < r_out:
+        raise ValueError(f"r_in = {r_in}, r_out = {r_out}: need 0 <= r_in < r_out")
+    if not quantum >= 0:
+        raise ValueError(f"quantum = {quantum}: must be >= 0")
+    # offsets from rint(centre) that can be in the annulus for some centre
+    # within half a pixel of it (the centre moves the distance by <= sqrt(1/2))
     half = int(np.ceil(r_out)) + 1
     oy, ox = np.mgrid[-half:half + 1, -half:half + 1]
-    rr = np.hypot(ox, oy)
-    keep = (rr >= r_in - 0.75) & (rr < r_out + 0.75)
-    ox, oy = ox[keep], oy[keep]
-    xi = np.rint(x).astype(np.int64)
-    yi = np.rint(y).astype(np.int64)
-    xx = xi[:, None] + ox[None, :]
-    yy = yi[:, None] + oy[None, :]
-    inside = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
-    flat = np.clip(yy, 0, ny - 1) * nx + np.clip(xx, 0, nx - 1)
-    vals = image.ravel()[flat].astype(np.float64)
-    valid = inside & np.isfinite(vals)
-    if mask is not None:
-        valid &= ~mask.ravel()[flat]
-    dxf = (xi - x)[:, None] + ox[None, :]
-    dyf = (yi - y)[:, None] + oy[None, :]
-    d2 = dxf * dxf + dyf * dyf
-    sel = valid & (d2 >= r_in * r_in) & (d2 < r_out * r_out)
-    v = np.where(sel, vals, np.nan).reshape(x.size, -1)
-    n = sel.reshape(x.size, -1).sum(axis=1)
+    rho = np.hypot(ox, oy)
+    keep = (rho + np.sqrt(0.5) >= r_in) & (rho - np.sqrt(0.5) < r_out)
+    oy, ox = oy[keep], ox[keep]
+    xi, yi = np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
+    vals, ok = _cut(image, mask, xi, yi, oy, ox)
+    dx = (xi - x)[:, None] + ox
+    dy = (yi - y)[:, None] + oy
+    d2 = dx * dx + dy * dy
+    ok &= (d2 >= r_in * r_in) & (d2 < r_out * r_out)
+    n = ok.sum(axis=1)
     med = np.full(x.size, np.nan)
     sig = np.full(x.size, np.nan)
-    has = n > 0
-    if has.any():
-        med[has] = _row_median(v[has], n[has])
+    has = np.flatnonzero(n > 0)
+    if has.size:
+        v = np.where(ok[has], vals[has], np.nan)       # NaN sorts last
+        nh = n[has]
+        m = _sorted_median(np.sort(v, axis=1).astype(np.float64, copy=False), nh)
         if quantum > 0:
-            q = quantum
-            below = (v[has] < med[has, None] - 0.5 * q).sum(axis=1)
-            at = (np.abs(v[has] - med[has, None]) < 0.5 * q).sum(axis=1)
-            ok = at > 0
-            idx = np.nonzero(has)[0][ok]
-            med[idx] = (med[idx] - 0.5 * q + q * (0.5 * n[idx] - below[ok]) / at[ok])
-        # 1.4826: MAD to standard deviation for a normal distribution
-        sig[has] = 1.4826 * _row_median(np.abs(v[has] - med[has, None]), n[has])
-    return med, sig, n
+            below = (v < m[:, None] - 0.5 * quantum).sum(axis=1)
+            at = (np.abs(v - m[:, None]) < 0.5 * quantum).sum(axis=1)
+            m = np.where(at > 0, m - 0.5 * quantum
+                         + quantum * (0.5 * nh - below) / np.maximum(at, 1), m)
+        med[has] = m
+        dev = np.abs(v - m[:, None].astype(v.dtype))
+        sig[has] = _MAD_TO_SIGMA * _sorted_median(np.sort(dev, axis=1).astype(np.float64), nh)
+    return med.reshape(shape), sig.reshape(shape), n.reshape(shape)
