@@ -49,12 +49,39 @@ def test_round_trip(sky, projection, parity, tilt):
 
 
 def test_parity_mirrors_the_image():
+    """Parity -1 mirrors the unrotated image (x' -> -x'); rot_deg then turns
+    both the same way in the pixel plane."""
     m = model("equisolid", 1, (0.0, 0.0))
-    mm = m.replace(parity=-1)
-    x, y = m.altaz_to_xy(40.0, 30.0)
-    xm, ym = mm.altaz_to_xy(40.0, 30.0)
+    m0, mm0 = m.replace(rot_deg=0.0), m.replace(rot_deg=0.0, parity=-1)
+    x, y = m0.altaz_to_xy(40.0, 30.0)
+    xm, ym = mm0.altaz_to_xy(40.0, 30.0)
     assert xm - m.x0 == pytest.approx(-(x - m.x0))
     assert ym == pytest.approx(y)
+    # the rotated mirrored camera is the mirrored image turned by rot_deg
+    rr = np.radians(m.rot_deg)
+    dx, dy = xm - m.x0, ym - m.y0
+    xr, yr = m.replace(parity=-1).altaz_to_xy(40.0, 30.0)
+    assert xr == pytest.approx(m.x0 + np.cos(rr) * dx - np.sin(rr) * dy)
+    assert yr == pytest.approx(m.y0 + np.sin(rr) * dx + np.cos(rr) * dy)
+
+
+def test_original_pipeline_reference_pixels():
+    """The stock MDM template against numbers computed outside the project
+    from the original pipeline's published formula (dx = -sin(az) r,
+    dy = cos(az) r, x = x0 + cos R dx - sin R dy, y = y0 + sin R dx + cos R dy,
+    R = +3.5506619 deg), to 0.01 px; and back."""
+    from allsky_camera import config
+
+    m = config.load_camera("MDM").astrometry.model
+    ref = {(45.0, 0.0): (782.63, 829.55), (45.0, 90.0): (484.18, 491.61),
+           (30.0, 180.0): (828.72, 86.89), (60.0, 270.0): (1013.82, 524.48),
+           (20.0, 45.0): (430.93, 839.41)}
+    for (alt, az), (xr, yr) in ref.items():
+        x, y = m.altaz_to_xy(alt, az)
+        assert abs(x - xr) <= 0.01 and abs(y - yr) <= 0.01, (alt, az, x, y)
+        a2, z2 = m.xy_to_altaz(x, y)
+        assert a2 == pytest.approx(alt, abs=1e-6)
+        assert (z2 - az + 180.0) % 360.0 - 180.0 == pytest.approx(0.0, abs=1e-6)
 
 
 def test_tilt_moves_the_zenith():

@@ -208,7 +208,7 @@ def search(det_xy, shape, alt, az, circle):
         cx, cy = cx0 + ox, cy0 + oy
         if True:
             rr = f0 * s * zd                                   # (n,)
-            psi = np.radians(az)[None, :] - rots[:, None]      # (nrot, n)
+            psi = np.radians(az)[None, :] + parity * rots[:, None]   # (nrot, n)
             x = cx - parity * rr[None, :] * np.sin(psi)
             y = cy + rr[None, :] * np.cos(psi)
             ok = (x >= 0) & (x <= nx - 1) & (y >= 0) & (y <= ny - 1)

@@ -14,11 +14,19 @@ The mapping is
 2. its angle ``theta`` from the optical axis maps to a radius ``r`` in pixels
    by the projection (``poly`` or one of the standard fisheye families, with
    radial distortion terms), times ``scale``;
-3. its azimuth ``phi`` in the camera frame places the pixel at
-   ``dx = -parity * r * sin(phi - rot)``, ``dy = r * cos(phi - rot)`` from the
-   zenith pixel ``(x0, y0)``.  With ``parity = +1`` the image shows the sky as
-   seen from below (north up, east left when ``rot = 0``); ``rot_deg`` is the
-   azimuth that lies along +y.
+3. its azimuth ``phi`` in the camera frame places the unrotated offset at
+   ``dx' = -parity * r * sin(phi)``, ``dy' = r * cos(phi)`` (north along +y;
+   with ``parity = +1`` east along -x, the sky as seen from below), and the
+   image is then rotated by ``R = rot_deg`` in the pixel plane, from +x
+   toward +y::
+
+       x = x0 + cos(R) dx' - sin(R) dy'
+       y = y0 + sin(R) dx' + cos(R) dy'
+
+   This is the original pipeline's published MDM formula (``R = +3.5506619``
+   deg for its template), and it holds for every camera: a mirrored camera
+   (``parity = -1``) only flips the sign of ``dx'``.  Equivalently
+   ``dx = -parity r sin(phi + parity R)``, ``dy = r cos(phi + parity R)``.
 
 The model is a frozen, versioned dataclass that serialises to a plain dict
 (for YAML) and to FITS header cards with 8-character keywords.
@@ -67,7 +75,8 @@ class CameraModel:
         Pixel position of the optical axis (the zenith when untilted),
         0-based, pixel centres at integers.
     rot_deg : float
-        Azimuth (deg, north through east) that maps onto the +y direction.
+        Rotation of the image in the pixel plane, deg, counted from +x
+        toward +y (the original pipeline's ``R``); see the module docstring.
     parity : int
         +1 for the sky as seen from below (east to the left of north when
         north is up), -1 for a mirror-reversed image.
@@ -201,7 +210,7 @@ class CameraModel:
             theta = 90.0 - np.degrees(alt)
             phi = az
         r = self.radius(theta)
-        psi = phi - np.radians(self.rot_deg)
+        psi = phi + self.parity * np.radians(self.rot_deg)
         return self.x0 - self.parity * r * np.sin(psi), self.y0 + r * np.cos(psi)
 
     def xy_to_altaz(self, x, y):
@@ -209,7 +218,7 @@ class CameraModel:
         dx = np.asarray(x, dtype=float) - self.x0
         dy = np.asarray(y, dtype=float) - self.y0
         theta = np.radians(self.theta(np.hypot(dx, dy)))
-        phi = np.arctan2(-self.parity * dx, dy) + np.radians(self.rot_deg)
+        phi = np.arctan2(-self.parity * dx, dy) - self.parity * np.radians(self.rot_deg)
         if self.tilted:
             v = np.stack([np.sin(theta) * np.sin(phi), np.sin(theta) * np.cos(phi), np.cos(theta)])
             e, n, u = np.tensordot(self._tilt_matrix().T, v, axes=1)
@@ -266,7 +275,7 @@ class CameraModel:
         cards = [
             (p + "ZENX", self.x0, "[pix] optical axis x (0-based)"),
             (p + "ZENY", self.y0, "[pix] optical axis y (0-based)"),
-            (p + "ROT", self.rot_deg, "[deg] azimuth along +y"),
+            (p + "ROT", self.rot_deg, "[deg] image rotation, +x toward +y"),
             (p + "PARITY", self.parity, "+1 sky seen from below, -1 mirrored"),
             (p + "PROJ", self.projection, "radial projection family"),
             (p + "RSCALE", self.scale, "radial scale factor"),
