@@ -158,7 +158,36 @@ def _log_transparency(s, cfg):
                  s.clear_fraction, s.median, s.n_voting)
 
 
-def reduce_exposure(exposure, camera, products, timer=None):
+def _seeded(camera, start_model):
+    """``camera`` whose astrometric fit starts from ``start_model``."""
+    import dataclasses
+    return dataclasses.replace(
+        camera, astrometry=dataclasses.replace(camera.astrometry, model=start_model))
+
+
+def _against_template(sol, template, alt, az, x_meas, y_meas):
+    """A seeded solution reported against the static ``template``.
+
+    The offsets (DZENX, DZENY, DROT) and the template RMS (on the stars of
+    the final fit, given by ``alt, az, x_meas, y_meas``; NaN when the fit
+    did not use measured centroids) then describe the camera's drift from
+    its configuration, whatever the fit started from.
+    """
+    import dataclasses
+
+    from . import astrometry
+    if sol.template is template:
+        return sol
+    if x_meas is None or len(sol.fit.used) != len(x_meas):
+        trms = float("nan")
+    else:
+        u = sol.fit.used
+        dx, dy = astrometry.residuals(template, x_meas[u], y_meas[u], alt[u], az[u])
+        trms = astrometry.rms(dx, dy)
+    return dataclasses.replace(sol, template=template, template_rms_px=trms)
+
+
+def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None):
     """Reduce one exposure in memory.
 
     Parameters
@@ -171,6 +200,10 @@ def reduce_exposure(exposure, camera, products, timer=None):
         What is wanted (the sky map and streaks are computed only if asked).
     timer : Timer, optional
         Stage times are added to it.
+    start_model : CameraModel, optional
+        Where the astrometric fit starts (for a night: the last good fit
+        before this frame); default the camera's static template.  Offsets
+        are always reported against the static template.
 
     Returns
     -------
@@ -201,13 +234,16 @@ def reduce_exposure(exposure, camera, products, timer=None):
     # 3. astrometry: template -> per-exposure fit on bright stars ---------------
     a = camera.astrometry
     template = a.model
+    start = template if start_model is None else start_model
+    fit_camera = camera if start_model is None else _seeded(camera, start_model)
     vmag = np.asarray(stars["VMAG"], dtype=float)
     isolated = catalog.isolated(stars, ph.isolation_deg, ph.neighbour_dv)
     xt, yt = template.altaz_to_xy(alt, az)
+    xs, ys = (xt, yt) if start is template else start.altaz_to_xy(alt, az)
     clear_of_moon = moon_sep >= ph.moon_exclusion_deg
     candidates = astrometry.fit_candidates(
-        vmag, isolated, clear_of_moon, np.hypot(xt - template.x0, yt - template.y0), a)
-    sol = astrometry.solve(det.image, alt, az, candidates, camera)
+        vmag, isolated, clear_of_moon, np.hypot(xs - start.x0, ys - start.y0), a)
+    sol = astrometry.solve(det.image, alt, az, candidates, fit_camera)
     timer.lap("astrometry")
 
     # 4. centroids of every star at the fitted prediction, then the final fit --
@@ -225,11 +261,16 @@ def reduce_exposure(exposure, camera, products, timer=None):
         box_half_px=camera.centroid.box_half_px, neighbour_dv=ph.neighbour_dv,
         safe_radius_px=a.safe_radius_px)
     good_pos = flags == 0
+    final_stars = None
     if sol.fit.ok and good_pos.sum() >= a.min_stars:
-        final = astrometry.solve(det.image, alt, az, good_pos, camera, x_meas=xc, y_meas=yc)
+        final = astrometry.solve(det.image, alt, az, good_pos, fit_camera, x_meas=xc,
+                                 y_meas=yc)
         if final.fit.ok:
             sol = final
             x, y = sol.model.altaz_to_xy(alt, az)
+            final_stars = (xc[good_pos], yc[good_pos])
+    sol = _against_template(sol, template, alt[good_pos], az[good_pos],
+                            *(final_stars or (None, None)))
     timer.lap("centroid")
 
     # 5. photometry and zeropoints --------------------------------------------
