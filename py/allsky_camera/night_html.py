@@ -33,6 +33,13 @@ td.t{text-align:left}tr.failed{background:#fdd}tr.degraded{background:#ffd}
 img{max-width:100%;border:1px solid #ccc}"""
 
 
+#: Once the page has loaded, it records on <body> how many pictures loaded
+#: (``data-pictures="loaded/total"``), for a browser test or a curious user.
+_CHECK_SCRIPT = ("window.addEventListener('load',function(){var i=document.images,n=0;"
+                 "for(var k=0;k<i.length;k++){if(i[k].complete&&i[k].naturalWidth>0)n++;}"
+                 "document.body.setAttribute('data-pictures',n+'/'+i.length);});")
+
+
 def _cell(value):
     if isinstance(value, float):
         return "" if not math.isfinite(value) else f"{value:.3f}"
@@ -86,7 +93,7 @@ def page(table, results, outdir):
             links += [f"<a href='{html.escape(f)}'>{suffix}</a>" for f in hits]
         tds.append(f"<td class='t'>{' '.join(links)}</td>")
         out.append(f"<tr class='{status}'>" + "".join(tds) + "</tr>")
-    out.append("</table></body></html>")
+    out.append(f"</table><script>{_CHECK_SCRIPT}</script></body></html>")
     return "\n".join(out) + "\n"
 
 
