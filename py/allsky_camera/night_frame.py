@@ -209,7 +209,8 @@ def run_task(task):
     dict
         ``row`` (summary row), ``model`` (the fitted camera model as a dict
         when the fit is good, else None), ``keogram`` and ``clouds`` (lists,
-        empty for a failed frame), ``products`` (file names written).
+        empty for a failed frame), ``products`` (file names written),
+        ``peak_rss_kib`` (peak memory of the worker process so far).
     """
     from . import writers
     from .exceptions import AllskyError
@@ -236,7 +237,7 @@ def run_task(task):
             message = f"{task.path}: {type(err).__name__}: {err}"
         log.warning("%s", message)
         return {"row": failed_row(task.path, message), "model": None, "keogram": [],
-                "clouds": [], "products": []}
+                "clouds": [], "products": [], "peak_rss_kib": _peak_rss_kib()}
     tcfg = camera.transparency
     tr = red.transparency
     return {"row": summary_row(red),
@@ -246,4 +247,10 @@ def run_task(task):
                                                          exposure.exptime)],
             "clouds": cloud_cells(red.alt, red.az, tr.transparency, tr.weight,
                                   tcfg.clear_threshold),
-            "products": [Path(p).name for p in written]}
+            "products": [Path(p).name for p in written], "peak_rss_kib": _peak_rss_kib()}
+
+
+def _peak_rss_kib():
+    """Peak resident memory of this (worker) process so far, KiB (Linux)."""
+    import resource
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -125,6 +125,9 @@ def plot_summary(fig, hours, cols, status, *, title):
             if deg.any():
                 ax.plot(hours[deg], v[deg], "x", color="C3", ms=6, label="degraded")
                 ax.legend(loc="upper left", fontsize=7)
+            if not np.isfinite(v).any():
+                ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center",
+                        va="center", color="0.4")
             if key == "sb_zenith" and np.isfinite(v).any():
                 ax.invert_yaxis()
             if key == "clear_fraction":
