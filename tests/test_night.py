@@ -219,7 +219,8 @@ def test_dask_local_cluster_gives_the_same_rows(night, reference, tmp_path):
 def watched(night, tmp_path_factory):
     """Three frames copied slowly into a watched folder; returns (outdir, rc, log)."""
     d, _, _ = night
-    src = sorted(p for p in d.glob("2020*.fits") if not p.name.endswith("-truth.fits"))[14:17]
+    src = sorted(p for p in d.glob("2020*.fits") if not p.name.endswith("-truth.fits")
+                 and p.name not in (CORRUPT, TRUNCATED))[14:17]
     inbox = tmp_path_factory.mktemp("inbox")
     out = tmp_path_factory.mktemp("watch_out")
     (inbox / "skipme.fits").write_bytes(b"vetoed")

@@ -26,6 +26,8 @@ CLOUDS_PNG = "night-clouds.png"
 SUMMARY_FIGSIZE = (9.0, 11.0)
 KEOGRAM_FIGSIZE = (9.0, 5.0)
 CLOUDS_FIGSIZE = (9.0, 3.8)
+#: Bottom margin of the (short) cloud figure, fraction of its height.
+CLOUDS_BOTTOM = 0.15
 #: Twilight shading: Sun altitude limits (deg) of civil, nautical and
 #: astronomical twilight (standard definitions), and their grey levels.
 TWILIGHT_LIMITS_DEG = (0.0, -6.0, -12.0, -18.0)
@@ -182,6 +184,7 @@ def plot_keogram(fig, hours, columns, alt_samples, *, title):
 
 def plot_clouds(fig, hours, cells, names, *, title):
     """Clear fraction of each sky cell (rows) against time (columns)."""
+    fig.subplots_adjust(bottom=CLOUDS_BOTTOM)
     ax = fig.add_subplot()
     m = ax.pcolormesh(_edges(hours), np.arange(len(names) + 1) - 0.5, cells, cmap="viridis",
                       vmin=0, vmax=1, shading="flat")
