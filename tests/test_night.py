@@ -346,3 +346,28 @@ def test_inputs_folders_files_and_veto(tmp_path):
     assert got == ["a.fits.gz", "b.fits", "c.fits.bz2"]
     assert [Path(p).name for p in ac_night.find_inputs([tmp_path / "notes.txt"])] == [
         "notes.txt"]                                      # a file given is always taken
+
+
+@pytest.mark.slow
+def test_a_night_without_dask_or_terminal_imports_neither(tmp_path):
+    bad = tmp_path / "in" / "2020_10_10__00_00_00.fits"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not FITS")
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(SCRIPT)!r}, {str(bad.parent)!r}, '--outdir', "
+        f"{str(tmp_path / 'out')!r}, '--jobs', '1', '-q', '--camera', 'MDM']\n"
+        "try:\n"
+        "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print(' '.join(m for m in ('dask', 'distributed', 'tqdm') if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=_env(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "ac_night: 1 frames: 0 ok, 0 degraded, 1 failed; 0.00 clear hours; " \
+        + lines[0].split("; ")[-1]
+    assert len(lines) == 1                      # no heavy optional module was imported
+    t = Table.read(tmp_path / "out" / nightsum.CSV_NAME)
+    assert list(t["status"]) == ["failed"] and "not a readable FITS file" in t["message"][0]
