@@ -371,3 +371,31 @@ def test_a_night_without_dask_or_terminal_imports_neither(tmp_path):
     assert len(lines) == 1                      # no heavy optional module was imported
     t = Table.read(tmp_path / "out" / nightsum.CSV_NAME)
     assert list(t["status"]) == ["failed"] and "not a readable FITS file" in t["message"][0]
+
+
+@pytest.mark.slow
+def test_night_zeropoint_corrects_a_wrong_nominal_zeropoint(night, tmp_path):
+    """A camera file whose nominal zeropoint is 0.5 mag too bright makes clear
+    frames look 37 % opaque; --night-zp measures transparency against the
+    night's clearest dark frames instead, and the clear frames (transmission
+    1 in the simulation's truth) read 1."""
+    d, _, truth = night
+    yaml = (REPO / "etc" / "MDM.yaml").read_text()
+    assert "zp_nominal: 5.66 " in yaml
+    cam = tmp_path / "MDM_wrong_zp.yaml"
+    cam.write_text(yaml.replace("zp_nominal: 5.66 ", "zp_nominal: 6.16 "))
+    frames = [d / f for f in truth["file"][:8]]
+    assert not truth["cloudy"][:8].any()
+    med = {}
+    for flag in ([], ["--night-zp"]):
+        out = tmp_path / f"out{len(flag)}"
+        opts = [*OPTS[:-3], "--camera", str(cam), "-q"]
+        r = subprocess.run(night_cmd(frames, out, "--jobs", "2", *opts, *flag),
+                           capture_output=True, text=True, env=_env(), timeout=900)
+        assert r.returncode == 0, r.stderr
+        med[bool(flag)] = np.array(Table.read(out / nightsum.FITS_NAME)["transparency"])
+    expected = 10 ** (-0.4 * 0.5)
+    assert np.abs(med[False][1:] - expected).max() < 0.06       # dark frames, nominal zp
+    # frames 5-7 have dark frames 4 or more before them (frame 0 is in twilight)
+    assert np.abs(med[True][5:] - 1.0).max() < 0.05
+    np.testing.assert_array_equal(med[True][:5], med[False][:5])

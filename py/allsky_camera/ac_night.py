@@ -29,6 +29,7 @@ import argparse
 import fnmatch
 import hashlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -52,12 +53,19 @@ DEFAULT_VETO = ("*-truth.fits",)
 #: A frame's astrometric fit starts from the last good fit this many frames
 #: (or more) before it: frames closer than that may run at the same time.
 DEFAULT_SEED_LAG = 4
+#: --night-zp: the clear-sky zeropoint is the median zeropoint of at most
+#: this many of the night's dark frames (Sun below nightsum.DARK_SUN_ALT_DEG)
+#: with the highest zeropoints (the clearest), among those --seed-lag or
+#: more frames before.
+NIGHT_ZP_FRAMES = 5
 #: --watch: a file is taken once its size has not changed for this long (s);
 #: the folders are polled every POLL_MIN_S, backing off (doubling) to
 #: POLL_MAX_S while nothing new arrives.
 DEFAULT_SETTLE_S = 3.0
 POLL_MIN_S = 0.5
 POLL_MAX_S = 30.0
+#: While frames complete, the summary files are rewritten at most this often (s).
+SUMMARY_EVERY_S = 5.0
 #: Longest wait (s) for a worker before the signals are looked at again.
 WAIT_TICK_S = 0.5
 #: Temporary names used by the atomic writers (see io.atomic_path).
@@ -92,6 +100,9 @@ def build_parser():
     p.add_argument("--seed-lag", type=int, default=DEFAULT_SEED_LAG, metavar="K",
                    help="seed each frame's astrometric fit with the last good fit at least "
                         f"K frames before it (default {DEFAULT_SEED_LAG})")
+    p.add_argument("--night-zp", action="store_true",
+                   help="measure transparency against the zeropoint of the night's clearest "
+                        "dark frames so far instead of the camera's nominal zeropoint")
     p.add_argument("--demo", action="store_true",
                    help="simulate a short night into OUTDIR/raw and reduce it")
     src = ac_proc.build_parser()
@@ -137,10 +148,12 @@ def find_inputs(inputs, veto=(), exclude_dir=None):
     return [str(f) for f in sorted(names, key=lambda f: (f.name, str(f)))]
 
 
-def options_hash(products, camera_opt):
-    """Hash of what decides a frame's results: products and camera configuration."""
+def options_hash(products, camera_opt, night_opts=()):
+    """Hash of what decides a frame's results: products, camera configuration,
+    and the night options that change them (``night_opts``)."""
     from allsky_camera import config
     h = hashlib.sha256(products.science_hash().encode())
+    h.update(repr(tuple(night_opts)).encode())
     names = [camera_opt] if camera_opt else config.known_cameras()
     for n in names:
         h.update(str(n).encode())
@@ -244,12 +257,13 @@ class Night:
         self.products = products
         self.backend = backend
         self.stop = stop
-        self.options = options_hash(products, opts.camera)
+        self.options = options_hash(products, opts.camera, (opts.seed_lag, opts.night_zp))
         self.entries = ledger.read(self.outdir)
         self.paths = []
         self.results = {}
         self.t0 = time.perf_counter()
         self.bar = None
+        self._last_summary = -math.inf
 
     # -------------------------------------------------------------- inputs
     def add(self, paths):
@@ -275,6 +289,23 @@ class Night:
                 return r["model"]
         return None
 
+    def _clear_zp(self, i):
+        """--night-zp: median zeropoint of the clearest dark frames at least
+        seed_lag frames before frame i (None: not asked, or none yet)."""
+        import math
+        import statistics
+
+        from allsky_camera.nightsum import DARK_SUN_ALT_DEG
+        if not self.opts.night_zp:
+            return None
+        zps = [r["row"]["zp_total"] for r in (self.results[p] for p in
+                                               self.paths[:max(i - self.opts.seed_lag + 1, 0)])
+               if r["row"]["status"] == "ok" and r["row"]["sun_alt"] < DARK_SUN_ALT_DEG
+               and math.isfinite(r["row"]["zp_total"])]
+        if not zps:
+            return None
+        return float(statistics.median(sorted(zps)[-NIGHT_ZP_FRAMES:]))
+
     def _ready(self, i):
         return all(self.paths[j] in self.results for j in range(i - self.opts.seed_lag + 1))
 
@@ -293,7 +324,7 @@ class Night:
                    and not self.stop.requested and self._ready(todo[k])):
                 i = todo[k]
                 task = Task(self.paths[i], str(self.outdir), self.opts.camera, self.products,
-                            self._seed(i))
+                            self._seed(i), self._clear_zp(i))
                 pending[self.backend.submit(task)] = i
                 k += 1
             if not pending:
@@ -308,7 +339,8 @@ class Night:
                                             "result": res})
                 self.results[p] = res
                 self._progress(res["row"])
-                self.write_summary()
+                if time.monotonic() - self._last_summary >= SUMMARY_EVERY_S:
+                    self.write_summary()
         self._progress_end()
 
     # ------------------------------------------------------------ progress
@@ -339,6 +371,7 @@ class Night:
 
     def write_summary(self):
         from allsky_camera import nightsum
+        self._last_summary = time.monotonic()
         return nightsum.write(self.rows(), self.outdir, extra_cards=[
             ("PIPEVER", __version__, "pipeline version"),
             ("OPTHASH", self.options, "hash of the product options and camera")])

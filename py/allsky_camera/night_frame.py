@@ -47,6 +47,8 @@ class Task:
     products : Products
     start_model : dict or None
         ``CameraModel.to_dict()`` of the last good fit before this frame.
+    clear_zp_total : float or None
+        Clear-sky zeropoint for transparency (None: the camera's nominal).
     """
 
     path: str
@@ -54,6 +56,7 @@ class Task:
     camera: str | None
     products: object
     start_model: dict | None = None
+    clear_zp_total: float | None = None
 
 
 def _camera(name):
@@ -224,7 +227,8 @@ def run_task(task):
         if task.start_model is not None:
             start = type(camera.astrometry.model).from_dict(task.start_model,
                                                             where="ledger seed model")
-        red = reduce_exposure(exposure, camera, task.products, start_model=start)
+        red = reduce_exposure(exposure, camera, task.products, start_model=start,
+                              clear_zp_total=task.clear_zp_total)
         writers.write_products(red, task.products, output_paths(task.outdir, exposure.stem),
                                written=written)
     except Exception as err:   # a bad file (or a bug on it) never stops the night

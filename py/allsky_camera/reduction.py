@@ -187,7 +187,8 @@ def _against_template(sol, template, alt, az, x_meas, y_meas):
     return dataclasses.replace(sol, template=template, template_rms_px=trms)
 
 
-def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None):
+def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
+                    clear_zp_total=None):
     """Reduce one exposure in memory.
 
     Parameters
@@ -204,6 +205,10 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None)
         Where the astrometric fit starts (for a night: the last good fit
         before this frame); default the camera's static template.  Offsets
         are always reported against the static template.
+    clear_zp_total : float, optional
+        Clear-sky total-flux zeropoint (mag, 1 ADU/s) that transparency is
+        measured against (for a night: from its clearest dark frames);
+        default the camera's nominal zeropoint.
 
     Returns
     -------
@@ -290,9 +295,10 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None)
 
     # 6. transparency: clouds ------------------------------------------------------
     apc = zp.apcor(zd)
+    zp_clear = zp.zp_nominal_total if clear_zp_total is None else clear_zp_total
     tr = transparency.run(vmag=vmag, alt_deg=alt, az_deg=az, flags=flags,
                           flux_total_adu=fl.flux_adu * 10 ** (0.4 * apc),
-                          sky_sigma_adu=fl.sky_sigma_adu, zp_nominal_total=zp.zp_nominal_total,
+                          sky_sigma_adu=fl.sky_sigma_adu, zp_nominal_total=zp_clear,
                           apcor_mag=apc, exptime=exposure.exptime,
                           aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency)
     _log_transparency(tr.summary, camera.transparency)
