@@ -385,7 +385,7 @@ def test_night_zeropoint_corrects_a_wrong_nominal_zeropoint(night, tmp_path):
     cam = tmp_path / "MDM_wrong_zp.yaml"
     cam.write_text(yaml.replace("zp_nominal: 5.66 ", "zp_nominal: 6.16 "))
     frames = [d / f for f in truth["file"][:8]]
-    assert not truth["cloudy"][:8].any()
+    assert not any(str(c) == "True" for c in truth["cloudy"][:8])
     med = {}
     for flag in ([], ["--night-zp"]):
         out = tmp_path / f"out{len(flag)}"
