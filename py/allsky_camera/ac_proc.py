@@ -191,7 +191,7 @@ def process(exposure, camera, opts, timer=None, written=None):
     rt = np.hypot(xt - template.x0, yt - template.y0)
     clear_of_moon = moon_sep >= ph.moon_exclusion_deg
     bright = (vmag <= a.fit_vmax) & isolated & clear_of_moon & (rt <= a.safe_radius_px)
-    sol = astrometry.solve(det.image, alt, az, bright, camera)
+    sol = astrometry.solve(det.image, alt, az, bright, camera, vmag=vmag, where=exposure.path)
     timer.lap("astrometry")
 
     # 4. centroids of every star at the fitted prediction, then the final fit --
@@ -213,11 +213,8 @@ def process(exposure, camera, opts, timer=None, written=None):
     flags[~clear_of_moon] |= bit("MOON")
     flags[r > a.safe_radius_px] |= bit("OUTSIDE_SAFE")
     good_pos = flags == 0
-    if sol.fit.ok and good_pos.sum() >= a.min_stars:
-        final = astrometry.solve(det.image, alt, az, good_pos, camera, x_meas=xc, y_meas=yc)
-        if final.fit.ok:
-            sol = final
-            x, y = sol.model.altaz_to_xy(alt, az)
+    sol = astrometry.refit(sol, det.image, alt, az, good_pos, camera, xc, yc, vmag=vmag)
+    x, y = sol.model.altaz_to_xy(alt, az)
     timer.lap("centroid")
 
     # 5. photometry and zeropoints --------------------------------------------
@@ -248,6 +245,9 @@ def process(exposure, camera, opts, timer=None, written=None):
         zpsel &= snr_exp >= ph.zp_min_snr
     apsel = good & (vmag <= ph.apcor_vmax)
     zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime)
+    if not sol.stars_known:    # the stars' positions are unknown: measure nothing on them
+        from allsky_camera.astrometry_gate import withhold_zeropoint
+        zp = withhold_zeropoint(zp, sol.message)
     if zp.message:
         log.warning("photometry: %s", zp.message)
     else:
@@ -265,8 +265,13 @@ def process(exposure, camera, opts, timer=None, written=None):
                           sky_sigma_adu=fl.sky_sigma_adu, zp_nominal_total=zp.zp_nominal_total,
                           apcor_mag=apc, exptime=exposure.exptime,
                           aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency)
+    if not sol.stars_known:
+        from allsky_camera.astrometry_gate import withhold_transparency
+        tr = withhold_transparency(tr)
     s_ = tr.summary
-    if s_.n_cells == 0:
+    if not sol.stars_known:
+        log.warning("%s: transparency not measured: astrometry FAILED", exposure.path)
+    elif s_.n_cells == 0:
         log.warning("transparency: no star bright enough to judge the sky on this frame")
     elif s_.clear_fraction < camera.transparency.cloudy_warning:
         log.warning("transparency: mostly cloudy: clear fraction %.2f, median transparency %.2f "
@@ -476,8 +481,7 @@ def _header_cards(exposure, camera, det, site, site_src, ephem, sol, zp, skymap)
     cards += sol.template.header_cards(prefix="T")
     cards += sol.model.header_cards()
     cards += astrometry.offsets_cards(sol.template, sol.model, sol.fit, sol.template_rms_px)
-    if sol.message:
-        cards.append(("ASTMSG", sol.message[:68], "why the template was kept"))
+    cards += sol.header_cards()
     cards += zp.header_cards()
     if zp.message:
         cards.append(("ZPMSG", zp.message[:68], "why there is no zeropoint"))

@@ -222,6 +222,74 @@ def search(det_xy, shape, alt, az, circle):
     return best
 
 
+def search_seeded(det_xy, shape, x_pred, y_pred, centre, *, max_offset_px, step_px,
+                  rot_step_deg=ROT_STEP_DEG, tol_px=MATCH_TOL_PX):
+    """Hypothesis and verify around a known model: best rotation and zenith shift.
+
+    The seeded variant of :func:`search`: projection, radial scale and parity
+    are a model's (its predictions ``x_pred, y_pred``), and only the image is
+    turned about ``centre`` by every rotation (``rot_step_deg`` steps over the
+    full circle) and shifted by every offset of a square grid (``step_px``
+    steps up to ``max_offset_px``).  Each hypothesis scores the predictions
+    that fall within ``tol_px`` of a detection (one look-up each in a
+    distance map).
+
+    Parameters
+    ----------
+    det_xy : (ndarray, ndarray)
+        Detected sources x, y, pixels.
+    shape : tuple
+        Image shape (ny, nx).
+    x_pred, y_pred : ndarray
+        The model's predicted positions of bright catalog stars, pixels.
+    centre : (float, float)
+        The model's zenith pixel; rotations are about it.
+    max_offset_px, step_px : float
+        Half-size and step of the zenith-offset grid, pixels.
+    rot_step_deg, tol_px : float
+        Rotation step (deg) and match tolerance (pixels).
+
+    Returns
+    -------
+    score : int
+        Predictions matched by the best hypothesis (-1 if none was tried).
+    hypothesis : tuple or None
+        ``(drot_deg, dx_px, dy_px)``: rotation (deg, +x toward +y) about
+        ``centre`` and shift of the zenith (pixels) to add to the model.
+    """
+    from scipy import ndimage
+
+    ny, nx = shape
+    hit = np.zeros(shape, dtype=bool)
+    xi = np.clip(np.rint(det_xy[0]).astype(int), 0, nx - 1)
+    yi = np.clip(np.rint(det_xy[1]).astype(int), 0, ny - 1)
+    hit[yi, xi] = True
+    near = ndimage.distance_transform_edt(~hit) <= tol_px
+    cx, cy = centre
+    u = np.asarray(x_pred, dtype=float) - cx
+    v = np.asarray(y_pred, dtype=float) - cy
+    rots = np.arange(0.0, 360.0, rot_step_deg)
+    c, s = np.cos(np.radians(rots))[:, None], np.sin(np.radians(rots))[:, None]
+    xr = cx + c * u[None, :] - s * v[None, :]            # (nrot, n)
+    yr = cy + s * u[None, :] + c * v[None, :]
+    n_off = int(np.floor(max_offset_px / step_px))
+    offs = np.arange(-n_off, n_off + 1) * step_px
+    best = (-1, None)
+    for ox in offs:
+        xs = np.rint(xr + ox).astype(int)
+        okx = (xs >= 0) & (xs < nx)
+        np.clip(xs, 0, nx - 1, out=xs)
+        for oy in offs:
+            ys = np.rint(yr + oy).astype(int)
+            ok = okx & (ys >= 0) & (ys < ny)
+            np.clip(ys, 0, ny - 1, out=ys)
+            score = (near[ys, xs] & ok).sum(axis=1)
+            k = int(np.argmax(score))
+            if score[k] > best[0]:
+                best = (int(score[k]), (float(rots[k]), float(ox), float(oy)))
+    return best
+
+
 def _match(image, model, alt, az, tol):
     """Centroids of catalog stars near their predictions (within ``tol`` px)."""
     from .centroid import peak_search, refine

@@ -79,6 +79,20 @@ class Astrometry:
     search_half_px: int = 7                  # half-width of the first-pass search box, pixels
     clip_sigma: float = 4.0                  # residual clip in the robust fit, in sigma
     min_stars: int = 12                      # fewer matched stars: keep the template
+    # quality gate of every solution (allsky_camera.astrometry_gate)
+    gate_match_px: float = 2.0               # a predicted star is found within this, pixels
+    gate_min_fraction: float = 0.5           # fewest found / predicted bright stars accepted
+    gate_max_rms_px: float = 1.0             # largest RMS residual of the found stars, pixels
+    gate_min_rank_corr: float = 0.3          # lowest rank correlation of flux with -V
+    gate_max_scale_dev: float = 0.03         # largest |radial scale - 1|
+    gate_max_tilt_deg: float = 2.0           # largest tilt of the optical axis, deg
+    # recovery search when the template fails the gate (allsky_camera.astrometry_recover)
+    recover: bool = True                     # search wider when the template fails the gate
+    recover_offset_px: float = 48.0          # zenith searched this far from the template, pixels
+    recover_step_px: float = 4.0             # grid step of that search, pixels
+    recover_vmax: float = 3.0                # V limit of the stars of the search
+    recover_min_alt_deg: float = 15.0        # lowest altitude of the stars of the search, deg
+    recover_n_detect: int = 100              # brightest detections the search matches
 
 
 @dataclasses.dataclass(frozen=True)
