@@ -102,27 +102,38 @@ def rank_correlation(a, b):
     return float(np.sum(ra * rb) / den) if den > 0 else float("nan")
 
 
+def _box_offsets(half, nx, border):
+    """Flat-index offsets of a (2 half + 1)^2 box (``border``: its edge only)."""
+    o = np.arange(-half, half + 1)
+    dy, dx = np.meshgrid(o, o, indexing="ij")
+    keep = (np.maximum(np.abs(dy), np.abs(dx)) == half) if border else np.ones(dy.shape, bool)
+    return (dy * nx + dx)[keep]
+
+
 def box_flux(image, x, y):
     """Background-subtracted flux (ADU) in a small box around each position.
 
     The sum over the ``(2*2+1)^2`` box centred on the nearest pixel, minus
     that many times the median of the border of an ``(2*5+1)^2`` box.
-    Positions must be finite; boxes reaching off the image give NaN.
+    Boxes reaching off the image, and non-finite positions, give NaN.
     """
-    from .centroid import cut_stamps
-
-    xi = np.rint(np.asarray(x, dtype=float)).astype(int)
-    yi = np.rint(np.asarray(y, dtype=float)).astype(int)
-    if xi.size == 0:
-        return np.zeros(0)
-    big, _, _ = cut_stamps(image, xi, yi, _BKG_HALF_PX)
-    border = np.concatenate([big[:, 0, :], big[:, -1, :], big[:, 1:-1, 0], big[:, 1:-1, -1]],
-                            axis=1)
-    lo, hi = _BKG_HALF_PX - _FLUX_HALF_PX, _BKG_HALF_PX + _FLUX_HALF_PX + 1
-    inner = big[:, lo:hi, lo:hi].reshape(xi.size, -1)
-    with np.errstate(invalid="ignore"):
-        bkg = np.median(border, axis=1)
-        return inner.sum(axis=1) - inner.shape[1] * bkg
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ny, nx = image.shape
+    out = np.full(x.shape, np.nan)
+    fin = np.isfinite(x) & np.isfinite(y)
+    xi = np.where(fin, np.rint(np.where(fin, x, 0.0)), -1).astype(int)
+    yi = np.where(fin, np.rint(np.where(fin, y, 0.0)), -1).astype(int)
+    h = _BKG_HALF_PX
+    ok = fin & (xi >= h) & (xi < nx - h) & (yi >= h) & (yi < ny - h)
+    if not ok.any():
+        return out
+    flat_img = np.ravel(image)
+    centre = yi[ok] * nx + xi[ok]
+    inner = flat_img[centre[:, None] + _box_offsets(_FLUX_HALF_PX, nx, False)[None, :]]
+    border = flat_img[centre[:, None] + _box_offsets(h, nx, True)[None, :]]
+    out[ok] = inner.sum(axis=1) - inner.shape[1] * np.median(border, axis=1)
+    return out
 
 
 def evaluate(image, model, x_meas, y_meas, alt, az, vmag, cfg):

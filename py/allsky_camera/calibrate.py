@@ -222,17 +222,34 @@ def search(det_xy, shape, alt, az, circle):
     return best
 
 
+#: Seeded search (:func:`search_seeded`): hypotheses kept from the vote for
+#: verification, and the half-width (grid steps) of the verified neighbourhood.
+SEEDED_N_VERIFY = 12
+SEEDED_VERIFY_HALF = 1
+
+
+def _score(near, x, y):
+    """Predictions (last axis) that fall on a True pixel of ``near``."""
+    ny, nx = near.shape
+    xi = np.rint(x).astype(int)
+    yi = np.rint(y).astype(int)
+    ok = (xi >= 0) & (xi < nx) & (yi >= 0) & (yi < ny)
+    return (near[np.clip(yi, 0, ny - 1), np.clip(xi, 0, nx - 1)] & ok).sum(axis=-1)
+
+
 def search_seeded(det_xy, shape, x_pred, y_pred, centre, *, max_offset_px, step_px,
                   rot_step_deg=ROT_STEP_DEG, tol_px=MATCH_TOL_PX):
     """Hypothesis and verify around a known model: best rotation and zenith shift.
 
     The seeded variant of :func:`search`: projection, radial scale and parity
-    are a model's (its predictions ``x_pred, y_pred``), and only the image is
-    turned about ``centre`` by every rotation (``rot_step_deg`` steps over the
-    full circle) and shifted by every offset of a square grid (``step_px``
-    steps up to ``max_offset_px``).  Each hypothesis scores the predictions
-    that fall within ``tol_px`` of a detection (one look-up each in a
-    distance map).
+    are a model's (its predictions ``x_pred, y_pred``); only the image is
+    turned about ``centre`` (every ``rot_step_deg`` over the full circle) and
+    shifted (up to ``max_offset_px``).  Hypotheses come from a vote: for
+    each rotation every (prediction, detection) pair votes for the shift
+    that would join them, in cells of ``step_px``; the cells with most
+    votes (summed over their 3x3 neighbourhood) are then verified like
+    :func:`search`'s, counting the predictions within ``tol_px`` of a
+    detection (a distance-map look-up each) on a finer grid around them.
 
     Parameters
     ----------
@@ -245,7 +262,7 @@ def search_seeded(det_xy, shape, x_pred, y_pred, centre, *, max_offset_px, step_
     centre : (float, float)
         The model's zenith pixel; rotations are about it.
     max_offset_px, step_px : float
-        Half-size and step of the zenith-offset grid, pixels.
+        Largest zenith shift searched (each axis) and the vote's cell, pixels.
     rot_step_deg, tol_px : float
         Rotation step (deg) and match tolerance (pixels).
 
@@ -260,33 +277,54 @@ def search_seeded(det_xy, shape, x_pred, y_pred, centre, *, max_offset_px, step_
     from scipy import ndimage
 
     ny, nx = shape
+    xd = np.asarray(det_xy[0], dtype=float)
+    yd = np.asarray(det_xy[1], dtype=float)
+    u = np.asarray(x_pred, dtype=float) - centre[0]
+    v = np.asarray(y_pred, dtype=float) - centre[1]
+    if xd.size == 0 or u.size == 0:
+        return -1, None
     hit = np.zeros(shape, dtype=bool)
-    xi = np.clip(np.rint(det_xy[0]).astype(int), 0, nx - 1)
-    yi = np.clip(np.rint(det_xy[1]).astype(int), 0, ny - 1)
-    hit[yi, xi] = True
+    hit[np.clip(np.rint(yd).astype(int), 0, ny - 1),
+        np.clip(np.rint(xd).astype(int), 0, nx - 1)] = True
     near = ndimage.distance_transform_edt(~hit) <= tol_px
-    cx, cy = centre
-    u = np.asarray(x_pred, dtype=float) - cx
-    v = np.asarray(y_pred, dtype=float) - cy
     rots = np.arange(0.0, 360.0, rot_step_deg)
-    c, s = np.cos(np.radians(rots))[:, None], np.sin(np.radians(rots))[:, None]
-    xr = cx + c * u[None, :] - s * v[None, :]            # (nrot, n)
-    yr = cy + s * u[None, :] + c * v[None, :]
-    n_off = int(np.floor(max_offset_px / step_px))
-    offs = np.arange(-n_off, n_off + 1) * step_px
+    c, s = np.cos(np.radians(rots)), np.sin(np.radians(rots))
+    # vote: shift joining prediction i (rotated by k) to detection j
+    n_cell = int(np.ceil(max_offset_px / step_px))
+    side = 2 * n_cell + 1
+    votes = np.zeros((rots.size, side, side), dtype=np.int32)
+    for k0 in range(0, rots.size, 90):          # chunks keep the arrays small
+        ck, sk = c[k0:k0 + 90, None], s[k0:k0 + 90, None]
+        px = centre[0] + ck * u - sk * v        # (nk, n)
+        py = centre[1] + sk * u + ck * v
+        bx = np.rint((xd[None, None, :] - px[..., None]) / step_px).astype(int) + n_cell
+        by = np.rint((yd[None, None, :] - py[..., None]) / step_px).astype(int) + n_cell
+        kk = np.broadcast_to(np.arange(px.shape[0])[:, None, None], bx.shape)
+        inside = (bx >= 0) & (bx < side) & (by >= 0) & (by < side)
+        flat = (kk[inside] * side + by[inside]) * side + bx[inside]
+        votes[k0:k0 + 90] += np.bincount(flat, minlength=px.shape[0] * side * side).reshape(
+            px.shape[0], side, side).astype(np.int32)
+    pooled = ndimage.uniform_filter(votes.astype(np.float32), size=(3, 3, 3),
+                                    mode=("wrap", "constant", "constant"))
+    top = np.argsort(pooled.ravel())[::-1][:SEEDED_N_VERIFY]
     best = (-1, None)
-    for ox in offs:
-        xs = np.rint(xr + ox).astype(int)
-        okx = (xs >= 0) & (xs < nx)
-        np.clip(xs, 0, nx - 1, out=xs)
-        for oy in offs:
-            ys = np.rint(yr + oy).astype(int)
-            ok = okx & (ys >= 0) & (ys < ny)
-            np.clip(ys, 0, ny - 1, out=ys)
-            score = (near[ys, xs] & ok).sum(axis=1)
-            k = int(np.argmax(score))
-            if score[k] > best[0]:
-                best = (int(score[k]), (float(rots[k]), float(ox), float(oy)))
+    h = SEEDED_VERIFY_HALF
+    fine_r = np.arange(-h, h + 1) * rot_step_deg
+    fine_xy = np.arange(-2 * h, 2 * h + 1) * step_px / 2.0
+    for t in top:
+        k, iy, ix = np.unravel_index(t, votes.shape)
+        for dr in fine_r:
+            rot = rots[k] + dr
+            cr, sr = np.cos(np.radians(rot)), np.sin(np.radians(rot))
+            xr = centre[0] + cr * u - sr * v
+            yr = centre[1] + sr * u + cr * v
+            ox = (ix - n_cell) * step_px + fine_xy
+            oy = (iy - n_cell) * step_px + fine_xy
+            sc = _score(near, xr[None, None, :] + ox[None, :, None],
+                        yr[None, None, :] + oy[:, None, None])      # (noy, nox)
+            j = np.unravel_index(int(np.argmax(sc)), sc.shape)
+            if sc[j] > best[0]:
+                best = (int(sc[j]), (float(rot % 360.0), float(ox[j[1]]), float(oy[j[0]])))
     return best
 
 
