@@ -85,17 +85,25 @@ class GateResult:
                 ("ASTRCORR", r(self.rank_corr, 4), "rank correlation, flux vs catalog -V")]
 
 
-def rank_correlation(a, b):
-    """Spearman's rank correlation of two equal-length arrays (no tie correction).
+def _ranks(a):
+    """0-based ranks of ``a``, ties sharing their average rank."""
+    _, inv, cnt = np.unique(a, return_inverse=True, return_counts=True)
+    first = np.cumsum(cnt) - cnt
+    return (first + 0.5 * (cnt - 1))[inv]
 
+
+def rank_correlation(a, b):
+    """Spearman's rank correlation of two equal-length arrays.
+
+    The Pearson correlation of the ranks, ties given their average rank.
     Returns NaN for fewer than 3 values or a constant array.
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     if a.size < 3:
         return float("nan")
-    ra = np.argsort(np.argsort(a)).astype(float)
-    rb = np.argsort(np.argsort(b)).astype(float)
+    ra = _ranks(a)
+    rb = _ranks(b)
     ra -= ra.mean()
     rb -= rb.mean()
     den = np.sqrt(np.sum(ra * ra) * np.sum(rb * rb))
