@@ -13,9 +13,9 @@ from astropy.io import fits
 from astropy.table import Table
 
 from allsky_camera import ac_proc, config, io
+from tests_helpers import shared_data
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
-INDEP = REPO.parent / "shared" / "data" / "independent"
+INDEP = shared_data("independent")
 FRAMES = ("mdm_moved", "mdm_cloud_streaks")
 #: Done-when bars of issue 7: fitted model vs true positions inside the safe
 #: radius, and centroids of isolated unsaturated V < 5 stars, RMS pixels.
@@ -39,7 +39,7 @@ def camera():
     return config.load_camera("MDM")
 
 
-@pytest.fixture(scope="module", params=FRAMES)
+@pytest.fixture(scope="module", params=[pytest.param(f, marks=pytest.mark.slow) for f in FRAMES])
 def reduced(request, camera, tmp_path_factory):
     """(catalog, header cards, truth table, truth header, result) of one frame."""
     _need_frames()
