@@ -10,6 +10,7 @@ Only numpy is used, so the fit costs milliseconds and no import time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -178,7 +179,7 @@ def offsets_cards(template, fitted, fit, template_rms):
     return [
         ("ASTFIT", bool(fit.ok), "astrometric model refitted on this exposure"),
         ("ASTNSTAR", fit.n_used, "stars used in the astrometric fit"),
-        ("ASTRMS", round(fit.rms_px, 4), "[pix] RMS residual of the fitted model"),
+        ("ASTRMS", round(fit.rms_px, 4), "[pix] RMS residual of the model used"),
         ("TPLRMS", round(template_rms, 4), "[pix] RMS residual of the static template"),
         ("DZENX", round(fitted.x0 - template.x0, 4), "[pix] fitted minus template zenith x"),
         ("DZENY", round(fitted.y0 - template.y0, 4), "[pix] fitted minus template zenith y"),
@@ -291,10 +292,13 @@ def solve(image, alt, az, candidates, camera, *, vmag, where="exposure"):
         return Solution(template, fit.model, fit, trms, "", "FIT", g_fit)
     why_fit = fit.message if not fit.ok else f"fit rejected: {g_fit.message}"
     g_tpl = gate.evaluate(image, template, xm, ym, al, azs, vm, a)
+    # no fit accepted: the cards (ASTFIT F, ASTNSTAR, ASTRMS) describe the template
+    kept = dataclasses.replace(fit, model=template, ok=False, n_used=g_tpl.n_matched,
+                               rms_px=g_tpl.rms_px, message=why_fit)
     if g_tpl.ok:
         log.warning("%s: astrometry: %s; the template passes the gate, keeping it",
                     where, why_fit)
-        return Solution(template, template, fit, trms, why_fit, "TEMPLATE", g_tpl)
+        return Solution(template, template, kept, trms, why_fit, "TEMPLATE", g_tpl)
     seed = None
     last = g_fit or g_tpl
     why = f"{why_fit}; template: {g_tpl.message}"
@@ -330,7 +334,7 @@ def solve(image, alt, az, candidates, camera, *, vmag, where="exposure"):
         short = f"recovery: {why_rec}"
     log.warning("%s: astrometry FAILED: %s. No zeropoint, transparency or clear fraction "
                 "will be measured on this frame", where, why)
-    return Solution(template, template, fit, trms, short, "FAILED", last, seed)
+    return Solution(template, template, kept, trms, short, "FAILED", last, seed)
 
 
 def refit(sol, image, alt, az, good, camera, x_meas, y_meas, *, vmag):
