@@ -381,3 +381,28 @@ def refit(sol, image, alt, az, good, camera, x_meas, y_meas, *, vmag):
              fit.model.x0 - sol.template.x0, fit.model.y0 - sol.template.y0,
              fit.model.rot_deg - sol.template.rot_deg)
     return Solution(sol.template, fit.model, fit, trms, sol.message, sol.status, g, sol.seed)
+
+
+def fit_candidates(vmag, isolated, clear_of_moon, r_template_px, cfg):
+    """The stars that vote in the first astrometric fit.
+
+    Bright (``vmag <= cfg.fit_vmax``), isolated on the sky, clear of the Moon,
+    and predicted by the template within ``cfg.safe_radius_px`` of its zenith.
+
+    Parameters
+    ----------
+    vmag : ndarray
+        Catalog V, mag.
+    isolated, clear_of_moon : ndarray of bool
+    r_template_px : ndarray
+        Distance of the template prediction from the template zenith, pixels.
+    cfg : Astrometry
+        The camera's astrometry settings.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    return ((np.asarray(vmag) <= cfg.fit_vmax) & isolated & clear_of_moon
+            & (np.asarray(r_template_px) <= cfg.safe_radius_px))
+
