@@ -6,6 +6,11 @@ scale, tilts) on measured centroids by robust least squares: Gauss-Newton
 steps with Huber weights (iteratively reweighted), then clipping of
 residuals beyond ``clip_sigma`` robust standard deviations and a refit.
 Only numpy is used, so the fit costs milliseconds and no import time.
+
+:func:`solve` accepts a model only when it passes the quality gate of
+:mod:`allsky_camera.astrometry_gate` (status ``FIT``); else the template
+(``TEMPLATE``), else a model seeded by the recovery search of
+:mod:`allsky_camera.astrometry_recover` (``RECOVERED``); else ``FAILED``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ _MAD_TO_SIGMA = 1.4826
 #: Gauss-Newton iterations per clipping round, and clipping rounds.
 _GN_ITERS = 8
 _CLIP_ROUNDS = 3
+#: First passes (peak search around the model, then fit) from a recovery
+#: seed: the seed is a few pixels off, the first pass halves that, the second
+#: starts within a pixel.
+_RECOVERY_PASSES = 2
 
 
 @dataclass(frozen=True)
@@ -310,7 +319,7 @@ def solve(image, alt, az, candidates, camera, *, vmag, where="exposure"):
         why_rec = seed.message
         if seed.model is not None:
             start = seed.model
-            for _ in range(2):       # the seed is a few pixels off: two passes
+            for _ in range(_RECOVERY_PASSES):
                 xr, yr, rfit = _first_pass(image, start, al, azs, camera)
                 if not rfit.ok:
                     break
