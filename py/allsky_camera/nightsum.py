@@ -24,7 +24,7 @@ COLUMNS = {
     "clear_fraction": ("", "clear fraction of the sampled sky"),
     "sb_zenith": ("mag / arcsec2", "V sky brightness at the zenith"),
     "n_stars": ("", "stars matched with no quality flag"),
-    "ast_stat": ("", "astrometry: fit, or template kept"),
+    "ast_stat": ("", "astrometry: FIT, RECOVERED, TEMPLATE or FAILED"),
     "ast_rms": ("pix", "RMS residual of the fitted model"),
     "dzenx": ("pix", "fitted minus static-template zenith x"),
     "dzeny": ("pix", "fitted minus static-template zenith y"),

@@ -248,7 +248,8 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
     clear_of_moon = moon_sep >= ph.moon_exclusion_deg
     candidates = astrometry.fit_candidates(
         vmag, isolated, clear_of_moon, np.hypot(xs - start.x0, ys - start.y0), a)
-    sol = astrometry.solve(det.image, alt, az, candidates, fit_camera)
+    sol = astrometry.solve(det.image, alt, az, candidates, fit_camera, vmag=vmag,
+                           where=exposure.path)
     timer.lap("astrometry")
 
     # 4. centroids of every star at the fitted prediction, then the final fit --
@@ -266,16 +267,13 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
         box_half_px=camera.centroid.box_half_px, neighbour_dv=ph.neighbour_dv,
         safe_radius_px=a.safe_radius_px)
     good_pos = flags == 0
-    final_stars = None
-    if sol.fit.ok and good_pos.sum() >= a.min_stars:
-        final = astrometry.solve(det.image, alt, az, good_pos, fit_camera, x_meas=xc,
-                                 y_meas=yc)
-        if final.fit.ok:
-            sol = final
-            x, y = sol.model.altaz_to_xy(alt, az)
-            final_stars = (xc[good_pos], yc[good_pos])
+    first = sol
+    sol = astrometry.refit(sol, det.image, alt, az, good_pos, fit_camera, xc, yc, vmag=vmag)
+    x, y = sol.model.altaz_to_xy(alt, az)
+    refitted = sol is not first
     sol = _against_template(sol, template, alt[good_pos], az[good_pos],
-                            *(final_stars or (None, None)))
+                            xc[good_pos] if refitted else None,
+                            yc[good_pos] if refitted else None)
     timer.lap("centroid")
 
     # 5. photometry and zeropoints --------------------------------------------
@@ -289,6 +287,9 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
     zd = 90.0 - alt
     zpsel, apsel = photometry.zeropoint_stars(vmag, flags, fl, ph, exposure.exptime)
     zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime)
+    if not sol.stars_known:    # where the stars are is unknown: measure nothing on them
+        from .astrometry_gate import withhold_zeropoint
+        zp = withhold_zeropoint(zp, sol.message)
     _log_zeropoint(zp)
     m_inst = photometry.instrumental_mag(fl.flux_adu, exposure.exptime)
     timer.lap("photometry")
@@ -301,7 +302,12 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
                           sky_sigma_adu=fl.sky_sigma_adu, zp_nominal_total=zp_clear,
                           apcor_mag=apc, exptime=exposure.exptime,
                           aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency)
-    _log_transparency(tr.summary, camera.transparency)
+    if sol.stars_known:
+        _log_transparency(tr.summary, camera.transparency)
+    else:
+        from .astrometry_gate import withhold_transparency
+        tr = withhold_transparency(tr)
+        log.warning("%s: transparency not measured: astrometry FAILED", exposure.path)
     timer.lap("transparency")
 
     # 7. sky brightness ---------------------------------------------------------
