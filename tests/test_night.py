@@ -35,6 +35,11 @@ def _env():
     return dict(os.environ, PYTHONPATH=str(REPO / "py"), MPLBACKEND="Agg")
 
 
+def read_summary(outdir):
+    """The night summary, NaN kept as NaN (not masked)."""
+    return Table.read(Path(outdir) / nightsum.FITS_NAME, mask_invalid=False)
+
+
 def night_cmd(inputs, outdir, *extra):
     return [sys.executable, str(SCRIPT), *map(str, inputs), "--outdir", str(outdir), *extra]
 
@@ -61,7 +66,7 @@ def reference(night, tmp_path_factory):
     r = subprocess.run(night_cmd([d], out, "--jobs", "2", *OPTS), capture_output=True,
                        text=True, env=_env(), timeout=1200)
     assert r.returncode == 0, r.stderr
-    return out, Table.read(out / nightsum.FITS_NAME), r.stdout
+    return out, read_summary(out), r.stdout
 
 
 @pytest.mark.slow
@@ -251,7 +256,7 @@ def watched(night, tmp_path_factory):
 def test_watch_takes_frames_once_complete_and_stops_on_sigterm(watched):
     out, rc, stdout, stderr, names = watched
     assert rc == 0, stderr
-    t = Table.read(out / nightsum.FITS_NAME)
+    t = read_summary(out)
     assert sorted(t["file"]) == sorted(names)             # the vetoed file is not there
     assert list(t["status"]) == ["ok"] * 3                # never taken half-written
     assert len(ledger.read(out)) == 3
@@ -295,7 +300,7 @@ def test_index_page_in_headless_chromium(watched, tmp_path):
     text = " ".join(p.text)
     assert p.body.get("data-pictures") == "3/3", p.body      # every picture loaded
     assert "3 frames: 3 ok, 0 degraded, 0 failed" in text
-    t = Table.read(out / nightsum.FITS_NAME)
+    t = read_summary(out)
     for f in t["file"]:
         assert f in text
     for href in p.links:                                      # links work from disk
@@ -393,7 +398,7 @@ def test_night_zeropoint_corrects_a_wrong_nominal_zeropoint(night, tmp_path):
         r = subprocess.run(night_cmd(frames, out, "--jobs", "2", *opts, *flag),
                            capture_output=True, text=True, env=_env(), timeout=900)
         assert r.returncode == 0, r.stderr
-        med[bool(flag)] = np.array(Table.read(out / nightsum.FITS_NAME)["transparency"])
+        med[bool(flag)] = np.array(read_summary(out)["transparency"])
     expected = 10 ** (-0.4 * 0.5)
     assert np.abs(med[False][1:] - expected).max() < 0.06       # dark frames, nominal zp
     # frames 5-7 have dark frames 4 or more before them (frame 0 is in twilight)

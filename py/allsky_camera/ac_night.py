@@ -292,7 +292,6 @@ class Night:
     def _clear_zp(self, i):
         """--night-zp: median zeropoint of the clearest dark frames at least
         seed_lag frames before frame i (None: not asked, or none yet)."""
-        import math
         import statistics
 
         from allsky_camera.nightsum import DARK_SUN_ALT_DEG
