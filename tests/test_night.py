@@ -138,7 +138,10 @@ def test_keogram_follows_the_true_meridian(night, reference):
     site = cam.site
     loc = EarthLocation(lon=site.lon_deg * u.deg, lat=site.lat_deg * u.deg)
     alt_s, az_s = night_frame.meridian_altaz()
-    for row in truth[::6]:
+    fitted_rows = [r for r in truth
+                   if entries[str((d / r["file"]).resolve())]["result"]["model"] is not None]
+    assert len(fitted_rows) >= N_FRAMES - 2
+    for row in fitted_rows[::6]:
         res = entries[str((d / row["file"]).resolve())]["result"]
         fitted = type(cam.astrometry.model).from_dict(res["model"])
         true = cam.astrometry.model.replace(x0=row["x0"], y0=row["y0"], rot_deg=row["rot_deg"])
