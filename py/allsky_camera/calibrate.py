@@ -20,10 +20,12 @@ Pixel convention: 0-based, x = column, pixel centres at integers.
 from __future__ import annotations
 
 import logging
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
+from .config import Photometry
 from .exceptions import SkyError
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,9 @@ GLARE_RADIUS_PX = 80
 #: Block size (pixels) of the local noise map used to rank detections.
 LOCAL_NOISE_BLOCK_PX = 32
 FAMILIES = ("equidistant", "equisolid", "stereographic", "orthographic")
+#: Catalog stars this near a planet (deg) are left out: the configuration's default.
+PLANET_EXCLUSION_DEG = {f.name: f.default for f in dataclasses.fields(Photometry)}[
+    "planet_exclusion_deg"]
 
 
 @dataclass(frozen=True)
@@ -256,7 +261,7 @@ def refine_model(res_image, model, stars, alt, az):
     return model, fit
 
 
-def solve(image, time, site, *, vmax=6.5):
+def solve(image, time, site, *, vmax=6.5, planet_exclusion_deg=None):
     """Blind solve of one clear frame.
 
     Parameters
@@ -267,6 +272,10 @@ def solve(image, time, site, *, vmax=6.5):
     site : coords.Site
     vmax : float
         Faintest catalog star used in the refinement.
+    planet_exclusion_deg : float, optional
+        Catalog stars nearer Venus, Mars, Jupiter or Saturn than this (deg)
+        are left out of the search and the fits; default the configuration's
+        (``photometry.planet_exclusion_deg``).
 
     Returns
     -------
@@ -277,7 +286,7 @@ def solve(image, time, site, *, vmax=6.5):
     SkyError
         No lens circle, too few stars, or no hypothesis verified.
     """
-    from . import catalog, coords
+    from . import blind_search, catalog, coords
 
     circle = lens_circle(image)
     xd, yd, fd, res = detect(image, circle)
@@ -286,20 +295,29 @@ def solve(image, time, site, *, vmax=6.5):
                        "(cloudy, twilight or empty) to calibrate on")
     stars = catalog.reference_stars(time.jd_tt, vmax)
     alt, az = coords.radec_to_altaz(stars["RA"], stars["DEC"], time, site)
-    up = alt > MIN_ALT_DEG
+    # stars next to a planet would match the planet: out of the search and the fits
+    planets = coords.planets_altaz(time, site)
+    clear = coords.planet_separation(alt, az, planets, min_alt_deg=MIN_ALT_DEG) > (
+        PLANET_EXCLUSION_DEG if planet_exclusion_deg is None else planet_exclusion_deg)
+    up = (alt > MIN_ALT_DEG) & clear
     stars, alt, az = stars[up], alt[up], az[up]
     vm = np.asarray(stars["VMAG"], dtype=float)
     bright = (vm <= SEARCH_VMAX) & (alt > SEARCH_MIN_ALT)
-    score, hyp = search((xd, yd), image.shape, alt[bright], az[bright], circle)
-    log.info("calibrate: %d detections, best hypothesis %s with %d of %d bright stars",
-             xd.size, hyp, score, int(bright.sum()))
+    score, hyp = blind_search.search((xd, yd), image.shape, alt[bright], az[bright], circle,
+                                     families=FAMILIES, scales=SCALE_FACTORS,
+                                     centre_search_px=CENTRE_SEARCH_PX,
+                                     centre_step_px=CENTRE_STEP_PX, tol_px=MATCH_TOL_PX)
+    log.info("calibrate: %d detections, %d planets up, best hypothesis %s with %d of %d "
+             "bright stars", xd.size, sum(a > MIN_ALT_DEG for a, _ in planets.values()), hyp,
+             score, int(bright.sum()))
     if hyp is None or score < max(8, 0.25 * bright.sum()):
         raise SkyError(f"no geometry verified ({score} of {int(bright.sum())} bright stars "
                        "matched): is the frame clear, and the site and time right?")
-    parity, rot, scale, hx, hy = hyp
+    m_hyp = hyp.model()
     best = None
-    for family in FAMILIES:
-        m0 = _initial_model(family, (hx, hy, circle[2]), parity, rot, scale)
+    # the searched family first; the others from it (same radius at 60 deg)
+    for family in (hyp.family,) + tuple(f for f in FAMILIES if f != hyp.family):
+        m0 = m_hyp if family == hyp.family else to_family(m_hyp, family)
         model, fit = refine_model(res, m0, stars, alt, az)
         if fit is None or not fit.ok:
             continue

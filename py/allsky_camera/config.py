@@ -106,6 +106,8 @@ class Photometry:
     vmax: float                              # faintest catalog star used, V mag
     isolation_deg: float                     # stars with a neighbour nearer than this are flagged
     moon_exclusion_deg: float                # stars nearer the Moon than this are flagged
+    planet_exclusion_deg: float = 1.5        # stars nearer Venus, Mars, Jupiter or Saturn than
+                                             # this are flagged PLANET (deg)
     apcor_radius_px: float = 5.0             # "total flux" aperture of the aperture correction
     apcor_vmax: float = 4.0                  # V limit of the aperture-correction stars
     apcor_min_stars: int = 8                 # fewer: use apcor_default_mag

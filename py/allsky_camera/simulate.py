@@ -240,6 +240,7 @@ class Truth:
     zp_aper_true: float
     transmission: np.ndarray | None = None
     streaks: tuple = ()
+    extras: object = None      # sim_extras.ExtrasTruth when extras were rendered
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -657,7 +658,7 @@ def _saturated_stars(raw, hot, x, y, radius_px, saturation_adu):
 # ---------------------------------------------------------------- simulate
 def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0.0),
              rotation_deg=0.0, zp_true=None, sky_zenith_mag=None, clouds=None, streaks=None,
-             star_vmax=None):
+             star_vmax=None, extras=None):
     """Render a raw exposure of ``camera`` with known truth.
 
     Parameters
@@ -696,6 +697,8 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
         Streaks added to the signal on the sky (not dimmed by the clouds).
     star_vmax : float, optional
         Faintest star rendered, V mag; default ``simulation.vmax``.
+    extras : sim_extras.Extras, optional
+        Planets, a dome and a text overlay (:mod:`allsky_camera.sim_extras`).
 
     Returns
     -------
@@ -821,7 +824,19 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     if streaks:
         signal += np.where(on_sky, render_streaks((ny, nx), streaks), 0.0)
 
+    extra_truth = None
+    if extras is not None:
+        from allsky_camera import sim_extras
+        signal, planets, dome = sim_extras.add_to_signal(
+            signal, extras, model=model, time=t, site=site, zp=zp_true, exptime=exptime,
+            sigma_at=lambda zd: fwhm_at(zd, sim.fwhm_zenith_px, sim.fwhm_horizon_px)
+            / FWHM_PER_SIGMA, render=_render_stars)
+
     raw, hot = _detector(signal, sim, saturation, rng)
+    if extras is not None:
+        raw, text = sim_extras.burn_text(raw, extras, utc_iso=t.iso_utc,
+                                         saturation_adu=saturation)
+        extra_truth = sim_extras.ExtrasTruth(planets=planets, dome=dome, text=text)
     saturated = _saturated_stars(raw, hot, x, y, phot.aper_radius_px, saturation)
 
     hc = camera.header
@@ -863,7 +878,8 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
 
     truth = Truth(model=model, zp_true=zp_true, exptime=exptime, time=t, stars=stars,
                   sky_mag=sky_mag, sky_adu=sky_adu.astype(np.float32), hot_pixels=hot,
-                  zp_aper_true=zp_aper, transmission=transmission, streaks=streaks)
+                  zp_aper_true=zp_aper, transmission=transmission, streaks=streaks,
+                  extras=extra_truth)
     log.info("simulated %s at %s UTC: %d stars to V=%.1f, zp_true %.3f, zp_aper_true %.3f, "
              "%d saturated, %d hot pixels, clouds %s, %d streaks, %.2f s", camera.name,
              t.iso_utc, len(stars), vmax, zp_true, zp_aper, int(saturated.sum()),

@@ -174,7 +174,7 @@ def summarize(transp, weights, cell, n_cells, clear_threshold):
 #: FAINT, NO_FLUX and SHIFT are cloud evidence: those stars vote, measured at
 #: their predicted position.
 NON_CLOUD_FLAGS = ("NOT_ISOLATED", "MOON", "OUTSIDE_SAFE", "EDGE", "SATURATED", "BAD_PIXEL",
-                   "OTHER_STAR")
+                   "OTHER_STAR", "PLANET")
 
 
 @dataclass(frozen=True)
