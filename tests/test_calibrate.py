@@ -168,3 +168,60 @@ def test_calibration_refuses_unsolvable_frames(tmp_path):
 def test_replace_keeps_model_valid():
     m = config.load_camera("DCT").astrometry.model
     assert dataclasses.replace(m, x0=1.0).x0 == 1.0
+
+
+SMALL = REPO / "tests" / "data" / "SMALL640.yaml"
+
+
+def small_camera(projection="equidistant", parity=1, rot_deg=27.3):
+    """The 640x480 8-bit test camera, its lens law put on a 252 px horizon circle (alt 2 deg)."""
+    from allsky_camera.camera_model import _G
+
+    cam = config.load_camera(SMALL)
+    f = 252.0 / float(_G[projection](np.radians(88.0)))
+    m = cam.astrometry.model.replace(projection=projection, coeffs=(f,), parity=parity,
+                                     rot_deg=rot_deg)
+    return dataclasses.replace(cam, astrometry=dataclasses.replace(cam.astrometry, model=m))
+
+
+@pytest.fixture(scope="module")
+def small_solutions():
+    from allsky_camera import sim_extras
+
+    ex = sim_extras.Extras(planets=True, text=sim_extras.TextOverlay(),
+                           dome=sim_extras.Dome(az_deg=150.0, half_width_deg=30.0,
+                                                top_alt_deg=30.0))
+    out = {}
+    # the orthographic lens is the one the equidistant-only search could not verify
+    for key, cam in (("equidistant", small_camera()),
+                     ("orthographic", small_camera("orthographic", -1, 203.0))):
+        sim = simulate.simulate(cam, seed=5, extras=ex)
+        site, _ = coords.site_from_config(cam.site)
+        bias = cam.simulation.bias_adu
+        out[key] = (sim, calibrate.solve(sim.image.astype(np.float32) - bias, sim.truth.time,
+                                         site))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["equidistant", "orthographic"])
+def test_blind_calibration_of_a_small_noisy_camera(small_solutions, key):
+    sim, sol = small_solutions[key]
+    t, m = sim.truth.model, sol.model
+    assert sim.image.dtype == np.uint8 and len(sim.truth.extras.planets) == 3
+    # (the family may differ: an equisolid law with radial terms mimics an equidistant one)
+    assert m.parity == t.parity
+    assert abs(m.x0 - t.x0) < 0.3 and abs(m.y0 - t.y0) < 0.3
+    assert abs((m.rot_deg - t.rot_deg + 180) % 360 - 180) < 0.05
+    # the model, not only the zenith: true star positions inside 70 deg zenith distance
+    st = sim.truth.stars
+    inner = np.asarray(st["alt_deg"]) > 20
+    x, y = m.altaz_to_xy(np.asarray(st["alt_deg"])[inner], np.asarray(st["az_deg"])[inner])
+    err = np.hypot(x - np.asarray(st["x"])[inner], y - np.asarray(st["y"])[inner])
+    assert np.sqrt(np.mean(err ** 2)) < 0.3
+    # no matched centroid sits on a planet, the text or the dome
+    ex = sim.truth.extras
+    for p in ex.planets:
+        assert np.hypot(sol.x - p["x"], sol.y - p["y"]).min() > 3.0
+    assert not ex.text[np.rint(sol.y).astype(int), np.rint(sol.x).astype(int)].any()
+    assert sol.n_matched > 200

@@ -78,6 +78,11 @@ def build_parser():
 
 
 def _read(path):
+    """The frame as float32, its header, and its saturation level (ADU).
+
+    The saturation is the header's DATAMAX, else the largest value of an
+    integer frame's type (255 for 8-bit video cameras), else 65535.
+    """
     from allsky_camera.io import _read_image_hdu
 
     if not Path(path).exists():
@@ -85,7 +90,13 @@ def _read(path):
     data, header = _read_image_hdu(str(path))
     if not np.any(data):
         raise InputFileError(f"{path}: every pixel is zero; nothing to calibrate on")
-    return data.astype(np.float32), header
+    if "DATAMAX" in header:
+        saturation = float(header["DATAMAX"])
+    elif data.dtype.kind in "iu":
+        saturation = float(np.iinfo(data.dtype).max)
+    else:
+        saturation = float(np.iinfo(np.uint16).max)
+    return data.astype(np.float32), header, saturation
 
 
 def _site(opts, header):
@@ -105,7 +116,7 @@ def _site(opts, header):
     return coords.Site(lon, lat, h, pressure * 1000.0), (lat, lon, h, pressure)
 
 
-def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names):
+def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names, saturation):
     lat, lon, h, pressure = site_vals
     m = sol.model
     ny, nx = data.shape
@@ -114,7 +125,7 @@ def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names):
         "description": f"{header.get('INSTRUME', name)} all-sky camera, calibrated by "
                        f"ac_calibrate.py from {Path(opts.frames[0]).name}",
         "sensor": {"nx": nx, "ny": ny,
-                   "saturation_adu": float(header.get("DATAMAX", np.iinfo(np.uint16).max)),
+                   "saturation_adu": saturation,
                    "dark_region": None, "bias_adu": round(float(bias), 1),
                    "bad_pixel_mask": masks_names[0], "obstruction_mask": masks_names[1]},
         "header": {"exptime_card": opts.exptime_card, "dateobs_card": opts.dateobs_card,
@@ -201,7 +212,7 @@ def calibrate_frame(opts):
     if out.exists() and not opts.overwrite:
         raise OutputError(f"{out}: exists already; remove it or pass --overwrite")
     io.check_outdir(out.parent)
-    data, header = _read(opts.frames[0])
+    data, header, saturation = _read(opts.frames[0])
     if opts.dateobs_card not in header:
         raise InputFileError(f"{opts.frames[0]}: header card {opts.dateobs_card} is missing")
     t = coords.parse_time(header[opts.dateobs_card], opts.utc_offset)
@@ -218,7 +229,7 @@ def calibrate_frame(opts):
     ring = ((xx - cx) ** 2 + (yy - cy) ** 2 > (rad + 10) ** 2)
     bias = float(np.percentile(data[ring], 1)) if ring.any() else float(np.percentile(data, 0.5))
     names = (f"{name}_bpm.fits", f"{name}_obstruction.fits")
-    d = _camera_dict(name, data, header, opts, sol, site_vals, bias, names)
+    d = _camera_dict(name, data, header, opts, sol, site_vals, bias, names, saturation)
     masks.write_mask(bpm, out.parent / names[0])
     masks.write_mask(obs, out.parent / names[1])
     zp = _measure_zeropoint(d, data, header, out.parent)

@@ -178,6 +178,7 @@ def process(exposure, camera, opts, timer=None, written=None):
     stars, alt, az = stars[above], alt[above], az[above]
     ephem = coords.sun_moon_altaz(exposure.time, site)
     moon_sep = coords.angular_sep(az, alt, ephem["moon_az"], ephem["moon_alt"])
+    planet_sep = coords.planet_separation(alt, az, coords.planets_altaz(exposure.time, site))
     timer.lap("catalog")
 
     # 3. astrometry: template -> per-exposure fit on bright stars ---------------
@@ -190,7 +191,9 @@ def process(exposure, camera, opts, timer=None, written=None):
     xt, yt = template.altaz_to_xy(alt, az)
     rt = np.hypot(xt - template.x0, yt - template.y0)
     clear_of_moon = moon_sep >= ph.moon_exclusion_deg
-    bright = (vmag <= a.fit_vmax) & isolated & clear_of_moon & (rt <= a.safe_radius_px)
+    clear_of_planets = planet_sep >= ph.planet_exclusion_deg
+    bright = ((vmag <= a.fit_vmax) & isolated & clear_of_moon & clear_of_planets
+              & (rt <= a.safe_radius_px))
     sol = astrometry.solve(det.image, alt, az, bright, camera)
     timer.lap("astrometry")
 
@@ -198,9 +201,9 @@ def process(exposure, camera, opts, timer=None, written=None):
     x, y = sol.model.altaz_to_xy(alt, az)
     ny, nx = det.image.shape
     on_chip = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
-    stars, alt, az, x, y, xt, yt, vmag, isolated, clear_of_moon, moon_sep = (
+    stars, alt, az, x, y, xt, yt, vmag, isolated, clear_of_moon, moon_sep, clear_of_planets = (
         v[on_chip] for v in (stars, alt, az, x, y, xt, yt, vmag, isolated, clear_of_moon,
-                             moon_sep))
+                             moon_sep, clear_of_planets))
     workers = max(opts.multiproc, 1) if opts.force_mp_centroiding else 1
     xc, yc, flags = centroid.run(det.image, exposure.raw, x, y, cfg=camera.centroid,
                                  saturation_adu=camera.sensor.saturation_adu, workers=workers)
@@ -211,6 +214,7 @@ def process(exposure, camera, opts, timer=None, written=None):
     crowded = (near >= 0) & (vmag[np.maximum(near, 0)] - vmag < ph.neighbour_dv)
     flags[~isolated | crowded] |= bit("NOT_ISOLATED")
     flags[~clear_of_moon] |= bit("MOON")
+    flags[~clear_of_planets] |= bit("PLANET")
     flags[r > a.safe_radius_px] |= bit("OUTSIDE_SAFE")
     good_pos = flags == 0
     if sol.fit.ok and good_pos.sum() >= a.min_stars:

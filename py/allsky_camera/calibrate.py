@@ -61,6 +61,9 @@ DETECT_SIGMA = 5.0
 SATURATION_FRACTION = 0.98
 GLARE_MIN_PX = 200
 GLARE_RADIUS_PX = 80
+#: Refinement centroids within this many pixels (chessboard) of a saturated
+#: pixel are dropped.
+SATURATION_MARGIN_PX = 2
 #: Block size (pixels) of the local noise map used to rank detections.
 LOCAL_NOISE_BLOCK_PX = 32
 FAMILIES = ("equidistant", "equisolid", "stereographic", "orthographic")
@@ -227,8 +230,12 @@ def search(det_xy, shape, alt, az, circle):
     return best
 
 
-def _match(image, model, alt, az, tol):
-    """Centroids of catalog stars near their predictions (within ``tol`` px)."""
+def _match(image, model, alt, az, tol, *, bad=None):
+    """Centroids of catalog stars near their predictions (within ``tol`` px).
+
+    Centroids that land on a ``bad`` pixel (bool image, e.g. near saturated
+    pixels: burned-in text, planets, saturated stars) are dropped.
+    """
     from .centroid import peak_search, refine
 
     ny, nx = image.shape
@@ -238,19 +245,26 @@ def _match(image, model, alt, az, tol):
     xc, yc, _ = refine(image, xp, yp, box_half=3, window_sigma=1.2, n_iter=10)
     d = np.hypot(xc - x[on], yc - y[on])
     good = np.isfinite(d) & (d <= tol) & (np.hypot(xc - xp, yc - yp) < 2.0)
+    if bad is not None:
+        xi = np.clip(np.rint(np.nan_to_num(xc)).astype(int), 0, nx - 1)
+        yi = np.clip(np.rint(np.nan_to_num(yc)).astype(int), 0, ny - 1)
+        good &= ~bad[yi, xi]
     idx = np.nonzero(on)[0][good]
     return idx, xc[good], yc[good]
 
 
-def refine_model(res_image, model, stars, alt, az):
-    """Robust refinement of ``model`` on more and more catalog stars."""
+def refine_model(res_image, model, stars, alt, az, *, bad=None):
+    """Robust refinement of ``model`` on more and more catalog stars.
+
+    ``bad``: pixels (bool image) where a centroid is not trusted (see :func:`_match`).
+    """
     from .astrometry import fit_model
 
     vmag = np.asarray(stars["VMAG"], dtype=float)
     fit = None
     for vmax, tol, params in ROUNDS:
         use = vmag <= vmax
-        idx, xc, yc = _match(res_image, model, alt[use], az[use], tol)
+        idx, xc, yc = _match(res_image, model, alt[use], az[use], tol, bad=bad)
         if idx.size < MIN_MATCHES:
             break
         fit = fit_model(model, xc, yc, alt[use][idx], az[use][idx], params=params,
@@ -314,11 +328,16 @@ def solve(image, time, site, *, vmax=6.5, planet_exclusion_deg=None):
         raise SkyError(f"no geometry verified ({score} of {int(bright.sum())} bright stars "
                        "matched): is the frame clear, and the site and time right?")
     m_hyp = hyp.model()
+    # centroids next to saturated pixels are not trusted: 8-bit stars and planets
+    # clip, and burned-in text is saturated
+    from scipy import ndimage
+    near_sat = ndimage.binary_dilation(image >= SATURATION_FRACTION * image.max(),
+                                       iterations=SATURATION_MARGIN_PX)
     best = None
     # the searched family first; the others from it (same radius at 60 deg)
     for family in (hyp.family,) + tuple(f for f in FAMILIES if f != hyp.family):
         m0 = m_hyp if family == hyp.family else to_family(m_hyp, family)
-        model, fit = refine_model(res, m0, stars, alt, az)
+        model, fit = refine_model(res, m0, stars, alt, az, bad=near_sat)
         if fit is None or not fit.ok:
             continue
         log.info("calibrate: %s: %d stars, rms %.3f px", family, fit.n_used, fit.rms_px)
@@ -328,7 +347,7 @@ def solve(image, time, site, *, vmax=6.5, planet_exclusion_deg=None):
         raise SkyError("the refinement found too few stars: the frame is not clear enough")
     model, fit = best
     # the matched set of the final model, for the diagnostics
-    idx, xc, yc = _match(res, model, alt, az, ROUNDS[-1][1])
+    idx, xc, yc = _match(res, model, alt, az, ROUNDS[-1][1], bad=near_sat)
     xm, ym = model.altaz_to_xy(alt[idx], az[idx])
     keep = fit.used if fit.used.size == idx.size else np.ones(idx.size, bool)
     return Solution(model, int(fit.n_used), float(fit.rms_px), circle, xc[keep], yc[keep],
