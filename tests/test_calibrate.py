@@ -185,29 +185,45 @@ def small_camera(projection="equidistant", parity=1, rot_deg=27.3):
 
 
 @pytest.fixture(scope="module")
-def small_solutions():
-    from allsky_camera import sim_extras
+def small_solutions(tmp_path_factory):
+    """Blind solutions of two small cameras: one through ac_calibrate.py, one by calibrate.solve."""
+    import yaml
+
+    from allsky_camera import ac_calibrate, sim_extras
 
     ex = sim_extras.Extras(planets=True, text=sim_extras.TextOverlay(),
                            dome=sim_extras.Dome(az_deg=150.0, half_width_deg=30.0,
                                                 top_alt_deg=30.0))
     out = {}
+    tmp = tmp_path_factory.mktemp("small")
     # the orthographic lens is the one the equidistant-only search could not verify
     for key, cam in (("equidistant", small_camera()),
                      ("orthographic", small_camera("orthographic", -1, 203.0))):
         sim = simulate.simulate(cam, seed=5, extras=ex)
         site, _ = coords.site_from_config(cam.site)
-        bias = cam.simulation.bias_adu
-        out[key] = (sim, calibrate.solve(sim.image.astype(np.float32) - bias, sim.truth.time,
-                                         site))
+        if key == "equidistant":      # the command line, as a new user runs it
+            frame = tmp / "small.fits"
+            fits.PrimaryHDU(sim.image, sim.header).writeto(frame)
+            yml = tmp / "SMALL.yaml"
+            assert ac_calibrate.main([str(frame), "--output", str(yml), "--exptime-card",
+                                      "EXPTIME", "--lat", str(site.lat_deg), "--lon",
+                                      str(site.lon_deg), "--elev", str(site.height_m)]) == 0
+            new = config.load_camera(yml)
+            assert new.sensor.saturation_adu == 255
+            cal = yaml.safe_load(yml.read_text())["calibration"]
+            out[key] = (sim, new.astrometry.model, cal["n_matched"], cal["rms_px"], None)
+        else:
+            bias = cam.simulation.bias_adu
+            sol = calibrate.solve(sim.image.astype(np.float32) - bias, sim.truth.time, site)
+            out[key] = (sim, sol.model, sol.n_matched, sol.rms_px, sol)
     return out
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key", ["equidistant", "orthographic"])
 def test_blind_calibration_of_a_small_noisy_camera(small_solutions, key):
-    sim, sol = small_solutions[key]
-    t, m = sim.truth.model, sol.model
+    sim, m, n_matched, rms, sol = small_solutions[key]
+    t = sim.truth.model
     assert sim.image.dtype == np.uint8 and len(sim.truth.extras.planets) == 3
     # (the family may differ: an equisolid law with radial terms mimics an equidistant one)
     assert m.parity == t.parity
@@ -219,9 +235,10 @@ def test_blind_calibration_of_a_small_noisy_camera(small_solutions, key):
     x, y = m.altaz_to_xy(np.asarray(st["alt_deg"])[inner], np.asarray(st["az_deg"])[inner])
     err = np.hypot(x - np.asarray(st["x"])[inner], y - np.asarray(st["y"])[inner])
     assert np.sqrt(np.mean(err ** 2)) < 0.3
-    # no matched centroid sits on a planet, the text or the dome
-    ex = sim.truth.extras
-    for p in ex.planets:
-        assert np.hypot(sol.x - p["x"], sol.y - p["y"]).min() > 3.0
-    assert not ex.text[np.rint(sol.y).astype(int), np.rint(sol.x).astype(int)].any()
-    assert sol.n_matched > 200
+    assert n_matched > 200 and rms < 0.7
+    if sol is not None:
+        # no matched centroid sits on a planet or the text
+        ex = sim.truth.extras
+        for p in ex.planets:
+            assert np.hypot(sol.x - p["x"], sol.y - p["y"]).min() > 3.0
+        assert not ex.text[np.rint(sol.y).astype(int), np.rint(sol.x).astype(int)].any()
