@@ -101,3 +101,17 @@ def test_planets_are_bright_points_where_astropy_puts_them(cam, frames):
         stamp = sim.image[iy - 1:iy + 2, ix - 1:ix + 2].astype(float)
         # Mars and Jupiter saturate an 8-bit sensor; Saturn (V ~ 1) stands far above the sky
         assert stamp.max() >= (255 if row["VMAG"] < 0 else np.median(sim.image) + 60)
+
+
+def test_command_line_renders_the_extras(tmp_path, capsys):
+    from astropy.io import fits
+
+    out = tmp_path / "small.fits"
+    assert simulate.main([str(out), "--camera", str(SMALL), "--planets", "--text",
+                          "--dome", "150", "30", "30"]) == 0
+    img = fits.getdata(out)
+    ov = sim_extras.TextOverlay()
+    assert (img[ov.y0 - 13:ov.y0 + 1, ov.x0:ov.x0 + 40] == 255).sum() > 50
+    assert simulate.main([str(tmp_path / "bad.fits"), "--camera", str(SMALL), "--dome", "150",
+                          "0", "30"]) == 2
+    assert "HALF_WIDTH" in capsys.readouterr().err

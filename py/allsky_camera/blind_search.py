@@ -162,7 +162,7 @@ def search(det_xy, shape, alt, az, circle, *, families=FAMILIES, scales=None,
     az = np.asarray(az, dtype=float)
     scales = np.arange(0.80, 1.2001, 0.02) if scales is None else np.asarray(scales, float)
     cx0, cy0, radius = circle
-    nbins = int(round(360.0 / VOTE_BIN_DEG))
+    nbins = round(360.0 / VOTE_BIN_DEG)
     tol_vote = tol_px + centre_step_px / np.sqrt(2.0)
     offs = np.arange(-centre_search_px, centre_search_px + 1e-9, centre_step_px)
     shapes = {f: radial_shape(f, 90.0 - alt) for f in families}
@@ -187,7 +187,7 @@ def search(det_xy, shape, alt, az, circle, *, families=FAMILIES, scales=None,
     c_offs = np.arange(-VERIFY_CENTRE_HALF_PX, VERIFY_CENTRE_HALF_PX + 1e-9,
                        VERIFY_CENTRE_STEP_PX)
     best = (-1, None)
-    for votes, family, parity, s, rot, cx, cy in cands[:N_VERIFY]:
+    for _, family, parity, s, rot, cx, cy in cands[:N_VERIFY]:
         h = shapes[family]
         rots = rot + rot_offs
         for ds in s_offs:

@@ -276,3 +276,29 @@ def burn_text(raw, extras, *, utc_iso, saturation_adu):
     level = saturation_adu if ov.level_adu is None else ov.level_adu
     out[mask] = np.asarray(level).astype(raw.dtype)
     return out, mask
+
+
+def add_arguments(parser):
+    """The extras' command-line options (for ``simulate.py``)."""
+    parser.add_argument("--planets", action="store_true",
+                        help="render Venus, Mars, Jupiter and Saturn as bright points")
+    parser.add_argument("--dome", type=float, nargs=3, default=None,
+                        metavar=("AZ", "HALF_WIDTH", "TOP_ALT"),
+                        help="a dark dome centred at azimuth AZ, HALF_WIDTH deg wide either "
+                             "side at the horizon, rising to TOP_ALT deg")
+    parser.add_argument("--text", action="store_true",
+                        help="burn the UTC time stamp into the top-left corner (saturated)")
+
+
+def from_options(opts):
+    """:class:`Extras` from the options of :func:`add_arguments`, or None when none is set."""
+    if not (opts.planets or opts.dome or opts.text):
+        return None
+    dome = None
+    if opts.dome:
+        az, half, top = opts.dome
+        if not (0.0 < half <= 180.0 and 0.0 < top <= 90.0):
+            raise ConfigError(f"--dome {az} {half} {top}: HALF_WIDTH must be in (0, 180] and "
+                              "TOP_ALT in (0, 90] deg")
+        dome = Dome(az_deg=az, half_width_deg=half, top_alt_deg=top)
+    return Extras(planets=opts.planets, dome=dome, text=TextOverlay() if opts.text else None)

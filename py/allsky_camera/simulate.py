@@ -4,7 +4,7 @@
     python py/allsky_camera/simulate.py OUT.fits [--camera MDM] [--seed N]
         [--dateobs ISO] [--exptime S] [--shift DX DY] [--rotate DEG]
         [--clouds {none,patches,band,quarter,overcast}] [--transmission T]
-        [--streaks N] [--overwrite] [-v]
+        [--streaks N] [--planets] [--dome AZ HALF TOP] [--text] [--overwrite] [-v]
 
 :func:`simulate` renders the raw frame a camera would record at a given
 time: Hipparcos stars placed by a perturbed copy of the camera's
@@ -1060,6 +1060,8 @@ def build_parser():
                    help=f"transmission inside the clouds, 0-1 (default {Clouds.transmission})")
     p.add_argument("--streaks", type=int, default=0, metavar="N",
                    help="number of random streaks (default 0); a third of them leave the image")
+    from allsky_camera import sim_extras
+    sim_extras.add_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress on stderr")
     return p
@@ -1077,6 +1079,7 @@ def _setup_logging(verbose):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (0, or 2 after an error)."""
+    from allsky_camera import sim_extras
     from allsky_camera.config import load_camera
 
     opts = build_parser().parse_args(argv)
@@ -1093,7 +1096,7 @@ def main(argv=None):
                                  np.random.default_rng(opts.seed).spawn(2)[1])
         sim = simulate(camera, seed=opts.seed, dateobs=opts.dateobs, exptime=opts.exptime,
                        zenith_shift=tuple(opts.shift), rotation_deg=opts.rotate,
-                       clouds=clouds, streaks=streaks)
+                       clouds=clouds, streaks=streaks, extras=sim_extras.from_options(opts))
         raw_path, tpath = write_simulation(sim, opts.out, overwrite=opts.overwrite)
     except AllskyError as err:
         print(f"simulate.py: error: {err}", file=sys.stderr)
