@@ -197,8 +197,17 @@ def planet_radec(t, name):
     """
     if name not in PLANETS:
         raise ValueError(f"planet {name!r} is not one of {', '.join(PLANETS)}")
+    return _planet_radec(t, name, _earth_helio(t))
+
+
+def _earth_helio(t):
+    """Heliocentric position of the Earth (au, ICRS-aligned; ERFA ``epv00``)."""
     pvh, _ = erfa.epv00(t.tt1, t.tt2)
-    earth = np.asarray(pvh["p"], dtype=float)
+    return np.asarray(pvh["p"], dtype=float)
+
+
+def _planet_radec(t, name, earth):
+    """:func:`planet_radec` given the Earth's heliocentric position ``earth`` (au)."""
     tau = 0.0
     for _ in range(_LIGHT_TIME_ITER):
         pv = erfa.plan94(t.tt1, t.tt2 - tau, PLANETS[name])   # (2, 3): p, v
@@ -223,7 +232,8 @@ def planets_altaz(t, site):
         Planet name -> ``(alt_deg, az_deg)``, for every planet of
         :data:`PLANETS`, above the horizon or not.
     """
-    pos = [planet_radec(t, n) for n in PLANETS]
+    earth = _earth_helio(t)
+    pos = [_planet_radec(t, n, earth) for n in PLANETS]
     alt, az = radec_to_altaz(np.array([p[0] for p in pos]), np.array([p[1] for p in pos]),
                              t, site)
     dist = np.array([p[2] for p in pos])
@@ -233,6 +243,10 @@ def planets_altaz(t, site):
 
 def planet_separation(alt_deg, az_deg, planets, *, min_alt_deg=0.0):
     """Angular distance (deg) from each position to the nearest planet above ``min_alt_deg``.
+
+    Computed from unit vectors (the arc cosine of the largest dot product),
+    good to 1e-6 deg, so that the trigonometry of thousands of stars is done
+    once whatever the number of planets.
 
     Parameters
     ----------
@@ -247,12 +261,18 @@ def planet_separation(alt_deg, az_deg, planets, *, min_alt_deg=0.0):
     ndarray
         ``inf`` where no planet is up.
     """
-    alt = np.asarray(alt_deg, dtype=float)
-    sep = np.full(alt.shape, np.inf)
-    for p_alt, p_az in planets.values():
-        if p_alt > min_alt_deg:
-            sep = np.minimum(sep, angular_sep(az_deg, alt_deg, p_az, p_alt))
-    return sep
+    alt = np.radians(np.asarray(alt_deg, dtype=float))
+    up = [(np.radians(a), np.radians(z)) for a, z in planets.values() if a > min_alt_deg]
+    if not up:
+        return np.full(alt.shape, np.inf)
+    az = np.radians(np.asarray(az_deg, dtype=float))
+    ca = np.cos(alt)
+    star = (ca * np.cos(az), ca * np.sin(az), np.sin(alt))
+    dot = np.full(alt.shape, -1.0)
+    for pa, pz in up:
+        pv = (np.cos(pa) * np.cos(pz), np.cos(pa) * np.sin(pz), np.sin(pa))
+        dot = np.maximum(dot, star[0] * pv[0] + star[1] * pv[1] + star[2] * pv[2])
+    return np.degrees(np.arccos(np.clip(dot, -1.0, 1.0)))
 
 
 def _vec_to_radec(p):
