@@ -10,6 +10,7 @@ from allsky_camera import coords
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = REPO / "tests" / "data" / "SMALL640.yaml"
+DCT = REPO.parent / "shared" / "data" / "dct"
 
 
 def _astropy_altaz(names, t, site):
@@ -109,3 +110,28 @@ def test_pipeline_flags_stars_near_planets(small_reduced):
 def test_catalog_header_names_the_planet_flag(small_reduced):
     cards = {k: v for k, v, _ in small_reduced[2]["header_cards"]}
     assert cards["FLAGB10"] == "PLANET"
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("frame, names", [("005", ("Mars", "Jupiter", "Saturn")),
+                                          ("010", ("Mars", "Saturn"))])
+def test_planets_are_where_predicted_on_the_real_dct_frames(frame, names):
+    from allsky_camera import config, io
+
+    if not DCT.is_dir():
+        pytest.skip(f"the real DCT frames are not here ({DCT}): skipped")
+    cam = config.load_camera("DCT")
+    exp = io.read_exposure(DCT / f"{frame}.fits.bz2", cam)
+    site, _ = coords.site_from_config(cam.site, exp.header)
+    img = exp.raw.astype(float)
+    pl = coords.planets_altaz(exp.time, site)
+    assert {n for n, (a, _) in pl.items() if a > 5} == set(names)
+    for n in names:
+        x, y = (float(v) for v in cam.astrometry.model.altaz_to_xy(*pl[n]))
+        ix, iy = round(x), round(y)
+        box = img[iy - 6:iy + 7, ix - 6:ix + 7]
+        local = np.median(img[iy - 20:iy + 21, ix - 20:ix + 21])
+        # the brightest pixel near the prediction is the planet: within 1.5 px of it
+        j, i = np.unravel_index(np.argmax(box), box.shape)
+        assert np.hypot(ix - 6 + i - x, iy - 6 + j - y) < 1.5, n
+        assert box.max() > local + 10000.0, n
