@@ -298,3 +298,14 @@ def test_build_masks_refuses_to_replace_masks(tmp_path, capsys, mdm_dict):
     line = _one_line(capsys.readouterr().err)
     assert "MASKED_bpm.fits" in line and "--overwrite" in line
     assert bpm.read_bytes() == b"not touched"
+
+
+def test_readme_flag_table_matches_flags():
+    from allsky_camera.flags import FLAGS
+
+    rows = {}
+    for line in (REPO / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[2].startswith("`") and cells[0].isdigit():
+            rows[cells[2].strip("`")] = (int(cells[0]), int(cells[1]), cells[3])
+    assert rows == {n: (v.bit_length() - 1, v, d) for n, (v, d) in FLAGS.items()}
