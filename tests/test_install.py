@@ -4,6 +4,7 @@ duplicate INSTRUME, commented YAML, console scripts (--version, conflicting flag
 import copy
 import dataclasses
 import fnmatch
+import logging
 import tomllib
 import typing
 from pathlib import Path
@@ -184,13 +185,30 @@ def test_ambiguous_instrume_on_the_command_line(tmp_path, capsys, mdm_dict):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cams", "f.fits"]
 
 
-def test_same_size_cameras_warn_naming_both(tmp_path, mdm_dict, caplog):
+class _Records(logging.Handler):
+    """Collects the messages logged to it (whatever the CLI did to the handlers)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_same_size_cameras_warn_naming_both(tmp_path, mdm_dict):
     for n in ("SIZE_A", "SIZE_B"):
         _write_camera(tmp_path, _tagged(mdm_dict, n, None, nx=64, ny=48))
-    with caplog.at_level("WARNING", logger="allsky_camera"):
+    rec = _Records()
+    logger = logging.getLogger("allsky_camera.config")
+    logger.addHandler(rec)
+    try:
         cam, why = config.select_camera(fits.Header(), (48, 64), config.camera_dirs([tmp_path]))
+    finally:
+        logger.removeHandler(rec)
     assert cam.name == "SIZE_A" and "size" in why
-    assert "SIZE_A.yaml" in caplog.text and "SIZE_B.yaml" in caplog.text
+    text = " ".join(rec.messages)
+    assert "SIZE_A.yaml" in text and "SIZE_B.yaml" in text
 
 
 # ------------------------------------------------------------ console scripts
