@@ -165,6 +165,17 @@ def test_calibration_refuses_unsolvable_frames(tmp_path):
         assert not out.exists()
 
 
+@pytest.mark.parametrize("projection, coeffs", [("poly", (6.9, 0.004, -4e-5)),
+                                                 ("equisolid", (180.0, 0.01, -0.002))])
+def test_unit_scale_keeps_the_mapping(projection, coeffs):
+    m = CameraModel(x0=300.0, y0=200.0, rot_deg=20.0, parity=-1, projection=projection,
+                    coeffs=coeffs, scale=0.95, tilt_n_deg=0.5)
+    u = calibrate.unit_scale(m)
+    alt, az = np.linspace(5, 90, 40), np.linspace(0, 359, 40)
+    assert u.scale == 1.0 and m.scale == 0.95          # a new model, the input unchanged
+    np.testing.assert_allclose(u.altaz_to_xy(alt, az), m.altaz_to_xy(alt, az), atol=1e-9)
+
+
 def test_replace_keeps_model_valid():
     m = config.load_camera("DCT").astrometry.model
     assert dataclasses.replace(m, x0=1.0).x0 == 1.0

@@ -209,6 +209,21 @@ def to_family(model, family):
     return model.replace(projection=family, coeffs=(f,))
 
 
+def unit_scale(model):
+    """The same mapping with ``scale = 1``: the fitted scale folded into the coefficients.
+
+    A template's ``scale`` is the per-exposure fit's free parameter, so a new
+    camera's template starts at 1 (the astrometric gate checks ``|scale - 1|``).
+    Exact: the radius is linear in the poly coefficients and in a family's ``f``.
+    """
+    c = tuple(float(v) for v in model.coeffs)
+    if model.projection == "poly":
+        c = tuple(v * model.scale for v in c)
+    else:
+        c = (c[0] * model.scale, *c[1:])
+    return model.replace(coeffs=c, scale=1.0)
+
+
 def search(det_xy, shape, alt, az, circle):
     """Best (parity, rotation, scale) hypothesis and its number of matches.
 
@@ -479,6 +494,7 @@ def solve(image, time, site, *, vmax=6.5, planet_exclusion_deg=None):
     if best is None:
         raise SkyError("the refinement found too few stars: the frame is not clear enough")
     model, fit = best
+    model = unit_scale(model)
     # the matched set of the final model, for the diagnostics
     idx, xc, yc = _match(res, model, alt, az, ROUNDS[-1][1], bad=near_sat)
     xm, ym = model.altaz_to_xy(alt[idx], az[idx])
