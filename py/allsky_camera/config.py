@@ -52,6 +52,7 @@ class HeaderCards:
     dateobs_card: str = "DATE-OBS"           # card holding the start time (ISO 8601)
     utc_offset_hours: float = 0.0            # DATE-OBS minus UTC, hours (MDM: -7)
     instrume: str | None = None              # INSTRUME value that identifies this camera
+    max_exptime_s: float = 3600.0            # longer exposure times are refused as corrupt, s
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,7 +278,95 @@ def _build(cls, mapping, where):
         raise ConfigError(f"{where}: {err}") from err
 
 
+#: Allowed ranges of the numeric keys, ``"section.key": (low, high)``, both
+#: inclusive; ``">0"`` as low means strictly positive.  Every other number of
+#: a configuration must merely be finite.  Sources: geometry (latitudes,
+#: fractions), the physics of the air (ERFA refraction, eraRefco, needs
+#: 0-1 humidity and a pressure below 1.2 bar anywhere on Earth), UTC offsets
+#: of real time zones (-12 to +14 h), and what each algorithm needs to work
+#: at all (a centroid box of 1 pixel at least).
+RANGES = {
+    "sensor.nx": (1, None), "sensor.ny": (1, None),
+    "sensor.saturation_adu": (">0", None), "sensor.hot_pixel_sigma": (">0", None),
+    "sensor.hot_pixel_ratio": (">0", None),
+    "header.utc_offset_hours": (-14.0, 14.0), "header.max_exptime_s": (">0", None),
+    "site.lon_deg": (-180.0, 360.0), "site.lat_deg": (-90.0, 90.0),
+    "site.height_m": (-1000.0, 10000.0), "site.pressure_bar": (0.0, 1.2),
+    "site.temperature_c": (-100.0, 60.0), "site.humidity": (0.0, 1.0),
+    "site.wavelength_um": (">0", None),
+    "astrometry.safe_radius_px": (">0", None), "astrometry.search_half_px": (1, None),
+    "astrometry.clip_sigma": (">0", None), "astrometry.min_stars": (1, None),
+    "astrometry.model.scale": (">0", None),
+    "centroid.box_half_px": (1, None), "centroid.window_sigma_px": (">0", None),
+    "centroid.n_iter": (1, None), "centroid.max_shift_px": (">0", None),
+    "centroid.edge_margin_px": (0, None), "centroid.blend_radius_px": (0.0, None),
+    "centroid.saturation_radius_px": (0, None), "centroid.min_snr": (0.0, None),
+    "photometry.aper_radius_px": (">0", None), "photometry.isolation_deg": (0.0, 180.0),
+    "photometry.moon_exclusion_deg": (0.0, 180.0), "photometry.apcor_radius_px": (">0", None),
+    "photometry.apcor_min_stars": (1, None), "photometry.min_stars_zp": (1, None),
+    "photometry.zp_min_snr": (0.0, None), "photometry.neighbour_dv": (0.0, None),
+    "sbmap.step_px": (1, None),
+    "transparency.min_expected_snr": (0.0, None), "transparency.clear_threshold": (">0", None),
+    "transparency.cloudy_warning": (0.0, 1.0),
+    "streaks.horizon_margin_px": (0.0, None), "streaks.bkg_kernel_px": (1, None),
+    "streaks.bkg_step_px": (1, None), "streaks.threshold_sigma": (">0", None),
+    "streaks.min_blob_px": (1, None), "streaks.hough_threshold": (1, None),
+    "streaks.min_length_px": (1, None), "streaks.line_gap_px": (0, None),
+    "streaks.merge_angle_deg": (0.0, 180.0), "streaks.merge_dist_px": (0.0, None),
+    "streaks.star_mask_px": (0, None), "streaks.walk_window_px": (1, None),
+    "streaks.walk_sigma": (0.0, None), "streaks.width_half_px": (1, None),
+    "streaks.min_core_sigma": (0.0, None), "streaks.dedupe_px": (0.0, None),
+    "streaks.end_gap_px": (0, None), "streaks.noise_block_px": (1, None),
+    "streaks.side_contrast": (">0", None),
+    "simulation.exptime_s": (">0", None), "simulation.gain_e_per_adu": (">0", None),
+    "simulation.read_noise_e": (0.0, None), "simulation.fwhm_zenith_px": (">0", None),
+    "simulation.fwhm_horizon_px": (">0", None), "simulation.hot_pixel_fraction": (0.0, 1.0),
+}
+
+
+def _numbers(obj, prefix):
+    """``(dotted key, value)`` of every number in a configuration, depth first."""
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(v):
+            yield from _numbers(v, key + ".")
+        elif isinstance(v, tuple):
+            yield from ((f"{key}[{i}]", x) for i, x in enumerate(v)
+                        if isinstance(x, (int, float)) and not isinstance(x, bool))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            yield key, v
+
+
+def check_range(value, key, where, low=None, high=None):
+    """Raise ConfigError unless ``value`` is finite and within ``[low, high]``.
+
+    ``low`` may be ``">0"`` (strictly positive).  The message names the
+    value and the allowed range, i.e. what to change.
+    """
+    import math
+
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: {key} = {value!r} is not a finite number; give a number")
+    lo_open = low == ">0"
+    lo = 0 if lo_open else low
+    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (
+        high is not None and value > high)
+    if bad:
+        left = "(0" if lo_open else ("(-inf" if lo is None else f"[{lo:g}")
+        right = "inf)" if high is None else f"{high:g}]"
+        raise ConfigError(f"{where}: {key} = {value!r} is outside {left}, {right}; "
+                          "set it within that range")
+
+
+def _validate_ranges(cam, where):
+    for key, value in _numbers(cam, ""):
+        low, high = RANGES.get(key, (None, None))
+        check_range(value, key, where, low, high)
+
+
 def _validate(cam, where):
+    _validate_ranges(cam, where)
     s = cam.sensor
     if s.dark_region is None and s.bias_adu is None:
         raise ConfigError(f"{where}: sensor needs dark_region or bias_adu")
@@ -353,7 +442,12 @@ def load_camera(name_or_path):
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err.__class__.__name__}: "
                           f"{str(err).splitlines()[0]})") from err
-    return camera_from_dict(d or {}, source=path)
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (name:, "
+                          f"sensor:, ...), not a {type(d).__name__}; see etc/MDM.yaml")
+    return camera_from_dict(d, source=path)
 
 
 def select_camera(header, shape):

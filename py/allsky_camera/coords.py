@@ -17,6 +17,8 @@ Angles in degrees; azimuth from north through east.
 from __future__ import annotations
 
 import datetime as _dt
+import re
+import warnings
 from dataclasses import dataclass
 
 import erfa
@@ -57,6 +59,43 @@ class ObsTime:
         return self.utc1 - 2400000.5 + self.utc2
 
 
+#: Years accepted in a DATE-OBS: ERFA's UTC starts in 1960 (eraDat), and a
+#: year after 2100 is a typo or a corrupt card, not an exposure yet taken.
+#: After ERFA's last tabulated leap second, UTC-TAI is taken as constant
+#: (ERFA calls such years "dubious"; no leap second is scheduled).
+MIN_YEAR, MAX_YEAR = 1960, 2100
+#: ISO 8601 date-time: date, optional time with fraction, optional zone.
+_ISO_RE = re.compile(
+    r"^(?P<Y>\d{4})-(?P<M>\d{2})-(?P<D>\d{2})"
+    r"(?:T(?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?)?"
+    r"(?P<tz>Z|[+-]\d{2}(?::?\d{2})?)?$")
+
+
+def _iso_fields(text, where):
+    """Calendar fields and the zone offset (hours) of an ISO 8601 string."""
+    s = str(text).strip()
+    if len(s) > 10 and s[10] == " ":
+        s = s[:10] + "T" + s[11:]
+    m = _ISO_RE.match(s)
+    if m is None:
+        raise InputFileError(f"{where} = {text!r} is not an ISO 8601 time "
+                             "(expected YYYY-MM-DDThh:mm:ss); fix the header card")
+    g = m.groupdict()
+    y, mo, d = int(g["Y"]), int(g["M"]), int(g["D"])
+    h, mi = int(g["h"] or 0), int(g["m"] or 0)
+    sec = int(g["s"] or 0) + (float("0." + g["f"]) if g["f"] else 0.0)
+    zone = 0.0
+    tz = g["tz"]
+    if tz and tz != "Z":
+        sign = -1.0 if tz[0] == "-" else 1.0
+        digits = tz[1:].replace(":", "")
+        zone = sign * (int(digits[:2]) + (int(digits[2:]) if len(digits) > 2 else 0) / 60.0)
+    if not MIN_YEAR <= y <= MAX_YEAR:
+        raise InputFileError(f"{where} = {text!r}: year {y} is outside {MIN_YEAR}-{MAX_YEAR}; "
+                             "fix the camera clock or the header card")
+    return y, mo, d, h, mi, sec, zone, tz is not None
+
+
 def parse_time(text, utc_offset_hours=0.0, where="DATE-OBS"):
     """Parse an ISO 8601 clock time and return the :class:`ObsTime` in UTC.
 
@@ -64,30 +103,50 @@ def parse_time(text, utc_offset_hours=0.0, where="DATE-OBS"):
     ----------
     text : str
         ``YYYY-MM-DDThh:mm:ss[.fff]`` (a space instead of ``T`` is accepted,
-        so is a date alone); the clock runs ``utc_offset_hours`` ahead of UTC.
+        so is a date alone, any number of decimals, and a zone ``Z`` or
+        ``+hh:mm``, which then replaces ``utc_offset_hours``); the clock runs
+        ``utc_offset_hours`` ahead of UTC.  A leap second (``23:59:60`` UTC
+        on a day that has one) is accepted.
     utc_offset_hours : float
         Offset of the clock from UTC in hours (MDM: -7).
     where : str
         Named in the error message.
+
+    Raises
+    ------
+    InputFileError
+        Not ISO 8601, a year outside ``MIN_YEAR``-``MAX_YEAR``, a field out
+        of range (month 13, second 60 on a day without a leap second).
     """
-    s = str(text).strip().replace(" ", "T").rstrip("Z")
+    y, mo, d, h, mi, sec, zone, has_zone = _iso_fields(text, where)
+    offset = zone if has_zone else utc_offset_hours
     try:
-        t = _dt.datetime.fromisoformat(s)
+        # whole minutes shift with the clock offset; the seconds (up to 60.999
+        # in a leap second) are kept apart so that ERFA can judge them in UTC
+        local = _dt.datetime(y, mo, d, h, mi)
+        if not 0.0 <= sec < 61.0:
+            raise ValueError(f"second {sec} out of range")
     except ValueError as err:
-        raise InputFileError(f"{where} = {text!r} is not an ISO 8601 time "
-                             "(expected YYYY-MM-DDThh:mm:ss)") from err
-    if t.tzinfo is not None:
-        t = t.replace(tzinfo=None) - t.utcoffset() + _dt.timedelta(hours=utc_offset_hours)
-    t = t - _dt.timedelta(hours=utc_offset_hours)
-    sec = t.second + t.microsecond * 1e-6
-    try:
-        u1, u2 = erfa.dtf2d("UTC", t.year, t.month, t.day, t.hour, t.minute, sec)
-        a1, a2 = erfa.utctai(u1, u2)
-        t1, t2 = erfa.taitt(a1, a2)
-    except (erfa.ErfaError, ValueError) as err:
-        raise InputFileError(f"{where} = {text!r} is not a valid UTC time") from err
-    return ObsTime(float(u1), float(u2), float(t1), float(t2),
-                   t.isoformat(timespec="milliseconds"))
+        raise InputFileError(f"{where} = {text!r} is not a valid time ({err}); "
+                             "fix the header card") from err
+    t = local - _dt.timedelta(hours=offset)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", erfa.ErfaWarning)
+        try:
+            u1, u2 = erfa.dtf2d("UTC", t.year, t.month, t.day, t.hour, t.minute, sec)
+            a1, a2 = erfa.utctai(u1, u2)
+            t1, t2 = erfa.taitt(a1, a2)
+            yy, mm, dd, hmsf = erfa.d2dtf("UTC", 3, u1, u2)
+        except (erfa.ErfaError, ValueError) as err:
+            raise InputFileError(f"{where} = {text!r} is not a valid UTC time ({err}); "
+                                 "fix the header card") from err
+    for w in caught:
+        if "dubious year" not in str(w.message):   # see MAX_YEAR
+            raise InputFileError(f"{where} = {text!r} is not a valid UTC time (a second "
+                                 "60 exists only in a leap second); fix the header card")
+    hh, mn, ss, ff = (int(v) for v in hmsf.tolist())
+    iso = f"{int(yy):04d}-{int(mm):02d}-{int(dd):02d}T{hh:02d}:{mn:02d}:{ss:02d}.{ff:03d}"
+    return ObsTime(float(u1), float(u2), float(t1), float(t2), iso)
 
 
 @dataclass(frozen=True)
