@@ -307,7 +307,7 @@ def process(exposure, camera, opts, timer=None, written=None):
     timer.lap("table")
 
     # 10. checkplots --------------------------------------------------------------
-    title = Path(exposure.path).name
+    title = io.fits_text(Path(exposure.path).name)   # printable, whatever the file name
     if not opts.skip_checkplots:
         from allsky_camera import plotting
         fig = plotting.new_figure(plotting.ZP_FIGSIZE)
@@ -364,7 +364,7 @@ def process(exposure, camera, opts, timer=None, written=None):
         written.append(paths["cat"])
     if not opts.dont_write_detrended:
         io.write_image(det.image, paths["detrended"], header=exposure.header,
-                       header_cards=_detrend_cards(det, camera))
+                       header_cards=_detrend_cards(det, camera, exposure), where=exposure.path)
         written.append(paths["detrended"])
     if streak_table is not None:
         io.write_table(streak_table, paths["streaks"], extname="STREAKS", header_cards=[
@@ -460,7 +460,7 @@ def _header_cards(exposure, camera, det, site, site_src, ephem, sol, zp, skymap)
         ("PIPELINE", "allsky_camera", "reduction pipeline"),
         ("PIPEVER", __version__, "pipeline version"),
         ("CAMERA", camera.name, "camera configuration"),
-        ("RAWFILE", Path(exposure.path).name[:68], "raw exposure"),
+        ("RAWFILE", Path(exposure.path).name, "raw exposure"),
         ("DATE-OBS", exposure.time.iso_utc, "UTC start of exposure"),
         ("MJD-OBS", round(exposure.time.mjd_utc, 8), "[d] UTC MJD start of exposure"),
         ("EXPTIME", exposure.exptime, "[s] exposure time"),
@@ -477,10 +477,10 @@ def _header_cards(exposure, camera, det, site, site_src, ephem, sol, zp, skymap)
     cards += sol.model.header_cards()
     cards += astrometry.offsets_cards(sol.template, sol.model, sol.fit, sol.template_rms_px)
     if sol.message:
-        cards.append(("ASTMSG", sol.message[:68], "why the template was kept"))
+        cards.append(("ASTMSG", sol.message, "why the template was kept"))
     cards += zp.header_cards()
     if zp.message:
-        cards.append(("ZPMSG", zp.message[:68], "why there is no zeropoint"))
+        cards.append(("ZPMSG", zp.message, "why there is no zeropoint"))
     if skymap is not None:
         cards += [("SBZENITH", round(skymap.zenith_mag, 3), "[mag/arcsec2] sky at the zenith"),
                   ("SBMEDIAN", round(skymap.median_mag, 3), "[mag/arcsec2] median sky"),
@@ -489,8 +489,14 @@ def _header_cards(exposure, camera, det, site, site_src, ephem, sol, zp, skymap)
             for k, v, c in cards]
 
 
-def _detrend_cards(det, camera):
+def _detrend_cards(det, camera, exposure):
+    h = camera.header
+    clock = ([("CAMDATE", str(exposure.header[h.dateobs_card]),
+               f"camera clock {h.dateobs_card}, UTC{h.utc_offset_hours:+g} h")]
+             if h.dateobs_card in exposure.header else [])
     return [
+        ("DATE-OBS", exposure.time.iso_utc, "UTC start of exposure"),
+        *clock,
         ("BUNIT", "adu", "detrended counts"),
         ("DETREND", True, "dark+bias subtracted by allsky_camera"),
         ("PIPEVER", __version__, "pipeline version"),
@@ -501,27 +507,62 @@ def _detrend_cards(det, camera):
     ]
 
 
-def setup_logging(verbose, quiet):
-    """Log to stderr: INFO by default, DEBUG with -v, WARNING with -q."""
+class FrameFilter(logging.Filter):
+    """Prefix every record with the frame's name, so a night's log says which frame."""
+
+    def __init__(self, frame):
+        super().__init__()
+        self.frame = frame
+
+    def filter(self, record):
+        if self.frame and not getattr(record, "_frame_named", False):
+            msg = record.getMessage()
+            record.msg = msg if self.frame in msg else f"{self.frame}: {msg}"
+            record.args = None
+            record._frame_named = True
+        return True
+
+
+def setup_logging(verbose, quiet, frame=None):
+    """Log to stderr: INFO by default, DEBUG with -v, WARNING with -q.
+
+    Every record, and every Python warning (``logging.captureWarnings``),
+    names ``frame``.  Returns the handler.
+    """
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("allsky_camera")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    handler.addFilter(FrameFilter(frame))
+    for name in ("allsky_camera", "py.warnings"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = [handler]
+        lg.setLevel(level)
+        lg.propagate = False
+    return handler
+
+
+def frame_name(opts):
+    """The name of the frame a run reduces, printable, for log lines and errors."""
+    from allsky_camera.io import fits_text
+
+    if opts.demo:
+        return "demo"
+    return fits_text(Path(opts.fname_in).name) if opts.fname_in else None
 
 
 def run(opts):
-    """Run the pipeline for parsed options; returns the results of :func:`process`."""
-    from allsky_camera import config, io
+    """Run the pipeline for parsed options; returns the results of :func:`process`.
+
+    The products are written into the staging directory of an
+    :class:`~allsky_camera.outputs.OutputSet` and published together at the
+    end, so a failed or interrupted run leaves the previous outputs intact.
+    """
+    from allsky_camera import config, io, outputs
 
     timer = Timer()
     data = header = None
     if opts.camera is None and not opts.demo:
         # no camera named: pick the configuration that matches the frame
-        if not os.path.exists(opts.fname_in):
-            raise AllskyError(f"{opts.fname_in}: no such file; check the path")
         data, header = io._read_image_hdu(opts.fname_in)
         camera, why = config.select_camera(header, data.shape)
         log.info("camera %s chosen by %s (give --camera to choose)", camera.name, why)
@@ -545,16 +586,14 @@ def run(opts):
         exposure = io.read_exposure(opts.fname_in, camera)
     timer.lap("read")
     paths = output_paths(opts.outdir, exposure.stem)
-    io.check_not_existing(wanted_outputs(opts, paths), opts.overwrite)
     log.info("%s: camera %s, exposure %.3g s at %s UTC", exposure.path, camera.name,
              exposure.exptime, exposure.time.iso_utc)
-    written = []
-    try:
-        result = process(exposure, camera, opts, timer, written=written)
-    except BaseException:
-        for p in written:   # leave nothing of a failed run behind
-            Path(p).unlink(missing_ok=True)
-        raise
+    with outputs.OutputSet(opts.outdir, exposure.stem, wanted_outputs(opts, paths),
+                           overwrite=opts.overwrite) as oset:
+        staged = argparse.Namespace(**{**vars(opts), "outdir": str(oset.staging)})
+        result = process(exposure, camera, staged, timer)
+        oset.commit()
+    result["paths"] = [oset.final(p) for p in result["paths"]]
     result["times"] = timer.times
     log.info("done in %.2f s (%s)", sum(timer.times.values()),
              ", ".join(f"{k} {v:.2f}" for k, v in timer.times.items()))
@@ -562,22 +601,37 @@ def run(opts):
 
 
 def main(argv=None):
-    """Command-line entry point; returns the exit status."""
+    """Command-line entry point; returns the exit status.
+
+    SIGTERM and SIGHUP end the run like Ctrl-C: its temporaries are removed,
+    one line is printed, and the status is 128 + the signal's number.
+    """
+    from allsky_camera import interrupts
+
     parser = build_parser()
     opts = parser.parse_args(argv)
-    setup_logging(opts.verbose, opts.quiet)
     if opts.fname_in is None and not opts.demo:
         parser.print_usage(sys.stderr)
         print("ac_proc.py: error: give a raw exposure file name, or --demo", file=sys.stderr)
         return 2
+    frame = frame_name(opts)
+    setup_logging(opts.verbose, opts.quiet, frame)
+    logging.captureWarnings(True)
     try:
-        run(opts)
+        with interrupts.handled():
+            run(opts)
     except AllskyError as err:
-        print(f"ac_proc.py: error: {err}", file=sys.stderr)
+        msg = str(err)
+        named = frame and (frame in msg or str(opts.fname_in) in msg)
+        print(f"ac_proc.py: error: {msg if named else f'{frame}: {msg}'}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("ac_proc.py: interrupted; no partial output was left", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        name, status = interrupts.describe(err)
+        print(f"ac_proc.py: error: {frame}: interrupted by {name}; no partial output was left",
+              file=sys.stderr)
+        return status
+    finally:
+        logging.captureWarnings(False)
     return 0
 
 

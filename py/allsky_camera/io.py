@@ -40,6 +40,10 @@ _HASH_DIGITS = 16
 #: (a product gets fresh ones) and the data scaling (products are float32).
 RAW_CARDS_DROPPED = ("CHECKSUM", "DATASUM", "BZERO", "BSCALE", "BLANK")
 
+#: astropy writes string values of this many characters or more as long
+#: strings (CONTINUE cards, FITS 4.0 sec. 4.2.1.2), the comment on the last.
+LONG_STRING_MIN = 69
+
 #: Filename endings stripped to make the output stem (longest first).
 FITS_SUFFIXES = (".fits.bz2", ".fits.gz", ".fit.bz2", ".fit.gz", ".fts.gz",
                  ".fits", ".fit", ".fts")
@@ -378,6 +382,25 @@ def fits_text(text):
                    for c in str(text))
 
 
+def _fixed_card(card):
+    """A valid version of an invalid card (upper-cased keyword, astropy's fix), or None."""
+    from astropy.io import fits
+
+    def tries():
+        yield lambda: fits.Card(card.keyword.upper(), card.value, card.comment)
+        yield lambda: fits.Card.fromstring(card.image)
+    for make in tries():
+        try:
+            c = make()
+            c.verify("fix")
+            c.verify("exception")
+            str(c)
+            return c
+        except Exception:   # noqa: BLE001,S112 - astropy raises several types here
+            continue
+    return None
+
+
 def clean_header(header, where):
     """A copy of a raw header that astropy can write, and what was changed.
 
@@ -394,8 +417,9 @@ def clean_header(header, where):
 
     out = fits.Header()
     notes = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    # recorded, not ignored: astropy's "fix" does not fix under an "ignore" filter
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
         for card in header.cards:
             key = card.keyword
             if key in RAW_CARDS_DROPPED:
@@ -406,15 +430,12 @@ def clean_header(header, where):
                 continue
             except Exception:   # noqa: BLE001 - astropy raises several types here
                 pass
-            try:
-                fixed = fits.Card.fromstring(card.image)
-                fixed.verify("silentfix")
-                fixed.verify("exception")
-                str(fixed)
+            fixed = _fixed_card(card)
+            if fixed is None:
+                notes.append(f"raw card {fits_text(key)[:20]} dropped: not valid FITS")
+            else:
                 out.append(fixed, end=True)
                 notes.append(f"raw card {fits_text(key)[:20]} fixed")
-            except Exception:   # noqa: BLE001
-                notes.append(f"raw card {fits_text(key)[:20]} dropped: not valid FITS")
     for n in notes:
         log.warning("%s: %s", where, n)
     return out, notes
@@ -424,12 +445,23 @@ class CardCommentWarning(UserWarning):
     """A header comment written by the pipeline did not fit its card (a bug to fix)."""
 
 
+def _card_length(key, value, comment):
+    """Characters a fixed-format card needs for ``value`` and the whole ``comment``."""
+    from astropy.io import fits
+
+    used = max(len(str(fits.Card(key, value)).rstrip()), 30)
+    return used + (3 + len(comment) if comment else 0)
+
+
 def _fit_comment(key, value, comment):
     """``comment``, cut (with a warning) if the card would exceed 80 characters."""
     from astropy.io import fits
 
+    image = str(fits.Card(key, value))
+    if len(image) > 80:      # a long string: astropy continues value and comment (CONTINUE)
+        return comment
     # fixed format: the value field ends at column 30 at least, then " / "
-    used = max(len(str(fits.Card(key, value)).rstrip()), 30)
+    used = max(len(image.rstrip()), 30)
     room = max(80 - used - 3, 0)
     if len(comment) > room:
         warnings.warn(f"comment of card {key} cut to {room} characters: {comment!r}",
@@ -453,6 +485,11 @@ def add_cards(header, cards):
             value = "NaN"
         if isinstance(value, str):
             value = fits_text(value)
+            if _card_length(key, value, comment) > 80 and len(value) < LONG_STRING_MIN:
+                # too long with its comment: written as a long string (CONTINUE
+                # cards) so the comment is kept whole; trailing blanks of a FITS
+                # string are not significant (FITS 4.0 sec. 4.2.1.1)
+                value = value.ljust(LONG_STRING_MIN)
         header[key] = (value, _fit_comment(key, value, comment))
 
 
