@@ -526,7 +526,7 @@ def test_no_card_is_truncated_in_any_product(base, tmp_path, capsys):
             hl.verify("exception")
     from allsky_camera.healpix import EXTENSIONS
     with fits.open(out / "base-healpix.fits") as hl:
-        for name, (coord, desc, unit) in EXTENSIONS.items():
+        for name in EXTENSIONS:
             assert "equatorial" in hl[name].header.comments["COORDSYS"]
             assert hl[name].header.comments["COORDSYS"].endswith("(az, alt)")
     cat.close()
@@ -625,3 +625,44 @@ def test_calibrate_refuses_to_replace_existing_masks(base, tmp_path, capsys):
     assert_refused(rc, err, "NEW_bpm.fits: output exists already")
     assert (out.parent / "NEW_bpm.fits").read_bytes() == b"old mask"
     assert sorted(p.name for p in out.parent.iterdir()) == ["NEW_bpm.fits"]
+
+
+# ------------------------------------------------- references outside the project
+#: ../shared beside the checkout (/work/main), or beside the worktrees' folder
+DCT = next((p for p in (REPO.parent / "shared" / "data" / "dct",
+                        REPO.parents[1] / "shared" / "data" / "dct") if p.is_dir()),
+           REPO.parent / "shared" / "data" / "dct")
+
+
+def test_real_bzip2_frame_reads_as_astropy_reads_it():
+    """The CRC-checked read of a real DCT .fits.bz2 gives astropy's own pixels."""
+    if not DCT.is_dir():
+        pytest.skip(f"the real DCT frames are not here ({DCT}): skipped")
+    path = DCT / "005.fits.bz2"
+    data, header = io._read_image_hdu(path)
+    np.testing.assert_array_equal(data, fits.getdata(path))
+    assert header["NAXIS1"] == data.shape[1]
+
+
+@pytest.mark.parametrize("text,offset,utc", [
+    ("2016-12-31T23:59:60.5", 0.0, "2016-12-31T23:59:60.5"),
+    ("2016-12-31T16:59:60.25", -7.0, "2016-12-31T23:59:60.25"),
+    ("2020-10-11T21:38:23.1", -7.0, "2020-10-12T04:38:23.1"),
+    ("2020-10-11 21:38:23.12Z", 0.0, "2020-10-11T21:38:23.12"),
+    ("2020-10-11T21:38:23+02:00", 0.0, "2020-10-11T19:38:23"),
+    ("2015-06-30T23:59:60", 0.0, "2015-06-30T23:59:60")])
+def test_times_agree_with_astropy(text, offset, utc):
+    """UTC and TT against astropy.time (its own leap-second table), leap seconds included."""
+    from astropy.time import Time
+
+    from allsky_camera import coords
+    t = coords.parse_time(text, offset)
+    ref = Time(utc, scale="utc")
+    dt_s = (t.tt1 - ref.tt.jd1 + (t.tt2 - ref.tt.jd2)) * 86400.0
+    assert abs(dt_s) < 1e-4
+    assert t.iso_utc[:19] == ref.isot[:19]
+
+
+def test_dev_zero_refused_when_the_camera_is_chosen_from_the_header(tmp_path, capsys):
+    rc, err = run(["/dev/zero", "--outdir", tmp_path / "out", "-q"], capsys)
+    assert_refused(rc, err, "/dev/zero: is not a regular file")

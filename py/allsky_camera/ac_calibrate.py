@@ -29,7 +29,7 @@ if not __package__:   # run as a script: make the package importable
 import numpy as np
 
 from allsky_camera import __version__
-from allsky_camera.exceptions import AllskyError, InputFileError, OutputError
+from allsky_camera.exceptions import AllskyError, InputFileError
 
 log = logging.getLogger("allsky_camera")
 

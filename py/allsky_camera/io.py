@@ -396,7 +396,7 @@ def _fixed_card(card):
             c.verify("exception")
             str(c)
             return c
-        except Exception:   # noqa: BLE001,S112 - astropy raises several types here
+        except Exception:   # astropy raises several types here
             continue
     return None
 
@@ -428,7 +428,7 @@ def clean_header(header, where):
                 card.verify("exception")
                 out.append(card, end=True)
                 continue
-            except Exception:   # noqa: BLE001 - astropy raises several types here
+            except Exception:   # astropy raises several types here
                 pass
             fixed = _fixed_card(card)
             if fixed is None:
