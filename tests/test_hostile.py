@@ -666,3 +666,18 @@ def test_times_agree_with_astropy(text, offset, utc):
 def test_dev_zero_refused_when_the_camera_is_chosen_from_the_header(tmp_path, capsys):
     rc, err = run(["/dev/zero", "--outdir", tmp_path / "out", "-q"], capsys)
     assert_refused(rc, err, "/dev/zero: is not a regular file")
+
+
+@pytest.mark.parametrize("year", [2030, 2099])
+def test_future_years_give_no_erfa_warnings(year):
+    """After ERFA's leap-second table ("dubious year"), positions come without warnings."""
+    import warnings
+
+    from allsky_camera import coords
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = coords.parse_time(f"{year}-06-01T03:00:00")
+        site = coords.Site(-111.6, 31.96, 2100.0, 0.0)
+        alt, az = coords.radec_to_altaz(np.array([10.0]), np.array([20.0]), t, site)
+        coords.sun_moon_altaz(t, site)
+    assert np.isfinite(alt).all() and np.isfinite(az).all()

@@ -59,11 +59,12 @@ class ObsTime:
         return self.utc1 - 2400000.5 + self.utc2
 
 
-#: Years accepted in a DATE-OBS: ERFA's UTC starts in 1960 (eraDat), and a
-#: year after 2100 is a typo or a corrupt card, not an exposure yet taken.
+#: Years accepted in a DATE-OBS: ERFA's UTC starts in 1960 (eraDat) and its
+#: Earth ephemeris (eraEpv00, used for the Sun, aberration) covers 1900-2100
+#: AD; a year outside is a typo or a corrupt card, not an exposure taken.
 #: After ERFA's last tabulated leap second, UTC-TAI is taken as constant
 #: (ERFA calls such years "dubious"; no leap second is scheduled).
-MIN_YEAR, MAX_YEAR = 1960, 2100
+MIN_YEAR, MAX_YEAR = 1960, 2099
 #: ISO 8601 date-time: date, optional time with fraction, optional zone.
 _ISO_RE = re.compile(
     r"^(?P<Y>\d{4})-(?P<M>\d{2})-(?P<D>\d{2})"
@@ -164,10 +165,13 @@ class Site:
 
 def _astrom(t, site):
     """ERFA star-independent astrometry parameters for ``t`` and ``site`` (eraApco13)."""
-    astrom, _ = erfa.apco13(t.utc1, t.utc2, 0.0, np.radians(site.lon_deg),
-                            np.radians(site.lat_deg), site.height_m, 0.0, 0.0,
-                            site.pressure_hpa, site.temperature_c, site.humidity,
-                            site.wavelength_um)
+    with warnings.catch_warnings():
+        # a year past ERFA's leap-second table is "dubious": see MAX_YEAR
+        warnings.filterwarnings("ignore", message=".*dubious year", category=erfa.ErfaWarning)
+        astrom, _ = erfa.apco13(t.utc1, t.utc2, 0.0, np.radians(site.lon_deg),
+                                np.radians(site.lat_deg), site.height_m, 0.0, 0.0,
+                                site.pressure_hpa, site.temperature_c, site.humidity,
+                                site.wavelength_um)
     return astrom
 
 
