@@ -681,3 +681,60 @@ def test_future_years_give_no_erfa_warnings(year):
         alt, az = coords.radec_to_altaz(np.array([10.0]), np.array([20.0]), t, site)
         coords.sun_moon_altaz(t, site)
     assert np.isfinite(alt).all() and np.isfinite(az).all()
+
+
+@pytest.mark.parametrize("cards,warned", [
+    ({"OBSLAT": 134.0, "OBSLONG": -111.6, "OBSALT": 2000.0}, "OBSLAT = 134.0"),
+    ({"OBSLAT": "north", "OBSLONG": -111.6}, "OBSLAT = 'north'"),
+    ({"OBSLAT": 35.1, "OBSLONG": -111.4, "OBSALT": 1e9}, "OBSALT = 1000000000.0"),
+    ({"OBSLAT": 35.1, "OBSLONG": -111.4, "OBSALT": 2200.0}, None)])
+def test_header_site_out_of_range_falls_back_to_the_configuration(cards, warned, caplog):
+    import dataclasses
+
+    from allsky_camera import coords
+    cfg = dataclasses.replace(config.load_camera("DCT").site, prefer_header=True)
+    site, source = coords.site_from_config(cfg, fits.Header(cards))
+    if warned is None:
+        assert source == "header" and (site.lat_deg, site.height_m) == (35.1, 2200.0)
+        assert not caplog.records
+    else:
+        assert source == "config" and site.lat_deg == cfg.lat_deg
+        assert warned in caplog.text and "using the camera configuration's site" in caplog.text
+
+
+@pytest.mark.slow
+def test_two_runs_on_the_same_outputs(base, tmp_path, capsys):
+    """The second run refuses while the first holds the set's lock; the first completes."""
+    out = tmp_path / "out"
+    first = _start([base, "-q", "--camera", "MDM", "--skip_sbmap", "--skip_checkplots"], out)
+    assert _wait_staging(first, out), first.communicate()[1]
+    first.send_signal(signal.SIGSTOP)          # hold it inside its output set
+    try:
+        rc, err = run([base, "--outdir", out, *FAST, "--overwrite"], capsys)
+        assert_refused(rc, err, f"another run \\(pid {first.pid}\\) is writing the outputs")
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert (out / "base-cat.fits").is_file() and leftovers(out) == []
+
+
+def test_library_warnings_name_the_frame(base, tmp_path, capsys, monkeypatch):
+    """An astropy warning raised during a run is logged with the frame's name."""
+    import warnings
+
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    from allsky_camera import reduction
+    real = reduction.reduce_exposure
+
+    def noisy(*a, **k):
+        warnings.warn("a library complains", AstropyUserWarning, stacklevel=1)
+        return real(*a, **k)
+    monkeypatch.setattr(reduction, "reduce_exposure", noisy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        rc, err = run([base, "--outdir", tmp_path / "out", *FAST], capsys)
+    assert rc == 0, err
+    line, = [x for x in err.splitlines() if "a library complains" in x]
+    assert line.startswith("WARNING py.warnings: base.fits: ")

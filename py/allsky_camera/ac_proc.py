@@ -13,6 +13,7 @@ header, and the run goes on with what it can produce.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -241,7 +242,7 @@ def main(argv=None):
         return 2
     frame = frame_name(opts)
     setup_logging(opts.verbose, opts.quiet, frame)
-    logging.captureWarnings(True)
+    _route_warnings(True)
     try:
         with interrupts.handled():
             run(opts)
@@ -256,8 +257,36 @@ def main(argv=None):
               file=sys.stderr)
         return status
     finally:
-        logging.captureWarnings(False)
+        _route_warnings(False)
     return 0
+
+
+_SAVED_SHOWWARNING = []
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` replacement: one log line, ``Category: message``."""
+    first = str(message).strip().splitlines()[0] if str(message).strip() else ""
+    logging.getLogger("py.warnings").warning("%s: %s (%s:%d)", category.__name__, first,
+                                            Path(filename).name, lineno)
+
+
+def _route_warnings(on):
+    """Send Python warnings (astropy's too) through our log, which names the frame."""
+    import warnings
+
+    from astropy import log as astropy_log
+    from astropy.logger import LoggingError
+
+    if on:
+        with contextlib.suppress(LoggingError):   # astropy does not own them: fine
+            astropy_log.disable_warnings_logging()
+        _SAVED_SHOWWARNING.append(warnings.showwarning)
+        warnings.showwarning = _log_warning
+    elif _SAVED_SHOWWARNING:
+        warnings.showwarning = _SAVED_SHOWWARNING.pop()
+        with contextlib.suppress(LoggingError):
+            astropy_log.enable_warnings_logging()
 
 
 if __name__ == "__main__":

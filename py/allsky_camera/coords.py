@@ -17,6 +17,7 @@ Angles in degrees; azimuth from north through east.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import re
 import warnings
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import erfa
 import numpy as np
 
 from .exceptions import InputFileError
+
+log = logging.getLogger(__name__)
 
 #: Seconds per day.
 _DAY_S = 86400.0
@@ -266,6 +269,29 @@ def angular_sep(lon1, lat1, lon2, lat2):
     return np.degrees(np.arctan2(num, den))
 
 
+def _header_site(header, keys, default_h):
+    """``(lat, lon, h)`` from header cards, or None (and a warning) if not valid numbers in range."""
+    from .config import RANGES, check_range
+    from .exceptions import ConfigError
+
+    out = []
+    for key, name, default in zip(keys, ("site.lat_deg", "site.lon_deg", "site.height_m"),
+                                  (None, None, default_h)):
+        value = header.get(key, default)
+        try:
+            if isinstance(value, (bool, np.bool_)):
+                raise TypeError("a logical value")
+            x = float(value)
+            check_range(x, f"header card {key}", "site", *RANGES[name])
+        except (TypeError, ValueError, ConfigError) as err:
+            log.warning("header card %s = %r is not a valid %s (%s); using the camera "
+                        "configuration's site: fix the header or set site.prefer_header: false",
+                        key, value, name, err)
+            return None
+        out.append(x)
+    return tuple(out)
+
+
 def site_from_config(site_cfg, header=None):
     """Build a :class:`Site` from a configuration's site section.
 
@@ -286,12 +312,10 @@ def site_from_config(site_cfg, header=None):
                                  ("SITELAT", "SITELONG", "SITEELEV"),
                                  ("LATITUDE", "LONGITUD", "ALTITUDE")):
             if klat in header and klon in header:
-                try:
-                    lat, lon = float(header[klat]), float(header[klon])
-                    h = float(header.get(kalt, h))
+                vals = _header_site(header, (klat, klon, kalt), h)
+                if vals is not None:
+                    lat, lon, h = vals
                     source = "header"
                     break
-                except (TypeError, ValueError):
-                    continue
     return Site(lon, lat, h, site_cfg.pressure_bar * 1000.0, site_cfg.temperature_c,
                 site_cfg.humidity, site_cfg.wavelength_um), source
