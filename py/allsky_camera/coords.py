@@ -270,7 +270,7 @@ def angular_sep(lon1, lat1, lon2, lat2):
 
 
 def _header_site(header, keys, default_h):
-    """``(lat, lon, h)`` from header cards, or None (and a warning) if not valid numbers in range."""
+    """``(lat, lon, h)`` from header cards, or None (with a warning) if invalid or out of range."""
     from .config import RANGES, check_range
     from .exceptions import ConfigError
 
