@@ -34,8 +34,15 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _BZIP2_MAGIC = b"BZh"
 #: Longest file name when the file system does not say (POSIX NAME_MAX).
 _NAME_MAX_DEFAULT = 255
-#: Hex digits of the hash that names a temporary whose plain name is too long.
+#: Hex digits of the hash that names a temporary whose plain name is too long,
+#: and the longest suffix (``.fits.gz``) kept after it, characters.
 _HASH_DIGITS = 16
+_MAX_SUFFIX = 16
+#: Valid BITPIX values (FITS 4.0 table 8).
+_BITPIX = (8, 16, 32, 64, -32, -64)
+#: Characters of a raw card's keyword quoted in a HISTORY note (a HIERARCH
+#: keyword can be long; the note must fit its card).
+_NOTE_KEY_CHARS = 20
 #: Raw cards never copied into a product: the checksums of the raw file
 #: (a product gets fresh ones) and the data scaling (products are float32).
 RAW_CARDS_DROPPED = ("CHECKSUM", "DATASUM", "BZERO", "BSCALE", "BLANK")
@@ -150,7 +157,7 @@ def _declared_bytes(header):
         pcount, gcount = int(header.get("PCOUNT", 0)), int(header.get("GCOUNT", 1))
     except (KeyError, TypeError, ValueError):
         return None
-    if bitpix not in (8, 16, 32, 64, -32, -64) or min(dims, default=0) < 0 or naxis < 0:
+    if bitpix not in _BITPIX or min(dims, default=0) < 0 or naxis < 0:
         return None
     n = 1
     for d in dims:
@@ -296,7 +303,7 @@ def check_outdir(outdir):
                           f"({err.strerror}); choose another --outdir") from err
     if not outdir.is_dir():
         raise OutputError(f"{outdir}: is not a directory; choose another --outdir")
-    probe = outdir / f".allsky_write_test_{os.getpid()}"
+    probe = outdir / f".part{os.getpid()}.write_test"   # removed by a later run if killed
     try:
         probe.write_bytes(b"")
         probe.unlink()
@@ -333,7 +340,7 @@ def hidden_name(prefix, name, directory):
     if len(os.fsencode(full)) <= name_max(directory):
         return full
     suffix = "".join(Path(name).suffixes[-2:])
-    if len(os.fsencode(suffix)) > 16:
+    if len(os.fsencode(suffix)) > _MAX_SUFFIX:
         suffix = ""
     digest = hashlib.sha1(os.fsencode(name)).hexdigest()[:_HASH_DIGITS]
     return f"{prefix}{digest}{suffix}"
@@ -432,10 +439,10 @@ def clean_header(header, where):
                 pass
             fixed = _fixed_card(card)
             if fixed is None:
-                notes.append(f"raw card {fits_text(key)[:20]} dropped: not valid FITS")
+                notes.append(f"raw card {fits_text(key)[:_NOTE_KEY_CHARS]} dropped: not valid FITS")
             else:
                 out.append(fixed, end=True)
-                notes.append(f"raw card {fits_text(key)[:20]} fixed")
+                notes.append(f"raw card {fits_text(key)[:_NOTE_KEY_CHARS]} fixed")
     for n in notes:
         log.warning("%s: %s", where, n)
     return out, notes

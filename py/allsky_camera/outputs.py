@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 PART_PREFIX = ".part"
 LOCK_PREFIX = ".lock."
 _PART_RE = re.compile(r"^\.part(\d+)\.")
+#: Characters of an over-long output name quoted in the error message.
+_QUOTED_NAME_CHARS = 40
 
 
 def pid_alive(pid):
@@ -121,8 +123,9 @@ class OutputSet:
         for t in self.targets:
             n = len(os.fsencode(t.name))
             if n > limit:
-                raise OutputError(f"{t.name[:40]}...: output name is {n} bytes, more than the "
-                                  f"{limit} the file system allows; rename the input file")
+                raise OutputError(f"{t.name[:_QUOTED_NAME_CHARS]}...: output name is {n} "
+                                  f"bytes, more than the {limit} the file system allows; "
+                                  "rename the input file")
             if t.is_symlink() or t.exists():
                 if not t.is_file() or t.is_symlink():
                     raise OutputError(f"{t}: exists and is not a regular file; remove it or "
