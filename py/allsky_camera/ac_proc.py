@@ -7,7 +7,11 @@ The stages run in the order written in :func:`process`, each a function of
 its own module, passing arrays and tables in memory.  Errors the user can fix
 end the run with one line on stderr and exit status 2; a sky that does not
 allow a measurement (clouds, twilight) is logged, recorded in the output
-header, and the run goes on with what it can produce.
+header, and the run goes on with what it can produce.  The products are
+published together once all are written (:mod:`allsky_camera.outputs`): a run
+that fails, or is ended by Ctrl-C, SIGTERM or SIGHUP (exit status 128 + the
+signal's number), leaves the earlier outputs as they were.  Every log line
+and error names the frame.
 """
 
 from __future__ import annotations
