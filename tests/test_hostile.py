@@ -557,6 +557,8 @@ CAL_CASES = {
                        "DATAMAX = 'full' is not a number"),
     "--lat 134": ([], ["--lat", "134", "--lon", "-111.6"], r"site.lat_deg = 134.0 is outside"),
     "OBSLAT 134": ([("OBSLAT", 134.0), ("OBSLONG", -111.6)], [], "OBSLAT.*134.0 is outside"),
+    "--utc-offset 30": ([], ["--lat", "31.9", "--lon", "-111.6", "--utc-offset", "30"],
+                        r"--utc-offset: header.utc_offset_hours = 30.0 is outside \[-14, 14\]"),
 }
 
 

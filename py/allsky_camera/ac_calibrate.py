@@ -233,12 +233,15 @@ def calibrate_frame(opts):
     import yaml
 
     from allsky_camera import calibrate, coords, io, masks, outputs
+    from allsky_camera.config import RANGES, check_range
 
     out = Path(opts.output)
     name = opts.name or out.stem
     names = (f"{name}_bpm.fits", f"{name}_obstruction.fits")
     targets = [out, out.parent / names[0], out.parent / names[1], out.with_suffix(".png")]
     _check_site(opts.lat, opts.lon, opts.elev, "--lat/--lon/--elev")
+    check_range(opts.utc_offset, "header.utc_offset_hours", "--utc-offset",
+                *RANGES["header.utc_offset_hours"])
     io.check_outdir(out.parent)
     frame = opts.frames[0]
     data, header = _read(frame)

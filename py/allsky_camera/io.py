@@ -47,6 +47,10 @@ _NOTE_KEY_CHARS = 20
 #: (a product gets fresh ones) and the data scaling (products are float32).
 RAW_CARDS_DROPPED = ("CHECKSUM", "DATASUM", "BZERO", "BSCALE", "BLANK")
 
+#: Comments of the checksum cards (FITS 4.0 appendix J), without astropy's
+#: default time stamp.
+CHECKSUM_COMMENT = "HDU checksum (FITS 4.0 appendix J)"
+DATASUM_COMMENT = "data unit checksum (FITS 4.0 appendix J)"
 #: astropy writes string values of this many characters or more as long
 #: strings (CONTINUE cards, FITS 4.0 sec. 4.2.1.2), the comment on the last.
 LONG_STRING_MIN = 69
@@ -368,10 +372,18 @@ def atomic_path(path):
 
 
 def write_fits_hdus(hdus, path):
-    """Write an ``HDUList`` atomically with fresh CHECKSUM/DATASUM cards (format FITS)."""
+    """Write an ``HDUList`` atomically with fresh CHECKSUM/DATASUM cards (format FITS).
+
+    The checksum cards' comments carry no time stamp, so the same products
+    are the same bytes whenever they are written.
+    """
+    hdus.verify("exception")
+    for hdu in hdus:
+        hdu.add_datasum(when=DATASUM_COMMENT)
+        hdu.add_checksum(when=CHECKSUM_COMMENT, override_datasum=True)
     with atomic_path(path) as tmp:
         try:
-            hdus.writeto(tmp, overwrite=True, output_verify="exception", checksum=True)
+            hdus.writeto(tmp, overwrite=True, output_verify="exception")
         except OSError as err:
             raise OutputError(f"{path}: cannot write ({err.strerror or err}); check the disk "
                               "and the directory's permissions") from err
