@@ -76,7 +76,7 @@ _ISO_RE = re.compile(
 
 
 def _iso_fields(text, where):
-    """Calendar fields and the zone offset (hours) of an ISO 8601 string."""
+    """Calendar fields and the zone offset (hours, or None) of an ISO 8601 string."""
     s = str(text).strip()
     if len(s) > 10 and s[10] == " ":
         s = s[:10] + "T" + s[11:]
@@ -85,45 +85,64 @@ def _iso_fields(text, where):
         raise InputFileError(f"{where} = {text!r} is not an ISO 8601 time "
                              "(expected YYYY-MM-DDThh:mm:ss); fix the header card")
     g = m.groupdict()
-    y, mo, d = int(g["Y"]), int(g["M"]), int(g["D"])
-    h, mi = int(g["h"] or 0), int(g["m"] or 0)
     sec = int(g["s"] or 0) + (float("0." + g["f"]) if g["f"] else 0.0)
-    zone = 0.0
+    zone = None
     tz = g["tz"]
-    if tz and tz != "Z":
+    if tz == "Z":
+        zone = 0.0
+    elif tz:
         sign = -1.0 if tz[0] == "-" else 1.0
         digits = tz[1:].replace(":", "")
         zone = sign * (int(digits[:2]) + (int(digits[2:]) if len(digits) > 2 else 0) / 60.0)
-    if not MIN_YEAR <= y <= MAX_YEAR:
-        raise InputFileError(f"{where} = {text!r}: year {y} is outside {MIN_YEAR}-{MAX_YEAR}; "
-                             "fix the camera clock or the header card")
-    return y, mo, d, h, mi, sec, zone, tz is not None
+    return (int(g["Y"]), int(g["M"]), int(g["D"]), int(g["h"] or 0), int(g["m"] or 0), sec,
+            zone)
 
 
-def parse_time(text, utc_offset_hours=0.0, where="DATE-OBS"):
-    """Parse an ISO 8601 clock time and return the :class:`ObsTime` in UTC.
+def _strptime_fields(text, fmt, where):
+    """Calendar fields and zone offset (hours, or None) of ``text`` in layout ``fmt``."""
+    try:
+        t = _dt.datetime.strptime(" ".join(str(text).split()), fmt)
+    except ValueError as err:
+        raise InputFileError(f"{where} = {text!r} does not match the time format "
+                             f"{fmt!r}; check header.time_format") from err
+    zone = None if t.tzinfo is None else t.utcoffset().total_seconds() / 3600.0
+    return (t.year, t.month, t.day, t.hour, t.minute, t.second + t.microsecond * 1e-6, zone)
+
+
+def parse_time(text, utc_offset_hours=0.0, where="DATE-OBS", fmt=None):
+    """Parse a clock time and return the :class:`ObsTime` in UTC.
 
     Parameters
     ----------
     text : str
-        ``YYYY-MM-DDThh:mm:ss[.fff]`` (a space instead of ``T`` is accepted,
-        so is a date alone, any number of decimals, and a zone ``Z`` or
-        ``+hh:mm``, which then replaces ``utc_offset_hours``); the clock runs
-        ``utc_offset_hours`` ahead of UTC.  A leap second (``23:59:60`` UTC
-        on a day that has one) is accepted.
+        With ``fmt`` None: ISO 8601, ``YYYY-MM-DDThh:mm:ss[.fff]`` (a space
+        instead of ``T`` is accepted, so is a date alone, any number of
+        decimals, and a zone ``Z`` or ``+hh:mm``, which then replaces
+        ``utc_offset_hours``); else text in the ``fmt`` layout.  The clock
+        runs ``utc_offset_hours`` ahead of UTC.  A leap second
+        (``23:59:60`` UTC on a day that has one) is accepted.
     utc_offset_hours : float
         Offset of the clock from UTC in hours (MDM: -7).
     where : str
         Named in the error message.
+    fmt : str, optional
+        A ``datetime.strptime`` format, e.g. ``'%a %b %d %H:%M:%S %Y'`` for
+        ``'WED MAR 06 08:30:37 2019'`` (names of days and months match in
+        any case).
 
     Raises
     ------
     InputFileError
-        Not ISO 8601, a year outside ``MIN_YEAR``-``MAX_YEAR``, a field out
-        of range (month 13, second 60 on a day without a leap second).
+        Not ISO 8601 (or not ``fmt``), a year outside
+        ``MIN_YEAR``-``MAX_YEAR``, a field out of range (month 13, second 60
+        on a day without a leap second).
     """
-    y, mo, d, h, mi, sec, zone, has_zone = _iso_fields(text, where)
-    offset = zone if has_zone else utc_offset_hours
+    fields = _iso_fields(text, where) if fmt is None else _strptime_fields(text, fmt, where)
+    y, mo, d, h, mi, sec, zone = fields
+    if not MIN_YEAR <= y <= MAX_YEAR:
+        raise InputFileError(f"{where} = {text!r}: year {y} is outside {MIN_YEAR}-{MAX_YEAR}; "
+                             "fix the camera clock or the header card")
+    offset = utc_offset_hours if zone is None else zone
     try:
         # whole minutes shift with the clock offset; the seconds (up to 60.999
         # in a leap second) are kept apart so that ERFA can judge them in UTC
