@@ -36,6 +36,11 @@ from allsky_camera.exceptions import AllskyError
 
 log = logging.getLogger(__name__)
 
+#: Along a line, a sample off the searched sky counts this many times the
+#: streak's level against it: a streak does not jump a gap in the sky area
+#: (a choice of this module: any value above a few works the same).
+OFF_SKY_PENALTY = 10.0
+
 #: Columns of the streak table: name -> (unit, description).
 COLUMNS = {
     "x1": ("pix", "first endpoint x"), "y1": ("pix", "first endpoint y"),
@@ -105,26 +110,6 @@ def _table(cols):
             t[name].unit = u.Unit(unit)
         t[name].description = desc
     return t
-
-
-def _segments_to_lines(segments, cfg):
-    """Group Hough segments into lines: (theta, rho) of each group and its members."""
-    lines = []
-    for (x0, y0), (x1, y1) in segments:
-        ang = np.arctan2(y1 - y0, x1 - x0) % np.pi
-        nx_, ny_ = -np.sin(ang), np.cos(ang)            # unit normal
-        rho = x0 * nx_ + y0 * ny_
-        for ln in lines:
-            d_ang = abs((ang - ln["ang"] + np.pi / 2) % np.pi - np.pi / 2)
-            # perpendicular distance of this segment's ends from the group's line
-            gx, gy = -np.sin(ln["ang"]), np.cos(ln["ang"])
-            dist = max(abs(x0 * gx + y0 * gy - ln["rho"]), abs(x1 * gx + y1 * gy - ln["rho"]))
-            if d_ang < np.radians(cfg.merge_angle_deg) and dist < cfg.merge_dist_px:
-                ln["pts"] += [(x0, y0), (x1, y1)]
-                break
-        else:
-            lines.append({"ang": ang, "rho": rho, "pts": [(x0, y0), (x1, y1)]})
-    return lines
 
 
 def _merge_into(seg, rows, tol, gap):
@@ -208,15 +193,109 @@ def _half_max_width(p, offs):
     return abs(edges[1] - edges[0])
 
 
-def _fit_line(pts):
-    p = np.asarray(pts, dtype=float)
-    c = p.mean(axis=0)
-    _, _, vt = np.linalg.svd(p - c)
-    return c, vt[0]
+def excluded_region(shape, model, cfg, *, mask=None, moon_altaz=None):
+    """Pixels never searched, bool array of ``shape``: the obstruction
+    ``mask`` grown by ``cfg.mask_grow_px`` (the sky median and the glare
+    leave bright rims along its edges: trees, buildings, the wire) and the
+    Moon's halo, a disc of ``cfg.moon_radius_deg`` around the Moon when it is
+    above the horizon.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)``.
+    model : CameraModel
+    cfg : config.Streaks
+    mask : ndarray of bool, optional
+        True where the pixel is not sky.
+    moon_altaz : (float, float), optional
+        The Moon's apparent altitude and azimuth, deg.
+    """
+    ny, nx = shape
+    out = np.zeros(shape, dtype=bool)
+    if mask is not None and np.any(mask):
+        from scipy.ndimage import maximum_filter
+
+        g = int(round(cfg.mask_grow_px))
+        out |= maximum_filter(np.asarray(mask, dtype=np.uint8), size=2 * g + 1) > 0
+    if moon_altaz is not None and moon_altaz[0] > 0.0:
+        mx, my = model.altaz_to_xy(moon_altaz[0], moon_altaz[1])
+        zd = 90.0 - float(moon_altaz[0])
+        # pixels per degree: the larger of the radial and tangential scales
+        radial = float(model.dradius_dtheta(zd))
+        tangential = float(model.radius(zd)) / max(np.sin(np.radians(zd)), 1e-6) * np.pi / 180
+        r = cfg.moon_radius_deg * max(radial, tangential)
+        yy, xx = np.ogrid[:ny, :nx]
+        out |= (xx - float(mx)) ** 2 + (yy - float(my)) ** 2 <= r * r
+    return out
+
+
+def _sample(img, x, y):
+    """Bilinear samples of ``img`` at ``(x, y)`` (0 outside the image)."""
+    from scipy.ndimage import map_coordinates
+
+    return map_coordinates(img, [np.ravel(y), np.ravel(x)], order=1, mode="constant",
+                           cval=0.0).reshape(np.shape(x))
+
+
+def _refine(sig, p0, p1, cfg):
+    """Fit the line through the ridge of a candidate segment at full resolution.
+
+    The significance is summed along the segment in chunks of
+    ``cfg.refine_chunk_px``; the peak of each chunk's profile across the
+    line (parabola through the highest three samples, within
+    ``cfg.bin_px`` of the guess) gives the ridge's offset there, and a
+    weighted straight fit of those offsets the line.  Two passes.
+
+    Returns
+    -------
+    (p0, p1, rms) : the refined end points (pixels) and the RMS of the chunks'
+        offsets about the fitted line (pixels; NaN with fewer than 3 chunks),
+        or None when no chunk shows a ridge.
+    """
+    p0, p1 = np.asarray(p0, dtype=float), np.asarray(p1, dtype=float)
+    rms = np.nan
+    for _ in range(2):
+        d = p1 - p0
+        length = float(np.hypot(*d))
+        if length < 2 * cfg.refine_chunk_px:
+            return None
+        d /= length
+        nrm = np.array([-d[1], d[0]])
+        half = float(cfg.bin_px)
+        offs = np.arange(-2 * half, 2 * half + 0.25, 0.5)
+        along = np.arange(0.0, length, 1.0)
+        x = p0[0] + along[:, None] * d[0] + offs[None, :] * nrm[0]
+        y = p0[1] + along[:, None] * d[1] + offs[None, :] * nrm[1]
+        prof = _sample(sig, x, y)
+        nch = int(length // cfg.refine_chunk_px)
+        k = nch * cfg.refine_chunk_px
+        ch = prof[:k].reshape(nch, cfg.refine_chunk_px, offs.size).sum(axis=1)
+        inner = np.abs(offs) <= half
+        cen, wts, pos = [], [], []
+        for i in range(nch):
+            p = np.where(inner, ch[i], -np.inf)
+            j = int(np.argmax(p))
+            if not 0 < j < offs.size - 1 or ch[i, j] <= 3 * np.sqrt(cfg.refine_chunk_px):
+                continue
+            a, b, c = ch[i, j - 1], ch[i, j], ch[i, j + 1]
+            den = a - 2 * b + c
+            frac = 0.5 * (a - c) / den if den < 0 else 0.0
+            cen.append(offs[j] + 0.5 * float(np.clip(frac, -1, 1)))
+            wts.append(ch[i, j])
+            pos.append((i + 0.5) * cfg.refine_chunk_px)
+        if len(cen) < 2:
+            return None
+        cen, wts, pos = np.array(cen), np.array(wts), np.array(pos)
+        coef = np.polyfit(pos, cen, 1, w=np.sqrt(wts))
+        if len(cen) >= 3:
+            rms = float(np.sqrt(np.average((cen - np.polyval(coef, pos)) ** 2, weights=wts)))
+        p0, p1 = p0 + np.polyval(coef, 0.0) * nrm, p1 + np.polyval(coef, length) * nrm
+    return p0, p1, rms
 
 
 def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, star_xy=None,
-           sky=None, workers=1):
+           sky=None, moon_altaz=None, workers=1):
     """Find satellite and aircraft streaks in a detrended image.
 
     Parameters
@@ -235,13 +314,17 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
     time, site : ObsTime, Site, optional
         For the end points' RA/Dec (NaN without them).
     mask : ndarray of bool, shape (ny, nx), optional
-        True where the pixel is not sky (obstructions, the wire); ignored.
+        True where the pixel is not sky (obstructions, the wire); not
+        searched, nor within ``cfg.mask_grow_px`` of it.
     star_xy : (ndarray, ndarray), optional
         Pixel positions of catalog stars to blank (bright ones, brighter than
         ``cfg.star_mask_vmax``).
     sky : ndarray, shape (ny, nx), optional
         Background per pixel, ADU; default: the running median of width
         ``cfg.bkg_kernel_px`` on a grid of step ``cfg.bkg_step_px``.
+    moon_altaz : (float, float), optional
+        The Moon's apparent altitude and azimuth, deg: its halo (within
+        ``cfg.moon_radius_deg``) is not searched when it is up.
     workers : int
         Threads for that median (``--multiproc``); results do not depend on it.
 
@@ -256,8 +339,7 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
     AllskyError
         ``image`` is not 2-D, or ``mask`` or ``sky`` has another shape.
     """
-    from skimage.morphology import remove_small_objects
-    from skimage.transform import probabilistic_hough_line
+    from . import line_search
 
     image = np.asarray(image)
     if image.ndim != 2:
@@ -266,8 +348,9 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
         if arr is not None and np.shape(arr) != image.shape:
             raise AllskyError(f"streaks.detect: {name} has shape {np.shape(arr)}, the image "
                               f"{image.shape}; give one of the image's shape")
-    region = search_region(image.shape, model, cfg,
-                           mask=None if mask is None else np.asarray(mask, dtype=bool))
+    excluded = excluded_region(image.shape, model, cfg, moon_altaz=moon_altaz,
+                               mask=None if mask is None else np.asarray(mask, dtype=bool))
+    region = search_region(image.shape, model, cfg, mask=excluded)
     if sky is None:
         from allsky_camera.fastmedian import median_filter_fast
 
@@ -298,26 +381,33 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
                     ok = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
                     sig[yy[ok], xx[ok]] = 0.0
                     blank[yy[ok], xx[ok]] = True
-    # light smoothing: a 3x3 box raises a streak's significance by ~3 and a
-    # single noise pixel's by only 1/3... the box mean of noise has sigma/3
-    sm = sig.copy()
-    sm[1:-1, 1:-1] = sum(sig[1 + dy:ny - 1 + dy, 1 + dx:nx - 1 + dx]
-                         for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9.0
-    binary = sm > cfg.threshold_sigma / 3.0
-    binary = remove_small_objects(binary, max_size=cfg.min_blob_px)
-    segs = probabilistic_hough_line(binary, threshold=cfg.hough_threshold,
-                                    line_length=cfg.min_length_px, line_gap=cfg.line_gap_px,
-                                    rng=0)
+    # the line search, on the significance clipped to a few sigma: a star or
+    # a hot pixel then weighs no more than a few pixels of a faint trail
+    clipped = np.clip(sig, -cfg.clip_sigma, cfg.clip_sigma)
+    sums, counts = line_search.bin_image(clipped, region & ~blank, cfg.bin_px)
+    cands = line_search.search(sums, counts, cfg.bin_px, windows_px=cfg.windows_px,
+                               angle_step_deg=cfg.angle_step_deg, snr_min=cfg.search_snr,
+                               max_segments=cfg.max_candidates)
+    log.debug("streaks: %d candidate segments", len(cands))
     rows = {k: [] for k in COLUMNS}
-    for ln in _segments_to_lines(segs, cfg):
-        c, d = _fit_line(ln["pts"])
-        meas = _measure(sig, resid, region, blank, c, d, cfg)
+    for cand in cands:
+        ref = _refine(sig, (cand.x1, cand.y1), (cand.x2, cand.y2), cfg)
+        if ref is None:
+            continue
+        p0, p1, rms = ref
+        if np.isfinite(rms) and rms > cfg.max_curvature_px:
+            log.debug("streaks: %s bends (%.1f px rms): an arc, not a streak", cand, rms)
+            continue
+        d = (p1 - p0) / np.hypot(*(p1 - p0))
+        meas = _measure(sig, resid, region, blank, 0.5 * (p0 + p1), d,
+                        0.5 * float(np.hypot(*(p1 - p0))), cfg)
         if meas is None:
             continue
         (xa, ya), (xb, yb), width, core, at_edge = meas
         length = float(np.hypot(xb - xa, yb - ya))
-        if length < cfg.min_length_px or core < cfg.min_core_sigma * sigma or not _straight(
-                sig, d, (xa, ya), (xb, yb), cfg):
+        if (length < cfg.min_length_px or core < cfg.min_core_sigma * sigma
+                or width > cfg.max_width_px
+                or not _straight(sig, d, (xa, ya), (xb, yb), cfg)):
             continue
         if _merge_into((xa, ya, xb, yb), rows, cfg.dedupe_px, cfg.line_gap_px):
             continue
@@ -351,8 +441,11 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
     return t
 
 
-def _measure(sig, resid, region, blank, c, d, cfg):
-    """Walk along the line through ``c`` with direction ``d``; endpoints, width, level."""
+def _measure(sig, resid, region, blank, c, d, half_len, cfg):
+    """Walk along the line through ``c`` with direction ``d``; endpoints, width, level.
+
+    ``half_len`` (pixels) is the half-length of the candidate about ``c``: its
+    median level sets the threshold of the ends."""
     ny, nx = sig.shape
     span = np.hypot(nx, ny)
     s = np.arange(-span, span, 1.0)
@@ -371,34 +464,25 @@ def _measure(sig, resid, region, blank, c, d, cfg):
         yo = np.clip(np.rint(py + off * nrm[1]).astype(int), 0, ny - 1)
         prof += sig[yo, xo]
     prof /= 3.0
-    # running mean along the line, so that single noisy pixels do not end it
-    k = cfg.walk_window_px
-    run = np.convolve(np.where(inreg, prof, 0.0), np.ones(k) / k, mode="same")
-    on = inreg & (run > cfg.walk_sigma)
-    if on.sum() < cfg.min_length_px:
+    # the streak's extent: the stretch through the candidate that maximises
+    # the summed (profile - half its level), a matched estimator of a step's
+    # ends that noise, faint stretches and blanked stars do not break; the
+    # line leaving the searched sky ends it
+    on_blank = blank[yi, xi]
+    within = inreg & ~on_blank & (np.abs(s) <= half_len)
+    if within.sum() < cfg.min_length_px // 2:
         return None
-    idx = np.nonzero(on)[0]
-    # the longest run of "on" samples allowing gaps up to line_gap_px
-    breaks = np.nonzero(np.diff(idx) > cfg.line_gap_px)[0]
-    starts = np.r_[idx[0], idx[breaks + 1]]
-    ends = np.r_[idx[breaks], idx[-1]]
-    j = np.argmax(ends - starts)
-    a, b = starts[j], ends[j]
-    # trim the ends (the running mean and gap bridging reach past them) to
-    # where the profile drops below half the streak's median level
-    half = max(cfg.walk_sigma, 0.5 * float(np.median(prof[a:b + 1])))
-    # blanked stars on the line neither break a streak nor end one
-    on_blank = blank[yi[a:b + 1], xi[a:b + 1]]
-    strong = np.nonzero((prof[a:b + 1] > half) | on_blank)[0]
-    if strong.size < 2:
+    level = float(np.median(prof[within]))
+    if level <= 0:
         return None
-    # the longest stretch without a gap wider than end_gap_px: a crossing
-    # streak or a star just past an end is a short blip after a gap
-    cut = np.nonzero(np.diff(strong) > cfg.end_gap_px)[0]
-    s0 = np.r_[strong[0], strong[cut + 1]]
-    s1 = np.r_[strong[cut], strong[-1]]
-    k = np.argmax(s1 - s0)
-    a, b = a + s0[k], a + s1[k]
+    gain = np.where(on_blank, 0.0, prof - 0.5 * level)
+    gain = np.where(inreg, gain, -OFF_SKY_PENALTY * level)
+    csum = np.r_[0.0, np.cumsum(gain)]
+    mid = int(np.argmin(np.abs(s)))
+    a = int(np.argmin(csum[:mid + 1]))
+    b = mid + int(np.argmax(csum[mid + 1:]))
+    if b - a < 2:
+        return None
     while a < b and blank[yi[a], xi[a]]:
         a += 1
     while b > a and blank[yi[b], xi[b]]:
