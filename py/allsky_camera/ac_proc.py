@@ -295,6 +295,8 @@ def process(exposure, camera, opts, timer=None, written=None):
                                       exptime=exposure.exptime, zp=zp.zp_nominal_total,
                                       time=exposure.time, site=site, mask=obstruction,
                                       star_xy=(x[bright], y[bright]),
+                                      saturated=exposure.raw >= camera.sensor.saturation_adu,
+                                      moon_altaz=(ephem["moon_alt"], ephem["moon_az"]),
                                       workers=max(opts.multiproc, 1))
         timer.lap("streaks")
 

@@ -151,10 +151,10 @@ class Streaks:
     angle_step_deg: float = 1.5              # angle step of the line search, deg
     search_snr: float = 9.0                  # a window's summed S/N must reach this
     max_candidates: int = 40                 # at most this many windows are measured
-    refine_chunk_px: int = 24                # ridge fitted in chunks this long, pixels
-    max_curvature_px: float = 1.5            # ridge RMS about the fitted line, pixels
-    max_width_px: float = 5.5                # a wider FWHM is not a streak, pixels
-    min_length_px: int = 40                  # shortest streak, pixels
+    refine_chunk_px: int = 24                # ridge fitted in chunks this long (half for arcs)
+    max_curvature_px: float = 2.0            # sagitta off a line's and a great circle's, pixels
+    max_width_px: float = 5.0                # a wider FWHM is not a streak, pixels
+    min_length_px: int = 64                  # shortest streak, pixels
     line_gap_px: int = 12                    # largest gap bridged along a streak, pixels
     star_mask_px: int = 3                    # catalog stars are blanked within this radius
     star_mask_vmax: float = 5.0              # ... when brighter than this V

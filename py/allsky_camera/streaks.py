@@ -221,10 +221,10 @@ def excluded_region(shape, model, cfg, *, mask=None, moon_altaz=None):
     if moon_altaz is not None and moon_altaz[0] > 0.0:
         mx, my = model.altaz_to_xy(moon_altaz[0], moon_altaz[1])
         zd = 90.0 - float(moon_altaz[0])
-        # pixels per degree: the larger of the radial and tangential scales
+        # pixels per radian: the larger of the radial and tangential scales
         radial = float(model.dradius_dtheta(zd))
-        tangential = float(model.radius(zd)) / max(np.sin(np.radians(zd)), 1e-6) * np.pi / 180
-        r = cfg.moon_radius_deg * max(radial, tangential)
+        tangential = float(model.radius(zd)) / max(np.sin(np.radians(zd)), 1e-6)
+        r = np.radians(cfg.moon_radius_deg) * max(radial, tangential)
         yy, xx = np.ogrid[:ny, :nx]
         out |= (xx - float(mx)) ** 2 + (yy - float(my)) ** 2 <= r * r
     return out
@@ -238,64 +238,114 @@ def _sample(img, x, y):
                            cval=0.0).reshape(np.shape(x))
 
 
-def _refine(sig, p0, p1, cfg):
-    """Fit the line through the ridge of a candidate segment at full resolution.
+def _ridge(sig, p0, p1, chunk, half):
+    """Offsets of the ridge from the line ``p0``-``p1``, chunk by chunk.
 
-    The significance is summed along the segment in chunks of
-    ``cfg.refine_chunk_px``; the peak of each chunk's profile across the
-    line (parabola through the highest three samples, within
-    ``cfg.bin_px`` of the guess) gives the ridge's offset there, and a
-    weighted straight fit of those offsets the line.  Two passes.
+    The significance is summed along the line in chunks of ``chunk`` pixels;
+    the peak of each chunk's profile across the line (a parabola through
+    the highest three samples, within ``half`` pixels of the line) is the
+    ridge's offset there, counted along the normal ``(-dy, dx)``.
 
     Returns
     -------
-    (p0, p1, rms) : the refined end points (pixels) and the RMS of the chunks'
-        offsets about the fitted line (pixels; NaN with fewer than 3 chunks),
-        or None when no chunk shows a ridge.
+    pos, off, weight : ndarray
+        Chunk centres along the line from ``p0`` (pixels), offsets (pixels)
+        and peak sums (significance), for the chunks that show a ridge.
+    """
+    d = p1 - p0
+    length = float(np.hypot(*d))
+    d = d / length
+    nrm = np.array([-d[1], d[0]])
+    offs = np.arange(-2 * half, 2 * half + 0.25, 0.5)
+    along = np.arange(0.0, length, 1.0)
+    x = p0[0] + along[:, None] * d[0] + offs[None, :] * nrm[0]
+    y = p0[1] + along[:, None] * d[1] + offs[None, :] * nrm[1]
+    prof = _sample(sig, x, y)
+    nch = int(length // chunk)
+    ch = prof[:nch * chunk].reshape(nch, chunk, offs.size).sum(axis=1)
+    inner = np.abs(offs) <= half
+    pos, off, wts = [], [], []
+    for i in range(nch):
+        p = np.where(inner, ch[i], -np.inf)
+        j = int(np.argmax(p))
+        # a ridge: its peak three sigma above the noise of a chunk's sum
+        if not 0 < j < offs.size - 1 or ch[i, j] <= 3 * np.sqrt(chunk):
+            continue
+        a, b, c = ch[i, j - 1], ch[i, j], ch[i, j + 1]
+        den = a - 2 * b + c
+        frac = 0.5 * (a - c) / den if den < 0 else 0.0
+        off.append(offs[j] + 0.5 * float(np.clip(frac, -1, 1)))
+        wts.append(ch[i, j])
+        pos.append((i + 0.5) * chunk)
+    return np.array(pos), np.array(off), np.array(wts)
+
+
+def _refine(sig, p0, p1, cfg):
+    """Fit the line through the ridge of a candidate segment at full
+    resolution: a weighted straight fit of :func:`_ridge`'s offsets, twice.
+
+    Returns
+    -------
+    (p0, p1) : the refined end points (pixels), or None when fewer than two
+        chunks show a ridge.
     """
     p0, p1 = np.asarray(p0, dtype=float), np.asarray(p1, dtype=float)
-    rms = np.nan
     for _ in range(2):
-        d = p1 - p0
-        length = float(np.hypot(*d))
+        length = float(np.hypot(*(p1 - p0)))
         if length < 2 * cfg.refine_chunk_px:
             return None
-        d /= length
-        nrm = np.array([-d[1], d[0]])
-        half = float(cfg.bin_px)
-        offs = np.arange(-2 * half, 2 * half + 0.25, 0.5)
-        along = np.arange(0.0, length, 1.0)
-        x = p0[0] + along[:, None] * d[0] + offs[None, :] * nrm[0]
-        y = p0[1] + along[:, None] * d[1] + offs[None, :] * nrm[1]
-        prof = _sample(sig, x, y)
-        nch = int(length // cfg.refine_chunk_px)
-        k = nch * cfg.refine_chunk_px
-        ch = prof[:k].reshape(nch, cfg.refine_chunk_px, offs.size).sum(axis=1)
-        inner = np.abs(offs) <= half
-        cen, wts, pos = [], [], []
-        for i in range(nch):
-            p = np.where(inner, ch[i], -np.inf)
-            j = int(np.argmax(p))
-            if not 0 < j < offs.size - 1 or ch[i, j] <= 3 * np.sqrt(cfg.refine_chunk_px):
-                continue
-            a, b, c = ch[i, j - 1], ch[i, j], ch[i, j + 1]
-            den = a - 2 * b + c
-            frac = 0.5 * (a - c) / den if den < 0 else 0.0
-            cen.append(offs[j] + 0.5 * float(np.clip(frac, -1, 1)))
-            wts.append(ch[i, j])
-            pos.append((i + 0.5) * cfg.refine_chunk_px)
-        if len(cen) < 2:
+        pos, off, wts = _ridge(sig, p0, p1, cfg.refine_chunk_px, float(cfg.bin_px))
+        if pos.size < 2:
             return None
-        cen, wts, pos = np.array(cen), np.array(wts), np.array(pos)
-        coef = np.polyfit(pos, cen, 1, w=np.sqrt(wts))
-        if len(cen) >= 3:
-            rms = float(np.sqrt(np.average((cen - np.polyval(coef, pos)) ** 2, weights=wts)))
+        coef = np.polyfit(pos, off, 1, w=np.sqrt(wts))
+        d = (p1 - p0) / length
+        nrm = np.array([-d[1], d[0]])
         p0, p1 = p0 + np.polyval(coef, 0.0) * nrm, p1 + np.polyval(coef, length) * nrm
-    return p0, p1, rms
+    return p0, p1
+
+
+def great_circle_sagitta(model, p0, p1):
+    """Offset (pixels) of the image of the great circle through two pixels
+    from their chord, at its middle, along the chord's normal ``(-dy, dx)``.
+
+    A satellite's trail follows a great circle of the sky (to the accuracy
+    needed here: its orbit's plane through the Earth's centre, seen from a
+    site near it); a fisheye bends great circles that miss the zenith.
+    """
+    alt, az = model.xy_to_altaz(np.array([p0[0], p1[0]]), np.array([p0[1], p1[1]]))
+    alt, az = np.radians(alt), np.radians(az)
+    v = np.stack([np.cos(alt) * np.sin(az), np.cos(alt) * np.cos(az), np.sin(alt)], axis=1)
+    m = v.sum(axis=0)
+    m /= np.linalg.norm(m)
+    xm, ym = model.altaz_to_xy(np.degrees(np.arcsin(m[2])), np.degrees(np.arctan2(m[0], m[1])))
+    d = (p1 - p0) / np.hypot(*(p1 - p0))
+    return float((xm - 0.5 * (p0[0] + p1[0])) * -d[1] + (ym - 0.5 * (p0[1] + p1[1])) * d[0])
+
+
+def bends(sig, model, p0, p1, cfg):
+    """True when the ridge between ``p0`` and ``p1`` is an arc: its sagitta
+    (from a quadratic fit of the ridge's offsets) differs by more than
+    ``cfg.max_curvature_px`` from both a straight line's (0) and that of the
+    great circle through the ends.  Lens reflections, halo rims and the
+    edges of glare are arcs; satellite trails are great circles (and the
+    simulators' streaks straight lines).  Short ridges (fewer than four
+    chunks) are not judged."""
+    p0, p1 = np.asarray(p0, dtype=float), np.asarray(p1, dtype=float)
+    length = float(np.hypot(*(p1 - p0)))
+    chunk = max(cfg.refine_chunk_px // 2, 4)
+    pos, off, wts = _ridge(sig, p0, p1, chunk, float(cfg.bin_px))
+    if pos.size < 4:
+        return False
+    u = pos - 0.5 * length
+    c2, c1, c0 = np.polyfit(u, off, 2, w=np.sqrt(wts))
+    # the fitted ridge's middle against its chord between u = -L/2 and +L/2
+    sag = -c2 * (0.5 * length) ** 2
+    gc = great_circle_sagitta(model, p0, p1)
+    return bool(min(abs(sag), abs(sag - gc)) > cfg.max_curvature_px)
 
 
 def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, star_xy=None,
-           sky=None, moon_altaz=None, workers=1):
+           sky=None, saturated=None, moon_altaz=None, workers=1):
     """Find satellite and aircraft streaks in a detrended image.
 
     Parameters
@@ -322,6 +372,9 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
     sky : ndarray, shape (ny, nx), optional
         Background per pixel, ADU; default: the running median of width
         ``cfg.bkg_kernel_px`` on a grid of step ``cfg.bkg_step_px``.
+    saturated : ndarray of bool, shape (ny, nx), optional
+        Saturated raw pixels: like ``mask``, not searched nor near them (the
+        rim of a saturated twilight sky or of glare is a sharp edge).
     moon_altaz : (float, float), optional
         The Moon's apparent altitude and azimuth, deg: its halo (within
         ``cfg.moon_radius_deg``) is not searched when it is up.
@@ -337,19 +390,23 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
     Raises
     ------
     AllskyError
-        ``image`` is not 2-D, or ``mask`` or ``sky`` has another shape.
+        ``image`` is not 2-D, or ``mask``, ``saturated`` or ``sky`` has
+        another shape.
     """
     from . import line_search
 
     image = np.asarray(image)
     if image.ndim != 2:
         raise AllskyError(f"streaks.detect: image has shape {image.shape}; give a 2-D image")
-    for name, arr in (("mask", mask), ("sky", sky)):
+    for name, arr in (("mask", mask), ("sky", sky), ("saturated", saturated)):
         if arr is not None and np.shape(arr) != image.shape:
             raise AllskyError(f"streaks.detect: {name} has shape {np.shape(arr)}, the image "
                               f"{image.shape}; give one of the image's shape")
-    excluded = excluded_region(image.shape, model, cfg, moon_altaz=moon_altaz,
-                               mask=None if mask is None else np.asarray(mask, dtype=bool))
+    hidden = None
+    for arr in (mask, saturated):
+        if arr is not None:
+            hidden = np.asarray(arr, dtype=bool) if hidden is None else hidden | arr
+    excluded = excluded_region(image.shape, model, cfg, moon_altaz=moon_altaz, mask=hidden)
     region = search_region(image.shape, model, cfg, mask=excluded)
     if sky is None:
         from allsky_camera.fastmedian import median_filter_fast
@@ -394,10 +451,7 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
         ref = _refine(sig, (cand.x1, cand.y1), (cand.x2, cand.y2), cfg)
         if ref is None:
             continue
-        p0, p1, rms = ref
-        if np.isfinite(rms) and rms > cfg.max_curvature_px:
-            log.debug("streaks: %s bends (%.1f px rms): an arc, not a streak", cand, rms)
-            continue
+        p0, p1 = ref
         d = (p1 - p0) / np.hypot(*(p1 - p0))
         meas = _measure(sig, resid, region, blank, 0.5 * (p0 + p1), d,
                         0.5 * float(np.hypot(*(p1 - p0))), cfg)
@@ -408,6 +462,10 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
         if (length < cfg.min_length_px or core < cfg.min_core_sigma * sigma
                 or width > cfg.max_width_px
                 or not _straight(sig, d, (xa, ya), (xb, yb), cfg)):
+            continue
+        if bends(sig, model, (xa, ya), (xb, yb), cfg):
+            log.debug("streaks: (%.0f, %.0f)-(%.0f, %.0f) bends: an arc, not a streak",
+                      xa, ya, xb, yb)
             continue
         if _merge_into((xa, ya, xb, yb), rows, cfg.dedupe_px, cfg.line_gap_px):
             continue
