@@ -41,6 +41,14 @@ log = logging.getLogger(__name__)
 #: (a choice of this module: any value above a few works the same).
 OFF_SKY_PENALTY = 10.0
 
+#: Every this many pixels of the searched sky measure the clipped image's noise.
+SUBSAMPLE = 7
+
+#: A candidate's level along the line: this percentile of its chunks' means
+#: (the upper quartile: right when a quarter of the window or more is on the
+#: streak; a choice of this module).
+LEVEL_PERCENTILE = 75.0
+
 #: Columns of the streak table: name -> (unit, description).
 COLUMNS = {
     "x1": ("pix", "first endpoint x"), "y1": ("pix", "first endpoint y"),
@@ -304,6 +312,38 @@ def _refine(sig, p0, p1, cfg):
     return p0, p1
 
 
+def _strip_points(p0, p1, half):
+    """Integer pixels of the strip of half-width ``half`` along ``p0``-``p1``."""
+    p0, p1 = np.asarray(p0, dtype=float), np.asarray(p1, dtype=float)
+    length = float(np.hypot(*(p1 - p0)))
+    d = (p1 - p0) / max(length, 1e-9)
+    along = np.arange(0.0, length + 0.5, 1.0)
+    offs = np.arange(-half, half + 0.5, 1.0)
+    x = p0[0] + along[:, None] * d[0] - offs[None, :] * d[1]
+    y = p0[1] + along[:, None] * d[1] + offs[None, :] * d[0]
+    return np.rint(x).astype(int).ravel(), np.rint(y).astype(int).ravel()
+
+
+def _claim(claimed, p0, p1, half):
+    """Mark the pixels of a found streak (in place, on the detector's own array)."""
+    ny, nx = claimed.shape
+    x, y = _strip_points(p0, p1, half)
+    ok = (x >= 0) & (x < nx) & (y >= 0) & (y < ny)
+    claimed[y[ok], x[ok]] = True
+
+
+def _strip_snr(values, valid, cand, cfg, noise):
+    """S/N of a candidate's strip (one block wide) over ``valid`` pixels."""
+    ny, nx = values.shape
+    x, y = _strip_points((cand.x1, cand.y1), (cand.x2, cand.y2), 0.5 * cfg.bin_px)
+    ok = (x >= 0) & (x < nx) & (y >= 0) & (y < ny)
+    x, y = x[ok], y[ok]
+    ok = valid[y, x]
+    if ok.sum() == 0:
+        return 0.0
+    return float(values[y[ok], x[ok]].sum() / (noise * np.sqrt(ok.sum())))
+
+
 def great_circle_sagitta(model, p0, p1):
     """Offset (pixels) of the image of the great circle through two pixels
     from their chord, at its middle, along the chord's normal ``(-dy, dx)``.
@@ -447,7 +487,16 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
                                max_segments=cfg.max_candidates)
     log.debug("streaks: %d candidate segments", len(cands))
     rows = {k: [] for k in COLUMNS}
+    claimed = np.zeros(sig.shape, dtype=bool)
+    sub = clipped[region][::SUBSAMPLE]
+    # 1.4826: MAD to standard deviation for a normal distribution
+    noise_c = 1.4826 * float(np.median(np.abs(sub - np.median(sub)))) or 1.0
     for cand in cands:
+        # explained away: the candidate's strip less the pixels of streaks
+        # already found must still reach the search's S/N
+        if claimed.any() and _strip_snr(clipped, region & ~claimed, cand, cfg,
+                                        noise_c) < cfg.search_snr:
+            continue
         ref = _refine(sig, (cand.x1, cand.y1), (cand.x2, cand.y2), cfg)
         if ref is None:
             continue
@@ -468,6 +517,7 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
                       xa, ya, xb, yb)
             continue
         if _merge_into((xa, ya, xb, yb), rows, cfg.dedupe_px, cfg.line_gap_px):
+            _claim(claimed, (xa, ya), (xb, yb), cfg.bin_px)
             continue
         rows["x1"].append(xa)
         rows["y1"].append(ya)
@@ -478,6 +528,7 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
         rows["width_px"].append(width)
         rows["sb_adu"].append(core)
         rows["at_edge"].append(at_edge)
+        _claim(claimed, (xa, ya), (xb, yb), cfg.bin_px)
     if not rows["x1"]:
         return empty_table()
     x1, y1, x2, y2 = (np.asarray(rows[k]) for k in ("x1", "y1", "x2", "y2"))
@@ -530,7 +581,12 @@ def _measure(sig, resid, region, blank, c, d, half_len, cfg):
     within = inreg & ~on_blank & (np.abs(s) <= half_len)
     if within.sum() < cfg.min_length_px // 2:
         return None
-    level = float(np.median(prof[within]))
+    # the level: the upper quartile of the chunk means within the candidate, so
+    # that a candidate reaching past the streak's end does not lower it
+    w = np.nonzero(within)[0]
+    nch = max(w.size // cfg.refine_chunk_px, 1)
+    means = [float(np.mean(prof[c])) for c in np.array_split(w, nch)]
+    level = float(np.percentile(means, LEVEL_PERCENTILE))
     if level <= 0:
         return None
     gain = np.where(on_blank, 0.0, prof - 0.5 * level)
