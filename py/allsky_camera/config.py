@@ -147,7 +147,8 @@ class Streaks:
     moon_radius_deg: float = 20.0            # nor within this of the Moon (its halo), deg
     clip_sigma: float = 3.0                  # high-passed significance clipped to +-this
     bin_px: int = 6                          # block size of the line search, pixels
-    windows_px: tuple[float, ...] = (64.0, 128.0, 256.0)   # window lengths searched, pixels
+    window_min_px: int = 64                  # shortest window summed along a line, pixels
+    window_max_px: int = 256                 # longest (doubling from the shortest), pixels
     angle_step_deg: float = 1.5              # angle step of the line search, deg
     search_snr: float = 9.0                  # a window's summed S/N must reach this
     max_candidates: int = 40                 # at most this many windows are measured
@@ -158,12 +159,10 @@ class Streaks:
     line_gap_px: int = 12                    # largest gap bridged along a streak, pixels
     star_mask_px: int = 3                    # catalog stars are blanked within this radius
     star_mask_vmax: float = 5.0              # ... when brighter than this V
-    walk_window_px: int = 9                  # running mean along the line, pixels
-    walk_sigma: float = 1.0                  # the streak ends where that mean drops below this
+    walk_sigma: float = 1.0                  # core over sides test: core beats this, noise sigma
     width_half_px: int = 8                   # half-width of the profile across the line
     min_core_sigma: float = 1.0              # core level below this many noise sigma: not a streak
     dedupe_px: float = 8.0                   # a streak along a longer one within this is a piece
-    end_gap_px: int = 4                      # a streak's end: no gap in it wider than this
     noise_block_px: int = 32                 # tiles of the local noise map, pixels
     side_contrast: float = 3.0               # core must beat both sides by this factor
 

@@ -142,9 +142,7 @@ def search(sums, counts, factor, *, windows_px, angle_step_deg, snr_min, min_fil
     # cells along the strips: a quarter of the shortest window (the windows'
     # ends are found to that precision; the walk at full resolution does better)
     cell = max(int(min(windows_px) // (CELLS_PER_WINDOW * factor)), 1) * factor
-    nr = int(np.ceil(2 * span / factor)) + 2
-    nt = int(np.ceil(2 * span / cell)) + 2
-    wins = sorted({max(int(round(wp / cell)), 1) for wp in windows_px})
+    wins = sorted({max(round(wp / cell), 1) for wp in windows_px})
     found = []
     for theta in np.radians(np.arange(0.0, 180.0, angle_step_deg)):
         c, s = np.cos(theta), np.sin(theta)

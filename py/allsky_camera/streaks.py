@@ -224,7 +224,7 @@ def excluded_region(shape, model, cfg, *, mask=None, moon_altaz=None):
     if mask is not None and np.any(mask):
         from scipy.ndimage import maximum_filter
 
-        g = int(round(cfg.mask_grow_px))
+        g = round(cfg.mask_grow_px)
         out |= maximum_filter(np.asarray(mask, dtype=np.uint8), size=2 * g + 1) > 0
     if moon_altaz is not None and moon_altaz[0] > 0.0:
         mx, my = model.altaz_to_xy(moon_altaz[0], moon_altaz[1])
@@ -482,7 +482,10 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
     # a hot pixel then weighs no more than a few pixels of a faint trail
     clipped = np.clip(sig, -cfg.clip_sigma, cfg.clip_sigma)
     sums, counts = line_search.bin_image(clipped, region & ~blank, cfg.bin_px)
-    cands = line_search.search(sums, counts, cfg.bin_px, windows_px=cfg.windows_px,
+    windows = [float(cfg.window_min_px)]
+    while 2 * windows[-1] <= cfg.window_max_px:
+        windows.append(2 * windows[-1])
+    cands = line_search.search(sums, counts, cfg.bin_px, windows_px=windows,
                                angle_step_deg=cfg.angle_step_deg, snr_min=cfg.search_snr,
                                max_segments=cfg.max_candidates)
     log.debug("streaks: %d candidate segments", len(cands))
