@@ -144,7 +144,8 @@ class Streaks:
     bkg_kernel_px: int = 23                  # running-median width of the background, pixels
     bkg_step_px: int = 8                     # grid step of that median, pixels
     mask_grow_px: float = 12.0               # not searched within this of the obstruction mask
-    moon_radius_deg: float = 20.0            # nor within this of the Moon (its halo), deg
+    moon_radius_deg: float = 20.0            # nor within this of the Moon, deg, ...
+    halo_sky_factor: float = 1.5             # ... where the sky is this many times the median
     clip_sigma: float = 3.0                  # high-passed significance clipped to +-this
     bin_px: int = 6                          # block size of the line search, pixels
     window_min_px: int = 64                  # shortest window summed along a line, pixels
@@ -161,7 +162,7 @@ class Streaks:
     star_mask_vmax: float = 5.0              # ... when brighter than this V
     walk_sigma: float = 1.0                  # core over sides test: core beats this, noise sigma
     width_half_px: int = 8                   # half-width of the profile across the line
-    min_core_sigma: float = 1.0              # core level below this many noise sigma: not a streak
+    min_core_sigma: float = 0.5              # core below this many local noise sigma: not a streak
     dedupe_px: float = 8.0                   # a streak along a longer one within this is a piece
     noise_block_px: int = 32                 # tiles of the local noise map, pixels
     side_contrast: float = 3.0               # core must beat both sides by this factor

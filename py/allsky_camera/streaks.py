@@ -41,6 +41,13 @@ log = logging.getLogger(__name__)
 #: (a choice of this module: any value above a few works the same).
 OFF_SKY_PENALTY = 10.0
 
+#: Running median along a line before its ends are placed, pixels: wider than
+#: a star's image (FWHM 2-4 px), much shorter than a streak.
+END_MEDIAN_PX = 11
+
+#: Fewest samples along a segment for the thinness test.
+MIN_SAMPLES = 40
+
 #: Every this many pixels of the searched sky measure the clipped image's noise.
 SUBSAMPLE = 7
 
@@ -86,12 +93,23 @@ def local_noise(resid, block):
     pad = np.full((by * block, bx * block), np.nan, dtype=np.float32)
     pad[:ny, :nx] = resid
     tiles = pad.reshape(by, block, bx, block).transpose(0, 2, 1, 3).reshape(by, bx, -1)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN tiles off the sky
-        # from the lower half only (median minus 15.9th percentile = 1 sigma for
-        # normal noise): stars and the streak itself only raise the upper half
-        lo, med = np.nanpercentile(tiles, [15.87, 50.0], axis=2)
-        mad = (med - lo) / 1.4826
+    # from the lower half only (median minus 15.9th percentile = 1 sigma for
+    # normal noise): stars and the streak itself only raise the upper half.
+    # The percentiles of each tile's finite values (NaN sort last), linearly
+    # interpolated as numpy's nanpercentile does, without its per-tile loop
+    srt = np.sort(tiles, axis=2)
+    n = np.isfinite(tiles).sum(axis=2)
+
+    def pct(q):
+        pos = np.maximum(n - 1, 0) * (q / 100.0)
+        i0 = np.floor(pos).astype(np.intp)
+        i1 = np.minimum(i0 + 1, np.maximum(n - 1, 0))
+        v0 = np.take_along_axis(srt, i0[..., None], axis=2)[..., 0]
+        v1 = np.take_along_axis(srt, i1[..., None], axis=2)[..., 0]
+        return np.where(n > 0, v0 + (pos - i0) * (v1 - v0), np.nan)
+
+    with np.errstate(all="ignore"):
+        mad = (pct(50.0) - pct(15.87)) / 1.4826
     # tiles mostly off the sky (the lens edge) say little: they take the
     # median tile's noise
     sparse = np.isfinite(tiles).mean(axis=2) < 0.5
@@ -154,20 +172,17 @@ def _merge_into(seg, rows, tol, gap):
 
 def _straight(sig, d, p0, p1, cfg):
     """A streak is thin: across it the significance falls off within a few
-    pixels on both sides; a gradient edge or a cloud rim stays high on one."""
-    ny, nx = sig.shape
+    pixels on both sides; a gradient edge or a cloud rim stays high on one.
+    Medians along the whole segment, one bilinear sample per pixel, on the
+    line and ``cfg.width_half_px`` to either side."""
     nrm = np.array([-d[1], d[0]])
-    t = np.linspace(0.0, 1.0, 40)
+    n = max(int(np.hypot(p1[0] - p0[0], p1[1] - p0[1])), MIN_SAMPLES)
+    t = np.linspace(0.0, 1.0, n)
     px = p0[0] + t * (p1[0] - p0[0])
     py = p0[1] + t * (p1[1] - p0[1])
-    side = []
-    for off in (-cfg.width_half_px, cfg.width_half_px):
-        xs = np.clip(np.rint(px + off * nrm[0]).astype(int), 0, nx - 1)
-        ys = np.clip(np.rint(py + off * nrm[1]).astype(int), 0, ny - 1)
-        side.append(np.median(sig[ys, xs]))
-    xs = np.clip(np.rint(px).astype(int), 0, nx - 1)
-    ys = np.clip(np.rint(py).astype(int), 0, ny - 1)
-    core = np.median(sig[ys, xs])
+    side = [np.median(_sample(sig, px + off * nrm[0], py + off * nrm[1]))
+            for off in (-cfg.width_half_px, cfg.width_half_px)]
+    core = np.median(_sample(sig, px, py))
     return core > cfg.side_contrast * max(max(side), 0.0) + cfg.walk_sigma
 
 
@@ -201,41 +216,55 @@ def _half_max_width(p, offs):
     return abs(edges[1] - edges[0])
 
 
-def excluded_region(shape, model, cfg, *, mask=None, moon_altaz=None):
-    """Pixels never searched, bool array of ``shape``: the obstruction
-    ``mask`` grown by ``cfg.mask_grow_px`` (the sky median and the glare
-    leave bright rims along its edges: trees, buildings, the wire) and the
-    Moon's halo, a disc of ``cfg.moon_radius_deg`` around the Moon when it is
-    above the horizon.
+def grown_mask(mask, cfg):
+    """The obstruction (or saturation) ``mask`` grown by ``cfg.mask_grow_px``
+    (a square): the sky median and the glare leave bright rims along its
+    edges (trees, buildings, the wire, a saturated twilight sky).  Bool array
+    of the mask's shape; ``mask`` is not changed."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask.copy()
+    from scipy.ndimage import maximum_filter
+
+    g = round(cfg.mask_grow_px)
+    return maximum_filter(mask.view(np.uint8), size=2 * g + 1) > 0
+
+
+def moon_halo(model, cfg, moon_altaz, sky, region):
+    """The Moon's halo: pixels within ``cfg.moon_radius_deg`` of the Moon
+    (when it is up) whose sky is brighter than ``cfg.halo_sky_factor`` times
+    the median sky of ``region``.  A Moon that does not light the sky there
+    (a thin crescent, or one that a simulator did not render) hides nothing.
 
     Parameters
     ----------
-    shape : tuple of int
-        ``(ny, nx)``.
     model : CameraModel
     cfg : config.Streaks
-    mask : ndarray of bool, optional
-        True where the pixel is not sky.
-    moon_altaz : (float, float), optional
+    moon_altaz : (float, float) or None
         The Moon's apparent altitude and azimuth, deg.
-    """
-    ny, nx = shape
-    out = np.zeros(shape, dtype=bool)
-    if mask is not None and np.any(mask):
-        from scipy.ndimage import maximum_filter
+    sky : ndarray, shape (ny, nx)
+        Background per pixel, ADU.
+    region : ndarray of bool, shape (ny, nx)
+        The searched pixels, for the median sky.
 
-        g = round(cfg.mask_grow_px)
-        out |= maximum_filter(np.asarray(mask, dtype=np.uint8), size=2 * g + 1) > 0
-    if moon_altaz is not None and moon_altaz[0] > 0.0:
-        mx, my = model.altaz_to_xy(moon_altaz[0], moon_altaz[1])
-        zd = 90.0 - float(moon_altaz[0])
-        # pixels per radian: the larger of the radial and tangential scales
-        radial = float(model.dradius_dtheta(zd))
-        tangential = float(model.radius(zd)) / max(np.sin(np.radians(zd)), 1e-6)
-        r = np.radians(cfg.moon_radius_deg) * max(radial, tangential)
-        yy, xx = np.ogrid[:ny, :nx]
-        out |= (xx - float(mx)) ** 2 + (yy - float(my)) ** 2 <= r * r
-    return out
+    Returns
+    -------
+    ndarray of bool, shape (ny, nx)
+    """
+    ny, nx = np.shape(sky)
+    out = np.zeros((ny, nx), dtype=bool)
+    if moon_altaz is None or not moon_altaz[0] > 0.0 or not region.any():
+        return out
+    mx, my = model.altaz_to_xy(moon_altaz[0], moon_altaz[1])
+    zd = 90.0 - float(moon_altaz[0])
+    # pixels per radian: the larger of the radial and tangential scales
+    radial = float(model.dradius_dtheta(zd))
+    tangential = float(model.radius(zd)) / max(np.sin(np.radians(zd)), 1e-6)
+    r = np.radians(cfg.moon_radius_deg) * max(radial, tangential)
+    yy, xx = np.ogrid[:ny, :nx]
+    disc = (xx - float(mx)) ** 2 + (yy - float(my)) ** 2 <= r * r
+    level = float(np.median(sky[region]))
+    return disc & (sky > cfg.halo_sky_factor * level)
 
 
 def _sample(img, x, y):
@@ -305,11 +334,19 @@ def _refine(sig, p0, p1, cfg):
         pos, off, wts = _ridge(sig, p0, p1, cfg.refine_chunk_px, float(cfg.bin_px))
         if pos.size < 2:
             return None
-        coef = np.polyfit(pos, off, 1, w=np.sqrt(wts))
+        coef = np.polyfit(pos, off, 1, w=np.sqrt(np.minimum(wts, np.median(wts))))
         d = (p1 - p0) / length
         nrm = np.array([-d[1], d[0]])
         p0, p1 = p0 + np.polyval(coef, 0.0) * nrm, p1 + np.polyval(coef, length) * nrm
     return p0, p1
+
+
+def _noise_at(noise, xa, ya, xb, yb):
+    """The noise map at a segment's middle, ADU."""
+    ny, nx = noise.shape
+    x = min(max(round(0.5 * (xa + xb)), 0), nx - 1)
+    y = min(max(round(0.5 * (ya + yb)), 0), ny - 1)
+    return float(noise[y, x])
 
 
 def _strip_points(p0, p1, half):
@@ -362,6 +399,21 @@ def great_circle_sagitta(model, p0, p1):
     return float((xm - 0.5 * (p0[0] + p1[0])) * -d[1] + (ym - 0.5 * (p0[1] + p1[1])) * d[0])
 
 
+def _robust_quadratic(u, off, wts):
+    """Quadratic coefficient of a fit of ``off`` against ``u``: weights capped
+    at their median (a star on the ridge must not steer it), chunks more
+    than 3 robust sigma off the first fit dropped, refitted."""
+    w = np.sqrt(np.minimum(wts, np.median(wts)))
+    coef = np.polyfit(u, off, 2, w=w)
+    res = off - np.polyval(coef, u)
+    # 1.4826: MAD to standard deviation for a normal distribution
+    scale = 1.4826 * float(np.median(np.abs(res))) or 1e-3
+    keep = np.abs(res) <= 3 * scale
+    if keep.sum() >= 4:
+        coef = np.polyfit(u[keep], off[keep], 2, w=w[keep])
+    return float(coef[0])
+
+
 def bends(sig, model, p0, p1, cfg):
     """True when the ridge between ``p0`` and ``p1`` is an arc: its sagitta
     (from a quadratic fit of the ridge's offsets) differs by more than
@@ -377,7 +429,7 @@ def bends(sig, model, p0, p1, cfg):
     if pos.size < 4:
         return False
     u = pos - 0.5 * length
-    c2, c1, c0 = np.polyfit(u, off, 2, w=np.sqrt(wts))
+    c2 = _robust_quadratic(u, off, wts)
     # the fitted ridge's middle against its chord between u = -L/2 and +L/2
     sag = -c2 * (0.5 * length) ** 2
     gc = great_circle_sagitta(model, p0, p1)
@@ -413,11 +465,11 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
         Background per pixel, ADU; default: the running median of width
         ``cfg.bkg_kernel_px`` on a grid of step ``cfg.bkg_step_px``.
     saturated : ndarray of bool, shape (ny, nx), optional
-        Saturated raw pixels: like ``mask``, not searched nor near them (the
-        rim of a saturated twilight sky or of glare is a sharp edge).
+        Saturated raw pixels: blanked, with ``cfg.mask_grow_px`` around them
+        (the rim of a saturated twilight sky or of glare is a sharp edge).
     moon_altaz : (float, float), optional
-        The Moon's apparent altitude and azimuth, deg: its halo (within
-        ``cfg.moon_radius_deg``) is not searched when it is up.
+        The Moon's apparent altitude and azimuth, deg: its halo
+        (:func:`moon_halo`) is not searched.
     workers : int
         Threads for that median (``--multiproc``); results do not depend on it.
 
@@ -442,17 +494,14 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
         if arr is not None and np.shape(arr) != image.shape:
             raise AllskyError(f"streaks.detect: {name} has shape {np.shape(arr)}, the image "
                               f"{image.shape}; give one of the image's shape")
-    hidden = None
-    for arr in (mask, saturated):
-        if arr is not None:
-            hidden = np.asarray(arr, dtype=bool) if hidden is None else hidden | arr
-    excluded = excluded_region(image.shape, model, cfg, moon_altaz=moon_altaz, mask=hidden)
-    region = search_region(image.shape, model, cfg, mask=excluded)
+    region = search_region(image.shape, model, cfg,
+                           mask=None if mask is None else grown_mask(mask, cfg))
     if sky is None:
         from allsky_camera.fastmedian import median_filter_fast
 
         sky = median_filter_fast(image, cfg.bkg_kernel_px, step=cfg.bkg_step_px, mask=region,
                                  workers=workers)
+    region &= ~moon_halo(model, cfg, moon_altaz, np.nan_to_num(sky), region)
     ny, nx = image.shape
     resid = np.where(region, image - np.nan_to_num(sky), 0.0).astype(np.float32)
     vals = resid[region]
@@ -466,7 +515,12 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
     noise = np.maximum(local_noise(np.where(region, resid, np.nan), cfg.noise_block_px),
                        sigma)
     sig = np.where(region, (resid - med) / noise, 0.0).astype(np.float32)
-    blank = np.zeros(sig.shape, dtype=bool)
+    # saturated pixels and their surroundings (a saturated star, the rim of a
+    # saturated twilight sky) are blanked: they neither make a streak nor
+    # break one
+    blank = np.zeros(sig.shape, dtype=bool) if saturated is None else (
+        grown_mask(saturated, cfg) & region)
+    sig[blank] = 0.0
     if star_xy is not None and len(star_xy[0]):
         r = cfg.star_mask_px
         xs = np.rint(star_xy[0]).astype(int)
@@ -502,22 +556,25 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
             continue
         ref = _refine(sig, (cand.x1, cand.y1), (cand.x2, cand.y2), cfg)
         if ref is None:
+            log.debug("streaks: %s: no ridge", cand)
             continue
         p0, p1 = ref
         d = (p1 - p0) / np.hypot(*(p1 - p0))
         meas = _measure(sig, resid, region, blank, 0.5 * (p0 + p1), d,
                         0.5 * float(np.hypot(*(p1 - p0))), cfg)
         if meas is None:
+            log.debug("streaks: %s: no profile", cand)
             continue
         (xa, ya), (xb, yb), width, core, at_edge = meas
         length = float(np.hypot(xb - xa, yb - ya))
-        if (length < cfg.min_length_px or core < cfg.min_core_sigma * sigma
-                or width > cfg.max_width_px
-                or not _straight(sig, d, (xa, ya), (xb, yb), cfg)):
-            continue
-        if bends(sig, model, (xa, ya), (xb, yb), cfg):
-            log.debug("streaks: (%.0f, %.0f)-(%.0f, %.0f) bends: an arc, not a streak",
-                      xa, ya, xb, yb)
+        why = ("short" if length < cfg.min_length_px else
+               "faint" if core < cfg.min_core_sigma * _noise_at(noise, xa, ya, xb, yb) else
+               "wide" if width > cfg.max_width_px else
+               "not thin" if not _straight(sig, d, (xa, ya), (xb, yb), cfg) else
+               "bends (an arc)" if bends(sig, model, (xa, ya), (xb, yb), cfg) else None)
+        if why:
+            log.debug("streaks: (%.0f, %.0f)-(%.0f, %.0f) L=%.0f w=%.1f core=%.1f: %s",
+                      xa, ya, xb, yb, length, width, core, why)
             continue
         if _merge_into((xa, ya, xb, yb), rows, cfg.dedupe_px, cfg.line_gap_px):
             _claim(claimed, (xa, ya), (xb, yb), cfg.bin_px)
@@ -568,13 +625,13 @@ def _measure(sig, resid, region, blank, c, d, half_len, cfg):
     inreg = region[yi, xi]
     if not inreg.any():
         return None
-    # signal along the line: mean significance across +-1 px
+    # signal along the line: mean residual (ADU) across +-1 px; ADU rather
+    # than significance, as a trail keeps its brightness where the noise
+    # grows (toward the horizon)
     nrm = np.array([-d[1], d[0]])
     prof = np.zeros(s.size)
     for off in (-1.0, 0.0, 1.0):
-        xo = np.clip(np.rint(px + off * nrm[0]).astype(int), 0, nx - 1)
-        yo = np.clip(np.rint(py + off * nrm[1]).astype(int), 0, ny - 1)
-        prof += sig[yo, xo]
+        prof += _sample(resid, px + off * nrm[0], py + off * nrm[1])
     prof /= 3.0
     # the streak's extent: the stretch through the candidate that maximises
     # the summed (profile - half its level), a matched estimator of a step's
@@ -592,7 +649,12 @@ def _measure(sig, resid, region, blank, c, d, half_len, cfg):
     level = float(np.percentile(means, LEVEL_PERCENTILE))
     if level <= 0:
         return None
-    gain = np.where(on_blank, 0.0, prof - 0.5 * level)
+    # a running median along the line, so that a star on the line just past
+    # an end does not carry the streak on to it
+    from scipy.ndimage import median_filter
+
+    smooth = median_filter(np.where(inreg, prof, 0.0), size=END_MEDIAN_PX, mode="nearest")
+    gain = np.where(on_blank, 0.0, np.minimum(smooth, 2 * level) - 0.5 * level)
     gain = np.where(inreg, gain, -OFF_SKY_PENALTY * level)
     csum = np.r_[0.0, np.cumsum(gain)]
     mid = int(np.argmin(np.abs(s)))
