@@ -144,7 +144,11 @@ def search(sums, counts, factor, *, windows_px, angle_step_deg, snr_min, min_fil
     cell = max(int(min(windows_px) // (CELLS_PER_WINDOW * factor)), 1) * factor
     wins = sorted({max(round(wp / cell), 1) for wp in windows_px})
     found = []
-    for theta in np.radians(np.arange(0.0, 180.0, angle_step_deg)):
+    # a window is searched at every k-th angle only, k such that the angle
+    # step moves its far end by at most one block
+    every = {win: max(int(np.degrees(factor / (win * cell)) // angle_step_deg), 1)
+             for win in wins}
+    for k, theta in enumerate(np.radians(np.arange(0.0, 180.0, angle_step_deg))):
         c, s = np.cos(theta), np.sin(theta)
         ir = ((yc * (c / factor) - xc * (s / factor)) + span / factor).astype(np.intp)
         it = ((xc * (c / cell) + yc * (s / cell)) + span / cell).astype(np.intp)
@@ -153,27 +157,25 @@ def search(sums, counts, factor, *, windows_px, angle_step_deg, snr_min, min_fil
         mt = hi_t - lo_t
         idx = (ir - lo_r) * mt + (it - lo_t)
         size = (hi_r - lo_r) * mt
-        h = np.bincount(idx, weights=w, minlength=size).reshape(-1, mt).astype(np.float32)
-        m = np.bincount(idx, weights=n, minlength=size).reshape(-1, mt).astype(np.float32)
+        # running sums along each strip, one block wide
+        ch1 = np.zeros((hi_r - lo_r, mt + 1), dtype=np.float32)
+        cm1 = np.zeros_like(ch1)
+        np.cumsum(np.bincount(idx, weights=w, minlength=size).reshape(-1, mt), axis=1,
+                  out=ch1[:, 1:])
+        np.cumsum(np.bincount(idx, weights=n, minlength=size).reshape(-1, mt), axis=1,
+                  out=cm1[:, 1:])
         for width in (1, 2):
-            if width == 2:
-                h = h[:-1] + h[1:]
-                m = m[:-1] + m[1:]
-            ch = np.zeros((h.shape[0], mt + 1), dtype=np.float32)
-            cm = np.zeros_like(ch)
-            np.cumsum(h, axis=1, out=ch[:, 1:])
-            np.cumsum(m, axis=1, out=cm[:, 1:])
+            # two blocks wide: neighbouring strips added (the sums are linear)
+            ch, cm = (ch1, cm1) if width == 1 else (ch1[:-1] + ch1[1:], cm1[:-1] + cm1[1:])
             for win in wins:
-                if win >= ch.shape[1]:
+                if win >= ch.shape[1] or k % every[win]:
                     continue
                 sw = ch[:, win:] - ch[:, :-win]
                 nw = cm[:, win:] - cm[:, :-win]
-                full = win * cell * factor * width
-                snr = sw / np.sqrt(np.maximum(nw, min_fill * full))
-                snr[nw < min_fill * full] = 0.0
-                snr /= sigma
+                floor = min_fill * win * cell * factor * width
+                snr = np.where(nw >= floor, sw / np.sqrt(np.maximum(nw, floor)), 0.0)
                 j = np.argmax(snr, axis=1)
-                best = snr[np.arange(snr.shape[0]), j]
+                best = snr[np.arange(snr.shape[0]), j] / sigma
                 for r in np.nonzero(best > snr_min)[0]:
                     rho = (lo_r + r + 0.5 * width) * factor - span
                     t0 = (lo_t + j[r]) * cell - span

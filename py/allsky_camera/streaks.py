@@ -92,7 +92,10 @@ def local_noise(resid, block):
     by, bx = -(-ny // block), -(-nx // block)
     pad = np.full((by * block, bx * block), np.nan, dtype=np.float32)
     pad[:ny, :nx] = resid
-    tiles = pad.reshape(by, block, bx, block).transpose(0, 2, 1, 3).reshape(by, bx, -1)
+    # every other pixel of each tile in both directions: a quarter of the
+    # values gives the percentiles to a few per cent, four times faster
+    tiles = pad.reshape(by, block, bx, block)[:, ::2, :, ::2].transpose(0, 2, 1, 3).reshape(
+        by, bx, -1)
     # from the lower half only (median minus 15.9th percentile = 1 sigma for
     # normal noise): stars and the streak itself only raise the upper half.
     # The percentiles of each tile's finite values (NaN sort last), linearly
