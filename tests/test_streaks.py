@@ -8,22 +8,20 @@ from astropy.io import fits
 
 from allsky_camera import ac_proc, config, coords, detrend, io, simulate, streaks
 from allsky_camera.exceptions import AllskyError
+from tests_helpers import shared_data as _shared_data
 
 N_FRAMES = 12          # streak frames, three streaks each
 N_CLEAN = 20           # clean frames for false positives (the issue: at most 1 in 20)
 N_FAINT = 12           # frames with two faint streaks each
 TOL_PX = 10.0          # endpoint tolerance of the issue
-REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_data(sub):
-    """``../shared/data/<sub>`` beside the checkout (or beside the worktrees'
-    folder); skip when absent."""
-    for base in (REPO.parent, REPO.parents[1]):
-        d = base / "shared" / "data" / sub
-        if d.is_dir():
-            return d
-    pytest.skip(f"../shared/data/{sub} is not beside {REPO}: skipped")
+    """``../shared/data/<sub>`` (the project's helper); skip when absent."""
+    d = _shared_data(sub)
+    if not d.is_dir():
+        pytest.skip(f"{d} is not here: skipped")
+    return d
 
 
 @pytest.fixture(scope="module")

@@ -356,7 +356,7 @@ KEY_DOCS = {
     "streaks.horizon_margin_px": "search the lens circle less this margin, pixels",
     "streaks.bkg_kernel_px": "running-median width of the background, pixels",
     "streaks.bkg_step_px": "grid step of that median, pixels",
-    "streaks.mask_grow_px": "not searched within this of the obstruction mask or saturation, pixels",
+    "streaks.mask_grow_px": "not searched within this of the obstruction mask, pixels",
     "streaks.moon_radius_deg": "nor within this of the Moon when it is up, deg, ...",
     "streaks.halo_sky_factor": "... where the sky is this many times the median sky",
     "streaks.clip_sigma": "significance clipped to +-this for the line search, sigma",
