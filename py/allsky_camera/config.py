@@ -200,21 +200,27 @@ class Streaks:
     horizon_margin_px: float = 15.0          # search the lens circle less this margin, pixels
     bkg_kernel_px: int = 23                  # running-median width of the background, pixels
     bkg_step_px: int = 8                     # grid step of that median, pixels
-    threshold_sigma: float = 4.0             # threshold of the 3x3-smoothed significance
-    min_blob_px: int = 30                    # connected pieces this small are stars or noise
-    hough_threshold: int = 10                # probabilistic Hough accumulator threshold
-    min_length_px: int = 40                  # shortest streak, pixels
+    mask_grow_px: float = 12.0               # not searched within this of the obstruction mask
+    moon_radius_deg: float = 20.0            # nor within this of the Moon, deg, ...
+    halo_sky_factor: float = 1.5             # ... where the sky is this many times the median
+    clip_sigma: float = 3.0                  # high-passed significance clipped to +-this
+    bin_px: int = 6                          # block size of the line search, pixels
+    window_min_px: int = 64                  # shortest window summed along a line, pixels
+    window_max_px: int = 256                 # longest (doubling from the shortest), pixels
+    angle_step_deg: float = 1.5              # angle step of the line search, deg
+    search_snr: float = 9.0                  # a window's summed S/N must reach this
+    max_candidates: int = 40                 # at most this many windows are measured
+    refine_chunk_px: int = 24                # ridge fitted in chunks this long (half for arcs)
+    max_curvature_px: float = 2.0            # sagitta off a line's and a great circle's, pixels
+    max_width_px: float = 5.0                # a wider FWHM is not a streak, pixels
+    min_length_px: int = 64                  # shortest streak, pixels
     line_gap_px: int = 12                    # largest gap bridged along a streak, pixels
-    merge_angle_deg: float = 2.0             # segments this parallel ...
-    merge_dist_px: float = 5.0               # ... and this close to one line are one streak
     star_mask_px: int = 3                    # catalog stars are blanked within this radius
     star_mask_vmax: float = 5.0              # ... when brighter than this V
-    walk_window_px: int = 9                  # running mean along the line, pixels
-    walk_sigma: float = 1.0                  # the streak ends where that mean drops below this
+    walk_sigma: float = 1.0                  # core over sides test: core beats this, noise sigma
     width_half_px: int = 8                   # half-width of the profile across the line
-    min_core_sigma: float = 2.0              # core level below this many noise sigma: not a streak
+    min_core_sigma: float = 0.5              # core below this many local noise sigma: not a streak
     dedupe_px: float = 8.0                   # a streak along a longer one within this is a piece
-    end_gap_px: int = 4                      # a streak's end: no gap in it wider than this
     noise_block_px: int = 32                 # tiles of the local noise map, pixels
     side_contrast: float = 3.0               # core must beat both sides by this factor
 
@@ -352,21 +358,27 @@ KEY_DOCS = {
     "streaks.horizon_margin_px": "search the lens circle less this margin, pixels",
     "streaks.bkg_kernel_px": "running-median width of the background, pixels",
     "streaks.bkg_step_px": "grid step of that median, pixels",
-    "streaks.threshold_sigma": "threshold of the 3x3-smoothed significance, sigma",
-    "streaks.min_blob_px": "connected pieces this small are stars or noise, pixels",
-    "streaks.hough_threshold": "probabilistic Hough accumulator threshold",
+    "streaks.mask_grow_px": "not searched within this of the obstruction mask, pixels",
+    "streaks.moon_radius_deg": "nor within this of the Moon when it is up, deg, ...",
+    "streaks.halo_sky_factor": "... where the sky is this many times the median sky",
+    "streaks.clip_sigma": "significance clipped to +-this for the line search, sigma",
+    "streaks.bin_px": "block size of the line search, pixels",
+    "streaks.window_min_px": "shortest window summed along a line, pixels",
+    "streaks.window_max_px": "longest window (doubling from the shortest), pixels",
+    "streaks.angle_step_deg": "angle step of the line search, deg",
+    "streaks.search_snr": "a window's summed S/N must reach this",
+    "streaks.max_candidates": "at most this many windows are measured",
+    "streaks.refine_chunk_px": "the ridge is fitted in chunks this long (half for arcs), pixels",
+    "streaks.max_curvature_px": "a ridge's sagitta off a line's and a great circle's, pixels",
+    "streaks.max_width_px": "a wider FWHM is not a streak, pixels",
     "streaks.min_length_px": "shortest streak, pixels",
     "streaks.line_gap_px": "largest gap bridged along a streak, pixels",
-    "streaks.merge_angle_deg": "segments this parallel (deg) ...",
-    "streaks.merge_dist_px": "... and this close to one line are one streak, pixels",
     "streaks.star_mask_px": "catalog stars are blanked within this radius, pixels",
     "streaks.star_mask_vmax": "... when brighter than this V, mag",
-    "streaks.walk_window_px": "running mean along the line, pixels",
-    "streaks.walk_sigma": "the streak ends where that mean drops below this, sigma",
+    "streaks.walk_sigma": "the core must also beat its sides by this, sigma",
     "streaks.width_half_px": "half-width of the profile across the line, pixels",
-    "streaks.min_core_sigma": "core level below this many noise sigma: not a streak",
+    "streaks.min_core_sigma": "core below this many local noise sigma: not a streak",
     "streaks.dedupe_px": "a streak along a longer one within this is a piece, pixels",
-    "streaks.end_gap_px": "a streak's end: no gap in it wider than this, pixels",
     "streaks.noise_block_px": "tiles of the local noise map, pixels",
     "streaks.side_contrast": "the core must beat both sides by this factor",
     "simulation": "what the simulator renders for this camera (not the pipeline)",
