@@ -107,10 +107,10 @@ def output_path(opts):
 
 
 def _read(path):
-    """The frame as float32, its header, and its saturation level (ADU).
+    """The frame as float32, its header, and the largest value of its data type.
 
-    The saturation is the header's DATAMAX, else the largest value of an
-    integer frame's type (255 for 8-bit video cameras), else 65535.
+    The last is the saturation level of a camera whose header has no DATAMAX
+    (255 for 8-bit video cameras); 65535 for floating-point data.
     """
     from allsky_camera.io import _read_image_hdu
 
@@ -119,24 +119,48 @@ def _read(path):
     data, header = _read_image_hdu(str(path))
     if not np.any(data):
         raise InputFileError(f"{path}: every pixel is zero; nothing to calibrate on")
-    if "DATAMAX" in header:
-        saturation = float(header["DATAMAX"])
-    elif data.dtype.kind in "iu":
-        saturation = float(np.iinfo(data.dtype).max)
-    else:
-        saturation = float(np.iinfo(np.uint16).max)
-    return data.astype(np.float32), header, saturation
+    kind_max = np.iinfo(data.dtype if data.dtype.kind in "iu" else np.uint16).max
+    return data.astype(np.float32), header, float(kind_max)
 
 
-def _site(opts, header):
+def _header_number(header, key, path, default=None):
+    """A numeric header card, or InputFileError naming the file, card and value."""
+    if key not in header:
+        return default
+    value = header[key]
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError("a logical value")
+        x = float(value)
+    except (TypeError, ValueError) as err:
+        raise InputFileError(f"{path}: header card {key} = {value!r} is not a number; fix "
+                             "the header or give the value on the command line") from err
+    if not np.isfinite(x):
+        raise InputFileError(f"{path}: header card {key} = {value!r} is not finite; fix "
+                             "the header or give the value on the command line")
+    return x
+
+
+def _check_site(lat, lon, h, where):
+    """Site values within the ranges of :data:`allsky_camera.config.RANGES`."""
+    from allsky_camera.config import RANGES, check_range
+
+    for key, value in (("site.lat_deg", lat), ("site.lon_deg", lon), ("site.height_m", h)):
+        if value is not None:
+            check_range(value, key, where, *RANGES[key])
+
+
+def _site(opts, header, path):
     from allsky_camera import coords
 
     lat, lon, h = opts.lat, opts.lon, opts.elev
+    _check_site(lat, lon, h, "--lat/--lon/--elev")
     for klat, klon, kalt in (("OBSLAT", "OBSLONG", "OBSALT"), ("SITELAT", "SITELONG", "SITEELEV"),
                              ("LATITUDE", "LONGITUD", "ALTITUDE")):
         if lat is None and klat in header and klon in header:
-            lat, lon = float(header[klat]), float(header[klon])
-            h = float(header.get(kalt, 0.0)) if h is None else h
+            lat, lon = _header_number(header, klat, path), _header_number(header, klon, path)
+            h = _header_number(header, kalt, path, 0.0) if h is None else h
+            _check_site(lat, lon, h, f"{path}: header cards {klat}/{klon}/{kalt}")
     if lat is None or lon is None:
         raise InputFileError("the site is unknown: give --lat, --lon and --elev (the header "
                              "has no OBSLAT/OBSLONG)")
@@ -145,7 +169,8 @@ def _site(opts, header):
     return coords.Site(lon, lat, h, pressure * 1000.0), (lat, lon, h, pressure)
 
 
-def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names, saturation):
+def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names,
+                 type_max=float(np.iinfo(np.uint16).max)):
     lat, lon, h, pressure = site_vals
     m = sol.model
     ny, nx = data.shape
@@ -154,7 +179,8 @@ def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names, sa
         "description": f"{header.get('INSTRUME', name)} all-sky camera, calibrated by "
                        f"ac_calibrate.py from {Path(opts.frames[0]).name}",
         "sensor": {"nx": nx, "ny": ny,
-                   "saturation_adu": saturation,
+                   "saturation_adu": _header_number(header, "DATAMAX", opts.frames[0],
+                                                    type_max),
                    "dark_region": None, "bias_adu": round(float(bias), 1),
                    "bad_pixel_mask": masks_names[0], "obstruction_mask": masks_names[1]},
         "header": dict(header_section(opts), instrume=header.get("INSTRUME") or None),
@@ -204,14 +230,14 @@ def sol_time_iso(header, opts):
     return _start_time(header, opts).iso_utc
 
 
-def _measure_zeropoint(cam_dict, data, header, out_dir):
+def _measure_zeropoint(cam_dict, data, header, out_dir, frame):
     """Reduce the calibration frame with the new configuration; ZPTOTAL."""
     import tempfile
 
     from allsky_camera import ac_proc, config, io
 
     cam = config.camera_from_dict(cam_dict, source=str(out_dir / "x.yaml"))
-    exp = io.exposure_from_data("calibration.fits", data, header, cam)
+    exp = io.exposure_from_data(frame, data, header, cam)
     quiet = logging.getLogger("allsky_camera")
     level = quiet.level
     quiet.setLevel(logging.ERROR)     # the placeholder zeropoint makes the cloud map moot
@@ -253,46 +279,67 @@ def _diagnostic_png(path, data, sol):
 
 
 def calibrate_frame(opts):
-    from allsky_camera import calibrate, camera_yaml, io, masks
+    """Solve, build the masks, measure the zeropoint; publish everything only on success.
 
+    The YAML, both masks and the diagnostic PNG are staged in an
+    :class:`~allsky_camera.outputs.OutputSet` and renamed into place together
+    once the calibration has worked, so a failure leaves no file and an
+    existing camera's files are replaced only with ``--overwrite``.
+    """
+    from allsky_camera import calibrate, camera_yaml, io, masks, outputs
+    from allsky_camera.config import RANGES, check_range
 
     out = output_path(opts)
-    if out.exists() and not opts.overwrite:
-        raise OutputError(f"{out}: exists already; remove it or pass --overwrite")
-    io.check_outdir(out.parent)
-    data, header, saturation = _read(opts.frames[0])
-    t = _start_time(header, opts)
-    site, site_vals = _site(opts, header)
-    sol = calibrate.solve(data, t, site)
-    log.info("calibrate: %s projection, %d stars, rms %.3f px", sol.model.projection,
-             sol.n_matched, sol.rms_px)
     name = opts.name or out.stem
-    stack = [data] + [_read(f)[0] for f in opts.masks]
-    bpm = masks.bad_pixels(np.stack(stack))
-    obs = masks.obstructions(np.stack(stack), sol.circle)
-    cx, cy, rad = sol.circle
-    yy, xx = np.ogrid[:data.shape[0], :data.shape[1]]
-    ring = ((xx - cx) ** 2 + (yy - cy) ** 2 > (rad + 10) ** 2)
-    bias = float(np.percentile(data[ring], 1)) if ring.any() else float(np.percentile(data, 0.5))
     names = (f"{name}_bpm.fits", f"{name}_obstruction.fits")
-    d = _camera_dict(name, data, header, opts, sol, site_vals, bias, names, saturation)
-    masks.write_mask(bpm, out.parent / names[0])
-    masks.write_mask(obs, out.parent / names[1])
-    zp = _measure_zeropoint(d, data, header, out.parent)
-    if zp.ok:
-        # again with the S/N selection, which needs a nominal zeropoint
+    targets = [out, out.parent / names[0], out.parent / names[1], out.with_suffix(".png")]
+    _check_site(opts.lat, opts.lon, opts.elev, "--lat/--lon/--elev")
+    check_range(opts.utc_offset, "header.utc_offset_hours", "--utc-offset",
+                *RANGES["header.utc_offset_hours"])
+    io.check_outdir(out.parent)
+    frame = opts.frames[0]
+    data, header, type_max = _read(frame)
+    stack = [data]
+    for f in opts.masks:
+        d_ = _read(f)[0]
+        if d_.shape != data.shape:
+            raise InputFileError(f"{f}: --masks frame is {d_.shape[1]}x{d_.shape[0]} pixels but "
+                                 f"{frame} is {data.shape[1]}x{data.shape[0]}; give frames of "
+                                 "the same camera")
+        stack.append(d_)
+    _header_number(header, "DATAMAX", frame)     # checked now, used by _camera_dict
+    t = _start_time(header, opts)
+    site, site_vals = _site(opts, header, frame)
+    with outputs.OutputSet(out.parent, out.stem, targets, overwrite=opts.overwrite) as oset:
+        stage = oset.staging
+        sol = calibrate.solve(data, t, site)
+        log.info("calibrate: %s projection, %d stars, rms %.3f px", sol.model.projection,
+                 sol.n_matched, sol.rms_px)
+        bpm = masks.bad_pixels(np.stack(stack))
+        obs = masks.obstructions(np.stack(stack), sol.circle)
+        cx, cy, rad = sol.circle
+        yy, xx = np.ogrid[:data.shape[0], :data.shape[1]]
+        ring = ((xx - cx) ** 2 + (yy - cy) ** 2 > (rad + 10) ** 2)
+        bias = (float(np.percentile(data[ring], 1)) if ring.any()
+                else float(np.percentile(data, 0.5)))
+        d = _camera_dict(name, data, header, opts, sol, site_vals, bias, names, type_max)
+        # the masks go to the staging directory: the zeropoint run reads them there
+        masks.write_mask(bpm, stage / names[0])
+        masks.write_mask(obs, stage / names[1])
+        zp = _measure_zeropoint(d, data, header, stage, frame)
+        if zp.ok:
+            # again with the S/N selection, which needs a nominal zeropoint
+            d["photometry"]["zp_nominal"] = round(float(zp.zp_total), 4)
+            d["photometry"]["zp_min_snr"] = ZP_MIN_SNR
+            zp = _measure_zeropoint(d, data, header, stage, frame)
+        if not zp.ok:
+            raise AllskyError(f"{frame}: no zeropoint could be measured ({zp.message}); "
+                              "calibrate on a clear frame")
         d["photometry"]["zp_nominal"] = round(float(zp.zp_total), 4)
-        d["photometry"]["zp_min_snr"] = ZP_MIN_SNR
-        zp = _measure_zeropoint(d, data, header, out.parent)
-    if not zp.ok:
-        raise AllskyError(f"{opts.frames[0]}: no zeropoint could be measured ({zp.message}); "
-                          "calibrate on a clear frame")
-    d["photometry"]["zp_nominal"] = round(float(zp.zp_total), 4)
-    d["calibration"]["zp_stars"] = int(zp.n_stars)
-    text = camera_yaml.dump(d, preamble=yaml_preamble(name))
-    with io.atomic_path(out) as tmp:
-        tmp.write_text(text)
-    _diagnostic_png(out.with_suffix(".png"), data, sol)
+        d["calibration"]["zp_stars"] = int(zp.n_stars)
+        (stage / out.name).write_text(camera_yaml.dump(d, preamble=yaml_preamble(name)))
+        _diagnostic_png(stage / out.with_suffix(".png").name, data, sol)
+        oset.commit()
     print(f"wrote {out} ({sol.model.projection}, {sol.n_matched} stars, rms {sol.rms_px:.3f} px, "
           f"zeropoint {zp.zp_total:.3f})")
 
@@ -378,17 +425,30 @@ def build_masks_only(opts):
 
 
 def main(argv=None):
+    """Command-line entry point; returns the exit status.
+
+    Ctrl-C, SIGTERM and SIGHUP end the run with one line, status 128 + the
+    signal's number, and no file written.
+    """
+    from allsky_camera import interrupts
+
     opts = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if opts.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        if opts.build_masks:
-            build_masks_only(opts)
-        else:
-            calibrate_frame(opts)
+        with interrupts.handled():
+            if opts.build_masks:
+                build_masks_only(opts)
+            else:
+                calibrate_frame(opts)
     except AllskyError as err:
         print(f"ac_calibrate.py: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        name, status = interrupts.describe(err)
+        print(f"ac_calibrate.py: error: interrupted by {name}; no file was written",
+              file=sys.stderr)
+        return status
     return 0
 
 

@@ -94,6 +94,7 @@ class HeaderCards:
     utc_offset_hours: float = 0.0            # camera clock minus UTC, hours (MDM: -7)
     exptime_s: float | None = None           # exposure time, s, when exptime_card is null
     instrume: str | None = None              # INSTRUME value that identifies this camera
+    max_exptime_s: float = 3600.0            # longer exposure times are refused as corrupt, s
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,21 +202,27 @@ class Streaks:
     horizon_margin_px: float = 15.0          # search the lens circle less this margin, pixels
     bkg_kernel_px: int = 23                  # running-median width of the background, pixels
     bkg_step_px: int = 8                     # grid step of that median, pixels
-    threshold_sigma: float = 4.0             # threshold of the 3x3-smoothed significance
-    min_blob_px: int = 30                    # connected pieces this small are stars or noise
-    hough_threshold: int = 10                # probabilistic Hough accumulator threshold
-    min_length_px: int = 40                  # shortest streak, pixels
+    mask_grow_px: float = 12.0               # not searched within this of the obstruction mask
+    moon_radius_deg: float = 20.0            # nor within this of the Moon, deg, ...
+    halo_sky_factor: float = 1.5             # ... where the sky is this many times the median
+    clip_sigma: float = 3.0                  # high-passed significance clipped to +-this
+    bin_px: int = 6                          # block size of the line search, pixels
+    window_min_px: int = 64                  # shortest window summed along a line, pixels
+    window_max_px: int = 256                 # longest (doubling from the shortest), pixels
+    angle_step_deg: float = 1.5              # angle step of the line search, deg
+    search_snr: float = 9.0                  # a window's summed S/N must reach this
+    max_candidates: int = 40                 # at most this many windows are measured
+    refine_chunk_px: int = 24                # ridge fitted in chunks this long (half for arcs)
+    max_curvature_px: float = 2.0            # sagitta off a line's and a great circle's, pixels
+    max_width_px: float = 5.0                # a wider FWHM is not a streak, pixels
+    min_length_px: int = 64                  # shortest streak, pixels
     line_gap_px: int = 12                    # largest gap bridged along a streak, pixels
-    merge_angle_deg: float = 2.0             # segments this parallel ...
-    merge_dist_px: float = 5.0               # ... and this close to one line are one streak
     star_mask_px: int = 3                    # catalog stars are blanked within this radius
     star_mask_vmax: float = 5.0              # ... when brighter than this V
-    walk_window_px: int = 9                  # running mean along the line, pixels
-    walk_sigma: float = 1.0                  # the streak ends where that mean drops below this
+    walk_sigma: float = 1.0                  # core over sides test: core beats this, noise sigma
     width_half_px: int = 8                   # half-width of the profile across the line
-    min_core_sigma: float = 2.0              # core level below this many noise sigma: not a streak
+    min_core_sigma: float = 0.5              # core below this many local noise sigma: not a streak
     dedupe_px: float = 8.0                   # a streak along a longer one within this is a piece
-    end_gap_px: int = 4                      # a streak's end: no gap in it wider than this
     noise_block_px: int = 32                 # tiles of the local noise map, pixels
     side_contrast: float = 3.0               # core must beat both sides by this factor
 
@@ -290,6 +297,7 @@ KEY_DOCS = {
     "header.time_format": "strptime format of the start time (null: ISO 8601)",
     "header.exptime_s": "exposure time, s, when exptime_card is null",
     "header.instrume": "INSTRUME value that identifies this camera (null: none)",
+    "header.max_exptime_s": "longer exposure times are refused as corrupt, s",
     "site": "observatory position and the air for refraction",
     "site.lon_deg": "east longitude, deg (west negative)",
     "site.lat_deg": "geodetic latitude, deg",
@@ -369,21 +377,27 @@ KEY_DOCS = {
     "streaks.horizon_margin_px": "search the lens circle less this margin, pixels",
     "streaks.bkg_kernel_px": "running-median width of the background, pixels",
     "streaks.bkg_step_px": "grid step of that median, pixels",
-    "streaks.threshold_sigma": "threshold of the 3x3-smoothed significance, sigma",
-    "streaks.min_blob_px": "connected pieces this small are stars or noise, pixels",
-    "streaks.hough_threshold": "probabilistic Hough accumulator threshold",
+    "streaks.mask_grow_px": "not searched within this of the obstruction mask, pixels",
+    "streaks.moon_radius_deg": "nor within this of the Moon when it is up, deg, ...",
+    "streaks.halo_sky_factor": "... where the sky is this many times the median sky",
+    "streaks.clip_sigma": "significance clipped to +-this for the line search, sigma",
+    "streaks.bin_px": "block size of the line search, pixels",
+    "streaks.window_min_px": "shortest window summed along a line, pixels",
+    "streaks.window_max_px": "longest window (doubling from the shortest), pixels",
+    "streaks.angle_step_deg": "angle step of the line search, deg",
+    "streaks.search_snr": "a window's summed S/N must reach this",
+    "streaks.max_candidates": "at most this many windows are measured",
+    "streaks.refine_chunk_px": "the ridge is fitted in chunks this long (half for arcs), pixels",
+    "streaks.max_curvature_px": "a ridge's sagitta off a line's and a great circle's, pixels",
+    "streaks.max_width_px": "a wider FWHM is not a streak, pixels",
     "streaks.min_length_px": "shortest streak, pixels",
     "streaks.line_gap_px": "largest gap bridged along a streak, pixels",
-    "streaks.merge_angle_deg": "segments this parallel (deg) ...",
-    "streaks.merge_dist_px": "... and this close to one line are one streak, pixels",
     "streaks.star_mask_px": "catalog stars are blanked within this radius, pixels",
     "streaks.star_mask_vmax": "... when brighter than this V, mag",
-    "streaks.walk_window_px": "running mean along the line, pixels",
-    "streaks.walk_sigma": "the streak ends where that mean drops below this, sigma",
+    "streaks.walk_sigma": "the core must also beat its sides by this, sigma",
     "streaks.width_half_px": "half-width of the profile across the line, pixels",
-    "streaks.min_core_sigma": "core level below this many noise sigma: not a streak",
+    "streaks.min_core_sigma": "core below this many local noise sigma: not a streak",
     "streaks.dedupe_px": "a streak along a longer one within this is a piece, pixels",
-    "streaks.end_gap_px": "a streak's end: no gap in it wider than this, pixels",
     "streaks.noise_block_px": "tiles of the local noise map, pixels",
     "streaks.side_contrast": "the core must beat both sides by this factor",
     "simulation": "what the simulator renders for this camera (not the pipeline)",
@@ -483,6 +497,93 @@ def _build(cls, mapping, where):
         raise ConfigError(f"{where}: {err}") from err
 
 
+#: Allowed ranges of the numeric keys, ``"section.key": (low, high)``, both
+#: inclusive; ``">0"`` as low means strictly positive.  Every other number of
+#: a configuration must merely be finite.  Sources: geometry (latitudes,
+#: fractions), the physics of the air (ERFA refraction, eraRefco, needs
+#: 0-1 humidity and a pressure below 1.2 bar anywhere on Earth), UTC offsets
+#: of real time zones (-12 to +14 h), and what each algorithm needs to work
+#: at all (a centroid box of 1 pixel at least).
+RANGES = {
+    "sensor.nx": (1, None), "sensor.ny": (1, None),
+    "sensor.saturation_adu": (">0", None), "sensor.hot_pixel_sigma": (">0", None),
+    "sensor.hot_pixel_ratio": (">0", None),
+    "header.utc_offset_hours": (-14.0, 14.0), "header.max_exptime_s": (">0", None),
+    "site.lon_deg": (-180.0, 360.0), "site.lat_deg": (-90.0, 90.0),
+    "site.height_m": (-1000.0, 10000.0), "site.pressure_bar": (0.0, 1.2),
+    "site.temperature_c": (-100.0, 60.0), "site.humidity": (0.0, 1.0),
+    "site.wavelength_um": (">0", None),
+    "astrometry.safe_radius_px": (">0", None), "astrometry.search_half_px": (1, None),
+    "astrometry.clip_sigma": (">0", None), "astrometry.min_stars": (1, None),
+    "astrometry.model.scale": (">0", None),
+    "centroid.box_half_px": (1, None), "centroid.window_sigma_px": (">0", None),
+    "centroid.n_iter": (1, None), "centroid.max_shift_px": (">0", None),
+    "centroid.edge_margin_px": (0, None), "centroid.blend_radius_px": (0.0, None),
+    "centroid.saturation_radius_px": (0, None), "centroid.min_snr": (0.0, None),
+    "photometry.aper_radius_px": (">0", None), "photometry.isolation_deg": (0.0, 180.0),
+    "photometry.moon_exclusion_deg": (0.0, 180.0), "photometry.apcor_radius_px": (">0", None),
+    "photometry.apcor_min_stars": (1, None), "photometry.min_stars_zp": (1, None),
+    "photometry.zp_min_snr": (0.0, None), "photometry.neighbour_dv": (0.0, None),
+    "sbmap.step_px": (1, None),
+    "transparency.min_expected_snr": (0.0, None), "transparency.clear_threshold": (">0", None),
+    "transparency.cloudy_warning": (0.0, 1.0),
+    "streaks.horizon_margin_px": (0.0, None), "streaks.bkg_kernel_px": (1, None),
+    "streaks.bkg_step_px": (1, None), "streaks.threshold_sigma": (">0", None),
+    "streaks.min_blob_px": (1, None), "streaks.hough_threshold": (1, None),
+    "streaks.min_length_px": (1, None), "streaks.line_gap_px": (0, None),
+    "streaks.merge_angle_deg": (0.0, 180.0), "streaks.merge_dist_px": (0.0, None),
+    "streaks.star_mask_px": (0, None), "streaks.walk_window_px": (1, None),
+    "streaks.walk_sigma": (0.0, None), "streaks.width_half_px": (1, None),
+    "streaks.min_core_sigma": (0.0, None), "streaks.dedupe_px": (0.0, None),
+    "streaks.end_gap_px": (0, None), "streaks.noise_block_px": (1, None),
+    "streaks.side_contrast": (">0", None),
+    "simulation.exptime_s": (">0", None), "simulation.gain_e_per_adu": (">0", None),
+    "simulation.read_noise_e": (0.0, None), "simulation.fwhm_zenith_px": (">0", None),
+    "simulation.fwhm_horizon_px": (">0", None), "simulation.hot_pixel_fraction": (0.0, 1.0),
+}
+
+
+def _numbers(obj, prefix):
+    """``(dotted key, value)`` of every number in a configuration, depth first."""
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(v):
+            yield from _numbers(v, key + ".")
+        elif isinstance(v, tuple):
+            yield from ((f"{key}[{i}]", x) for i, x in enumerate(v)
+                        if isinstance(x, (int, float)) and not isinstance(x, bool))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            yield key, v
+
+
+def check_range(value, key, where, low=None, high=None):
+    """Raise ConfigError unless ``value`` is finite and within ``[low, high]``.
+
+    ``low`` may be ``">0"`` (strictly positive).  The message names the
+    value and the allowed range, i.e. what to change.
+    """
+    import math
+
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: {key} = {value!r} is not a finite number; give a number")
+    lo_open = low == ">0"
+    lo = 0 if lo_open else low
+    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (
+        high is not None and value > high)
+    if bad:
+        left = "(0" if lo_open else ("(-inf" if lo is None else f"[{lo:g}")
+        right = "inf)" if high is None else f"{high:g}]"
+        raise ConfigError(f"{where}: {key} = {value!r} is outside {left}, {right}; "
+                          "set it within that range")
+
+
+def _validate_ranges(cam, where):
+    for key, value in _numbers(cam, ""):
+        low, high = RANGES.get(key, (None, None))
+        check_range(value, key, where, low, high)
+
+
 #: Largest clock offset from UTC, hours (the time zones span UTC-12 to UTC+14).
 _MAX_UTC_OFFSET_H = 14.0
 
@@ -517,6 +618,7 @@ def check_header_cards(hc, where):
 
 def _validate(cam, where):
     check_header_cards(cam.header, where)
+    _validate_ranges(cam, where)
     s = cam.sensor
     if s.dark_region is None and s.bias_adu is None:
         raise ConfigError(f"{where}: sensor needs dark_region or bias_adu")
@@ -669,7 +771,12 @@ def load_camera(name_or_path, dirs=None):
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err.__class__.__name__}: "
                           f"{str(err).splitlines()[0]})") from err
-    return camera_from_dict(d or {}, source=path)
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (name:, "
+                          f"sensor:, ...), not a {type(d).__name__}; see etc/MDM.yaml")
+    return camera_from_dict(d, source=path)
 
 
 def select_camera(header, shape, dirs=None):

@@ -285,6 +285,8 @@ def reduce_exposure(exposure, camera, products, timer=None):
                                       exptime=exposure.exptime, zp=zp.zp_nominal_total,
                                       time=exposure.time, site=site, mask=obstruction,
                                       star_xy=(x[bright], y[bright]),
+                                      saturated=exposure.raw >= camera.sensor.saturation_adu,
+                                      moon_altaz=(ephem["moon_alt"], ephem["moon_az"]),
                                       workers=products.workers)
         timer.lap("streaks")
 
