@@ -106,6 +106,10 @@ def output_path(opts):
     raise AllskyError("give --output PATH.yaml, or --camera-dir DIR and --name NAME")
 
 
+#: Saturation of a frame without DATAMAX whose data type says nothing (floats).
+UINT16_MAX = 65535.0
+
+
 def _read(path):
     """The frame as float32, its header, and the largest value of its data type.
 
@@ -119,8 +123,8 @@ def _read(path):
     data, header = _read_image_hdu(str(path))
     if not np.any(data):
         raise InputFileError(f"{path}: every pixel is zero; nothing to calibrate on")
-    kind_max = np.iinfo(data.dtype if data.dtype.kind in "iu" else np.uint16).max
-    return data.astype(np.float32), header, float(kind_max)
+    kind_max = float(np.iinfo(data.dtype).max) if data.dtype.kind in "iu" else UINT16_MAX
+    return data.astype(np.float32), header, kind_max
 
 
 def _header_number(header, key, path, default=None):
@@ -170,7 +174,7 @@ def _site(opts, header, path):
 
 
 def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names,
-                 type_max=float(np.iinfo(np.uint16).max)):
+                 type_max=UINT16_MAX):
     lat, lon, h, pressure = site_vals
     m = sol.model
     ny, nx = data.shape
