@@ -153,9 +153,10 @@ def test_expected_snr_falls_on_bright_sky():
 def _run(cfg, n, **kw):
     args = dict(vmag=np.full(n, 3.0), alt_deg=np.full(n, 60.0), az_deg=np.linspace(0, 350, n),
                 flags=np.zeros(n, dtype=int), flux_total_adu=np.full(n, 0.0),
-                sky_sigma_adu=np.full(n, 2.0), zp_nominal_total=6.0, apcor_mag=np.full(n, 0.3),
+                sky_sigma_adu=np.full(n, 2.0), apcor_mag=np.full(n, 0.3),
                 exptime=60.0, aper_area_px=12.6, cfg=cfg)
-    args["flux_total_adu"] = 10 ** (-0.4 * (args["vmag"] - 6.0)) * 60.0   # fully clear
+    args["expected_total_adu"] = 10 ** (-0.4 * (args["vmag"] - 6.0)) * 60.0
+    args["flux_total_adu"] = args["expected_total_adu"].copy()     # fully clear
     args.update(kw)
     return transparency.run(**args)
 

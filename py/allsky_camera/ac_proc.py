@@ -247,34 +247,49 @@ def process(exposure, camera, opts, timer=None, written=None):
                                np.pi * ph.aper_radius_px ** 2)
         zpsel &= snr_exp >= ph.zp_min_snr
     apsel = good & (vmag <= ph.apcor_vmax)
-    zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime)
+    bv = np.asarray(stars["BV"], dtype=float)
+    zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime, bv=bv)
     if zp.message:
         log.warning("photometry: %s", zp.message)
     else:
-        log.info("photometry: ZPAPER %.3f ZPTOTAL %.3f +- %.3f mag from %d stars "
-                 "(aperture correction %s, %d stars)", zp.zp_aper, zp.zp_total, zp.zp_err,
-                 zp.n_stars, zp.apcor_source, zp.n_apcor)
+        pm = zp.model_fit
+        log.info("photometry: ZPTOTAL %.3f +- %.3f mag at the zenith, k %.3f (%s), from %d "
+                 "stars, scatter %.3f mag (aperture correction %s, %d stars)", zp.zp_total,
+                 zp.zp_err, pm.model.k, pm.k_source, zp.n_stars, pm.rms_mag, zp.apcor_source,
+                 zp.n_apcor)
     m_inst = photometry.instrumental_mag(fl.flux_adu, exposure.exptime)
     timer.lap("photometry")
 
-    # 6. transparency: clouds ------------------------------------------------------
-    from allsky_camera import transparency
+    # 6. what lights the sky, and transparency against the clear-sky model ----------
+    from allsky_camera import photmodel, skystat, transparency
+    sky = skystat.classify(ephem, skystat.zenith_sky_mag(
+        fl.sky_adu, zd, sol.model.pixel_solid_angle(x, y), exposure.exptime,
+        zp.zp_nominal_total, camera.skystat.zenith_zd_deg), camera.skystat)
+    log.info("sky: %s (%s)", sky.status, sky.why)
     apc = zp.apcor(zd)
+    clear = photmodel.clear_sky_model(zp.zp_nominal_total, zp.model_fit, ph)
     tr = transparency.run(vmag=vmag, alt_deg=alt, az_deg=az, flags=flags,
                           flux_total_adu=fl.flux_adu * 10 ** (0.4 * apc),
-                          sky_sigma_adu=fl.sky_sigma_adu, zp_nominal_total=zp.zp_nominal_total,
+                          sky_sigma_adu=fl.sky_sigma_adu,
+                          expected_total_adu=clear.expected_flux(
+                              vmag, photmodel.colour_or_mean(bv, ph.missing_bv), zd,
+                              exposure.exptime),
                           apcor_mag=apc, exptime=exposure.exptime,
-                          aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency)
+                          aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency,
+                          grey=photmodel.grey_transmission(zp.zp_total, zp.zp_nominal_total))
     s_ = tr.summary
-    if s_.n_cells == 0:
+    if skystat.too_bright(sky.status, s_.n_voting, camera.transparency.min_voting_stars):
+        log.warning("transparency: sky too bright (%s) to judge clouds: %d stars vote",
+                    sky.status, s_.n_voting)
+    elif s_.n_cells == 0:
         log.warning("transparency: no star bright enough to judge the sky on this frame")
     elif s_.clear_fraction < camera.transparency.cloudy_warning:
         log.warning("transparency: mostly cloudy: clear fraction %.2f, median transparency %.2f "
                     "(%d stars in %d cells)", s_.clear_fraction, s_.median, s_.n_voting,
                     s_.n_cells)
     else:
-        log.info("transparency: clear fraction %.2f, median transparency %.2f (%d stars)",
-                 s_.clear_fraction, s_.median, s_.n_voting)
+        log.info("transparency: clear fraction %.2f, median transparency %.2f, grey %.3f "
+                 "(%d stars)", s_.clear_fraction, s_.median, s_.grey, s_.n_voting)
     timer.lap("transparency")
 
     # 7. sky brightness ---------------------------------------------------------
@@ -302,6 +317,7 @@ def process(exposure, camera, opts, timer=None, written=None):
     cat = _catalog_table(stars, alt, az, x, y, xt, yt, xc, yc, fl, m_inst, vmag, zp, zd,
                          moon_sep, flags, tr)
     cards = _header_cards(exposure, camera, det, site, site_src, ephem, sol, zp, skymap)
+    cards += sky.header_cards()
     cards += tr.summary.header_cards()
     cards += flag_cards()
     timer.lap("table")
@@ -310,9 +326,18 @@ def process(exposure, camera, opts, timer=None, written=None):
     title = Path(exposure.path).name
     if not opts.skip_checkplots:
         from allsky_camera import plotting
-        fig = plotting.new_figure(plotting.ZP_FIGSIZE)
-        plotting.plot_zeropoint(fig.add_subplot(), vmag, m_inst, zp.zp_aper,
+        fig = plotting.new_figure(plotting.ZP_MODEL_FIGSIZE)
+        axes = fig.subplots(1, 3, gridspec_kw={"wspace": plotting.ZP_MODEL_WSPACE})
+        plotting.plot_zeropoint(axes[0], vmag, m_inst, zp.zp_aper,
                                 title=f"{title}  ZPAPER = {zp.zp_aper:.3f}", used=zpsel)
+        if zp.model_fit is not None:
+            pm = zp.model_fit
+            res_ = pm.residual
+            plotting.plot_model_residuals(axes[1], bv, res_, used=pm.used, xlabel="B-V (mag)",
+                                          title=f"colour term c = {pm.model.colour_term:.3f}")
+            plotting.plot_model_residuals(axes[2], photmodel.airmass(zd), res_, used=pm.used,
+                                          xlabel="airmass (Kasten & Young)",
+                                          title=f"k = {pm.model.k:.3f} ({pm.k_source})")
         plotting.save_figure(fig, paths["zp"])
         written.append(paths["zp"])
         fig = plotting.new_figure(plotting.MAP_FIGSIZE)
@@ -439,12 +464,16 @@ def _catalog_table(stars, alt, az, x, y, xt, yt, xc, yc, fl, m_inst, vmag, zp, z
         "flux_adu corrected to total flux")
     col("sky_adu", fl.sky_adu, u.adu, "sky per pixel, annulus median")
     col("m_inst", m_inst, u.mag, "-2.5 log10(flux_adu / exptime)")
+    from allsky_camera.photmodel import airmass
+    col("airmass", airmass(zd), None, "Kasten & Young (1989) airmass")
+    col("model_resid", zp.model_fit.residual if zp.model_fit is not None
+        else np.full(len(t), np.nan), u.mag, "total-flux mag minus the fitted model")
     col("zp_adu_per_s", vmag - m_inst, u.mag, "VMAG - m_inst, aperture zeropoint of the star")
     col("apcor_mag", np.full(len(t), np.nan) if len(t) == 0 else zp.apcor(zd), u.mag,
         "aperture correction at the star's zenith distance")
     col("moon_sep_deg", moon_sep, u.deg, "angular distance from the Moon")
     col("nn_sep_deg", stars["nn_sep_deg"], u.deg, "nearest catalog neighbour")
-    col("transparency", tr.transparency, None, "measured / nominal-zeropoint total flux")
+    col("transparency", tr.transparency, None, "measured / clear-sky model total flux")
     col("transp_weight", tr.weight, None, "vote weight in the cloud map (0: no vote)")
     col("expected_snr", tr.expected_snr, None, "S/N the star should reach on this sky")
     col("flags", flags.astype(np.int32), None, "quality bits, see FLAGBnn cards; 0 = good")

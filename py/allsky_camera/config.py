@@ -115,6 +115,19 @@ class Photometry:
     zp_min_snr: float = 0.0                  # zeropoint stars must be EXPECTED (nominal zeropoint,
                                              # this frame's sky noise) to reach this S/N; 0: off
     neighbour_dv: float = 2.5                # neighbours fainter by more than this don't count
+    # the photometric model m = V - ZP + k (X - 1) + c (B - V) + v(zd), see photmodel.py;
+    # zp_nominal is its clear-sky ZP at the zenith (X = 1)
+    ext_coef: float = 0.15                   # site default extinction k, mag/airmass (V band)
+    colour_term: float = 0.0                 # camera colour term c, mag per mag of B-V
+    colour_term_err: float = 0.0             # its 1-sigma error (0: not measured)
+    vignetting: tuple[float, ...] = ()       # v(zd) coefficients of (zd/90)^2, (zd/90)^4, ..., mag
+    ext_min_stars: int = 30                  # fewer clear model stars: k is the default
+    ext_min_airmass_span: float = 0.5        # ... or a smaller airmass span (10-90 percentile)
+    model_clip_sigma: float = 3.0            # model fit: clip residuals beyond this, robust sigma
+    model_faint_clip_mag: float = 0.3        # ... and stars this much fainter than the fit (cloud)
+    model_vmax: float = 5.0                  # model fit on stars to this V: fainter ones read
+                                             # bright (centroids on noise, unlisted neighbours)
+    missing_bv: float = 0.6                  # B-V assumed for stars without one (transparency only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +147,23 @@ class Transparency:
     min_expected_snr: float = 5.0            # stars that should reach a lower S/N do not vote
     clear_threshold: float = 0.7             # a cell is clear above this median transparency
     cloudy_warning: float = 0.5              # warn when the clear fraction is below this
+    haze_min: float = 0.8                    # a grey offset of the whole frame down to this is
+                                             # haze (reported as TRANSGRY), deeper is cloud
+    min_voting_stars: int = 10               # fewer voting stars on a bright sky: 'sky too bright'
+
+
+@dataclasses.dataclass(frozen=True)
+class SkyStatus:
+    """What lights the sky: SKYSTAT 'dark', 'moon', 'twilight' or 'day'."""
+
+    sun_day_alt_deg: float = -0.833          # Sun above this: day (sunrise/sunset, the
+                                             # almanac's refraction + semi-diameter)
+    sun_twilight_alt_deg: float = -18.0      # Sun above this: twilight (astronomical)
+    moon_min_alt_deg: float = 0.0            # Moon above this altitude ...
+    moon_min_illum: float = 0.1              # ... and more illuminated than this: 'moon'
+    dark_sky_mag: float = 20.5               # zenith sky fainter than this (V mag/arcsec^2) on a
+                                             # twilight or moon frame: 'dark' (light negligible)
+    zenith_zd_deg: float = 30.0              # sky level measured within this zenith distance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +206,11 @@ class Simulation:
     fwhm_horizon_px: float                   # PSF FWHM at the horizon, pixels
     hot_pixel_fraction: float = 1e-4         # fraction of pixels that are hot
     vmax: float = 7.0                        # faintest star rendered, V mag
-    zp_true: float | None = None             # true total-flux zeropoint; None: from the config
+    zp_true: float | None = None             # true total-flux zeropoint at the zenith; None:
+                                             # from the config
+    ext_coef: float = 0.0                    # true extinction k rendered, mag/airmass
+    colour_term: float = 0.0                 # true colour term c rendered, mag per mag B-V
+    vignetting: tuple[float, ...] = ()       # true v(zd) coefficients rendered, mag
     horizon_alt_deg: float = 0.0             # sky below this altitude is dark (lens edge)
     dateobs: str = "2020-10-11T21:38:23"     # default DATE-OBS (camera's clock)
 
@@ -196,6 +230,7 @@ class Camera:
     centroid: Centroid = Centroid()
     transparency: Transparency = Transparency()
     streaks: Streaks = Streaks()
+    skystat: SkyStatus = SkyStatus()
     simulation: Simulation | None = None
     calibration: dict | None = None          # how the configuration was made (free form)
     source: str = ""                         # file it was read from (set by the loader)

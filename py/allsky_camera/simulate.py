@@ -30,8 +30,11 @@ Pixel conventions are those of :mod:`allsky_camera.camera_model`: 0-based,
 ``x`` is the column (fast axis, ``image[y, x]``), pixel centres at
 integers, so pixel ``(i, j)`` covers ``i - 0.5 <= x < i + 0.5``.
 
-Not simulated: atmospheric extinction (a star's flux does not depend on
-its altitude), the Moon and twilight, flat field and vignetting.
+Stars follow the camera's photometric model (:mod:`allsky_camera.photmodel`):
+extinction ``k (X - 1)`` with the Kasten & Young airmass, a colour term
+``c (B - V)`` and lens vignetting ``v(zd)``, all zero unless the
+``simulation`` section or the arguments set them.  Not simulated: the Moon
+and twilight, flat field.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ import numpy as np
 from allsky_camera.camera_model import CameraModel
 from allsky_camera.coords import ObsTime, parse_time, radec_to_altaz, site_from_config
 from allsky_camera.exceptions import AllskyError, ConfigError, OutputError
+from allsky_camera.photmodel import airmass, vignetting_mag
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +231,13 @@ class Truth:
         clear sky.
     streaks : tuple of Streak
         The streaks injected (their light falls only on the sky).
+    ext_coef, colour_term, vignetting : float, float, tuple of float
+        The photometric model rendered: extinction k (mag/airmass), colour
+        term c (mag per mag B-V) and the v(zd) coefficients of
+        ``(zd/90)^2, (zd/90)^4, ...`` (mag); ``zp_true`` is the model's
+        zenith zeropoint, so a star gives
+        ``10**(-0.4 (V - zp_true + k (X - 1) + c (B - V) + v(zd))) * exptime``
+        ADU (B-V missing: 0).
     """
 
     model: CameraModel
@@ -240,6 +251,9 @@ class Truth:
     zp_aper_true: float
     transmission: np.ndarray | None = None
     streaks: tuple = ()
+    ext_coef: float = 0.0
+    colour_term: float = 0.0
+    vignetting: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -657,7 +671,7 @@ def _saturated_stars(raw, hot, x, y, radius_px, saturation_adu):
 # ---------------------------------------------------------------- simulate
 def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0.0),
              rotation_deg=0.0, zp_true=None, sky_zenith_mag=None, clouds=None, streaks=None,
-             star_vmax=None):
+             star_vmax=None, ext_coef=None, colour_term=None, vignetting=None):
     """Render a raw exposure of ``camera`` with known truth.
 
     Parameters
@@ -696,6 +710,12 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
         Streaks added to the signal on the sky (not dimmed by the clouds).
     star_vmax : float, optional
         Faintest star rendered, V mag; default ``simulation.vmax``.
+    ext_coef, colour_term : float, optional
+        Extinction k (mag/airmass) and colour term c (mag per mag B-V) of
+        the stars' light; defaults ``simulation.ext_coef``, ``.colour_term``.
+    vignetting : sequence of float, optional
+        Coefficients of ``(zd/90)^2, (zd/90)^4, ...`` (mag) of the lens
+        throughput; default ``simulation.vignetting``.
 
     Returns
     -------
@@ -715,7 +735,8 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     (refraction included) and the true model, and are kept when above
     ``simulation.horizon_alt_deg`` and on the sensor.  **No extinction**: a
     star's total flux is ``10**(-0.4 (V - zp_true)) * exptime`` ADU at any
-    altitude.  The PSF is a circular Gaussian whose FWHM follows
+    altitude unless an extinction, colour term or vignetting is set (see
+    :class:`Truth`).  The PSF is a circular Gaussian whose FWHM follows
     :func:`fwhm_at`; the sky follows :func:`sky_surface_brightness` times
     the true model's pixel solid angle.  Clouds multiply the stars' flux
     and the sky by :func:`cloud_transmission` and add their own light
@@ -815,7 +836,14 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
         sky_adu[on_sky] = _cloudy_sky(sky_adu[on_sky], both[:p_alt.size], clouds.brightening)
         sky_mag[on_sky] = zp_true - 2.5 * np.log10(
             sky_adu[on_sky] / exptime / (omega[on_sky] * ARCSEC2_PER_SR))
-    flux = 10.0 ** (-0.4 * (vmag - zp_true)) * exptime * star_trans
+    k = float(sim.ext_coef if ext_coef is None else ext_coef)
+    c = float(sim.colour_term if colour_term is None else colour_term)
+    vig = tuple(float(v) for v in (sim.vignetting if vignetting is None else vignetting))
+    bv = np.asarray(cat["BV"], dtype=float)
+    xair = airmass(HORIZON_ZD_DEG - alt)
+    dmag = k * (xair - 1.0) + c * np.nan_to_num(bv, nan=0.0) + vignetting_mag(
+        HORIZON_ZD_DEG - alt, vig)
+    flux = 10.0 ** (-0.4 * (vmag - zp_true + dmag)) * exptime * star_trans
     star_img, peak = _render_stars((ny, nx), x, y, flux, sigma)
     signal = sky_adu + np.where(on_sky, star_img, 0.0)
     if streaks:
@@ -841,16 +869,22 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     if clouds is not None:
         header["SIMCLTR"] = (clouds.transmission, "transmission inside the cloud")
     header["SIMNSTRK"] = (len(streaks), "streaks injected")
+    header["SIMEXTK"] = (k, "[mag/airmass] true extinction k")
+    header["SIMCOLT"] = (c, "[mag/mag] true colour term c (B-V)")
+    for j, a in enumerate(vig, start=1):
+        header[f"SIMVIG{2 * j}"] = (a, f"[mag] true vignetting coeff of (zd/90)^{2 * j}")
 
     stars = Table()
     stars["HIP"] = np.asarray(cat["HIP"])
     stars["RA"] = np.asarray(cat["RA"], dtype=float)
     stars["DEC"] = np.asarray(cat["DEC"], dtype=float)
     stars["VMAG"] = vmag
+    stars["BV"] = bv
     stars["x"] = x
     stars["y"] = y
     stars["alt_deg"] = alt
     stars["az_deg"] = az
+    stars["airmass"] = xair
     stars["flux_adu"] = flux
     stars["fwhm_px"] = fwhm
     stars["ef_aper"] = ef
@@ -863,7 +897,8 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
 
     truth = Truth(model=model, zp_true=zp_true, exptime=exptime, time=t, stars=stars,
                   sky_mag=sky_mag, sky_adu=sky_adu.astype(np.float32), hot_pixels=hot,
-                  zp_aper_true=zp_aper, transmission=transmission, streaks=streaks)
+                  zp_aper_true=zp_aper, transmission=transmission, streaks=streaks,
+                  ext_coef=k, colour_term=c, vignetting=vig)
     log.info("simulated %s at %s UTC: %d stars to V=%.1f, zp_true %.3f, zp_aper_true %.3f, "
              "%d saturated, %d hot pixels, clouds %s, %d streaks, %.2f s", camera.name,
              t.iso_utc, len(stars), vmax, zp_true, zp_aper, int(saturated.sum()),
@@ -877,10 +912,12 @@ _STAR_COLUMNS = (
     ("RA", "deg", "ICRS right ascension at the epoch"),
     ("DEC", "deg", "ICRS declination at the epoch"),
     ("VMAG", "mag", "V magnitude"),
+    ("BV", "mag", "B-V colour (NaN: none; rendered as 0)"),
     ("x", "pix", "true x, 0-based, pixel centres at integers"),
     ("y", "pix", "true y, 0-based, pixel centres at integers"),
     ("alt_deg", "deg", "apparent (refracted) altitude"),
     ("az_deg", "deg", "azimuth, north through east"),
+    ("airmass", None, "Kasten & Young (1989) airmass"),
     ("flux_adu", "adu", "total flux in the exposure"),
     ("fwhm_px", "pix", "Gaussian PSF FWHM"),
     ("ef_aper", None, "PSF fraction inside the photometric aperture"),
@@ -915,14 +952,17 @@ def _truth_cards(sim):
     t = sim.truth
     zp_aper = t.zp_aper_true if math.isfinite(t.zp_aper_true) else "NaN"
     cards = [
-        ("ZPTRUE", t.zp_true, "[mag] true total-flux ZP for 1 ADU/s"),
+        ("ZPTRUE", t.zp_true, "[mag] true total-flux zenith ZP for 1 ADU/s"),
         ("ZPAPTRUE", zp_aper, "[mag] true aperture ZP, median in safe radius"),
         ("EXPTIME", t.exptime, "[s] exposure time"),
         ("TIMEUTC", t.time.iso_utc, "start of exposure, UTC"),
         ("JDTT", t.time.jd_tt, "[d] start of exposure, TT Julian date"),
         ("NSTARS", len(t.stars), "stars rendered"),
         ("NHOTPIX", int(t.hot_pixels.sum()), "hot pixels"),
-    ]
+        ("EXTK", t.ext_coef, "[mag/airmass] true extinction k"),
+        ("COLTERM", t.colour_term, "[mag/mag] true colour term c (B-V)"),
+    ] + [(f"VIGN{2 * j}", a, f"[mag] true vignetting coeff of (zd/90)^{2 * j}")
+         for j, a in enumerate(t.vignetting, start=1)]
     for key in ("SIMCAM", "SIMSEED", "SIMZP", "SIMDX", "SIMDY", "SIMDROT", "SIMCLOUD",
                 "SIMCLTR", "SIMNSTRK"):
         if key in sim.header:
