@@ -143,3 +143,56 @@ def test_zenith_sky_mag_inverts_the_rate():
     mag = skystat.zenith_sky_mag(rate * 60.0, np.full(5, 10.0), omega, 60.0, 6.0, 30.0)
     assert mag == pytest.approx(20.0, abs=1e-9)
     assert np.isnan(skystat.zenith_sky_mag(rate, np.full(5, 50.0), omega, 60.0, 6.0, 30.0))
+
+
+# ------------------------------------------------------------------ simulator
+def _reduce(camera, sim, outdir, name):
+    from allsky_camera import ac_proc, io
+
+    exp = io.exposure_from_data(str(outdir / f"{name}.fits"), sim.image, sim.header, camera)
+    opts = ac_proc.build_parser().parse_args(["x", "--outdir", str(outdir), "--skip_checkplots",
+                                              "--skip_sbmap", "--dont_write_detrended",
+                                              "--dont_write_catalog"])
+    return ac_proc.process(exp, camera, opts)
+
+
+@pytest.mark.slow
+def test_simulator_terms_recovered(tmp_path):
+    """Calibrate c and v on one simulated frame (k held at the default), then
+    fit k on another night with a different extinction."""
+    from allsky_camera import simulate
+
+    cam = config.load_camera("MDM")
+    c_true, vig_true, k_cal, k_night = -0.10, (0.35, 0.10), 0.15, 0.25
+    sim1 = simulate.simulate(cam, seed=21, ext_coef=k_cal, colour_term=c_true,
+                             vignetting=vig_true)
+    assert sim1.header["SIMEXTK"] == k_cal and sim1.header["SIMVIG2"] == 0.35
+    res = _reduce(cam, sim1, tmp_path, "cal")
+    cat = res["catalog"]
+    m = -2.5 * np.log10(np.where(cat["flux_total_adu"] > 0, cat["flux_total_adu"], np.nan)
+                        / sim1.truth.exptime)
+    sel = (np.asarray(cat["flags"]) == 0) & (np.asarray(cat["VMAG"]) <= 5.0)
+    terms = photmodel.calibrate_terms(
+        [(m, np.asarray(cat["VMAG"]), np.asarray(cat["BV"]), 90 - np.asarray(cat["alt_deg"]),
+          sel)], k=k_cal, n_vignetting=2, clip_sigma=3.0, faint_clip_mag=0.3, min_stars=30)
+    assert terms.colour_term == pytest.approx(c_true, abs=0.02)
+    zd = np.linspace(0, 70, 8)
+    np.testing.assert_allclose(photmodel.vignetting_mag(zd, terms.vignetting),
+                               photmodel.vignetting_mag(zd, vig_true), atol=0.03)
+    # another night, the camera now knows its terms
+    ph = dataclasses.replace(cam.photometry, colour_term=terms.colour_term,
+                             vignetting=terms.vignetting)
+    cam2 = dataclasses.replace(cam, photometry=ph)
+    sim2 = simulate.simulate(cam, seed=22, ext_coef=k_night, colour_term=c_true,
+                             vignetting=vig_true)
+    res2 = _reduce(cam2, sim2, tmp_path, "night")
+    fit = res2["zeropoint"].model_fit
+    assert fit.k_source == "fitted"
+    assert fit.model.k == pytest.approx(k_night, abs=0.02)
+    assert res2["zeropoint"].zp_total == pytest.approx(sim2.truth.zp_true, abs=0.03)
+    cat2 = res2["catalog"]
+    good = (np.asarray(cat2["flags"]) == 0) & (np.asarray(cat2["VMAG"]) <= 5.0)
+    zd2 = 90 - np.asarray(cat2["alt_deg"])
+    for lo in range(0, 70, 10):
+        band = good & (zd2 >= lo) & (zd2 < lo + 10)
+        assert abs(np.median(cat2["transparency"][band]) - 1.0) < 0.05, lo

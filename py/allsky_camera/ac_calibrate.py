@@ -310,9 +310,9 @@ def calibrate_photometry(opts):
         cat, exptime = _reduce_for_photometry(bare, f)
         m_tot = -2.5 * np.log10(np.where(cat["flux_total_adu"] > 0, cat["flux_total_adu"],
                                          np.nan) / exptime)
-        frames.append((m_tot, np.asarray(cat["VMAG"]), np.asarray(cat["BV"]),
-                       90.0 - np.asarray(cat["alt_deg"]),
-                       (np.asarray(cat["flags"]) == 0) & (np.asarray(cat["VMAG"]) <= ph.model_vmax)))
+        vmag = np.asarray(cat["VMAG"])
+        frames.append((m_tot, vmag, np.asarray(cat["BV"]), 90.0 - np.asarray(cat["alt_deg"]),
+                       (np.asarray(cat["flags"]) == 0) & (vmag <= ph.model_vmax)))
     try:
         terms = photmodel.calibrate_terms(frames, k=ph.ext_coef, n_vignetting=VIGNETTING_TERMS,
                                           clip_sigma=ph.model_clip_sigma,

@@ -222,10 +222,10 @@ class Truth:
     hot_pixels : ndarray of bool, shape (ny, nx)
         Pixels set to a hot value.
     zp_aper_true : float
-        Median over the stars within ``astrometry.safe_radius_px`` of the
-        zenith pixel of ``zp_true + 2.5 log10(ef_aper)``: the zeropoint of
-        the flux inside the photometric aperture, mag for 1 ADU/s (NaN when
-        no star is that near).  Clouds do not change it.
+        ``zp_true + 2.5 log10(EF)`` with EF the aperture fraction of the
+        zenith PSF (:func:`enclosed_fraction`): the zenith zeropoint of the
+        flux inside the photometric aperture, mag for 1 ADU/s.  Clouds do
+        not change it.
     transmission : ndarray of float32, shape (ny, nx), or None
         Cloud transmission per pixel (0-1), NaN off the sky; None for a
         clear sky.
@@ -696,12 +696,11 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
         True total-flux zeropoint, mag for 1 ADU/s.  Default
         ``simulation.zp_true``; when that is null, derived from
         ``photometry.zp_nominal``: unchanged when ``zp_nominal_scale`` is
-        ``'total'``; when it is ``'aperture'``, ``zp_nominal`` plus the
-        median over the rendered stars within ``astrometry.safe_radius_px``
-        of ``-2.5 log10 EF``, EF being the fraction of the star's flux that
-        aperture photometry of radius ``photometry.aper_radius_px`` measures
-        (:func:`enclosed_fraction`, pixelated), so the nominal aperture
-        zeropoint is right for the simulated PSF.
+        ``'total'``; when it is ``'aperture'``, ``zp_nominal`` plus
+        ``-2.5 log10 EF``, EF being the fraction of the zenith PSF's flux
+        that aperture photometry of radius ``photometry.aper_radius_px``
+        measures (:func:`enclosed_fraction`, pixelated), so the nominal
+        aperture zeropoint is right at the zenith for the simulated PSF.
     sky_zenith_mag : float, optional
         Sky at the zenith, V mag/arcsec^2; default ``simulation.sky_zenith_mag``.
     clouds : Clouds, optional
@@ -799,25 +798,17 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     fwhm = fwhm_at(HORIZON_ZD_DEG - alt, sim.fwhm_zenith_px, sim.fwhm_horizon_px)
     sigma = fwhm / FWHM_PER_SIGMA
     ef = enclosed_fraction(phot.aper_radius_px, sigma)
-    safe = np.hypot(x - model.x0, y - model.y0) <= camera.astrometry.safe_radius_px
 
-    # zeropoint
+    # zeropoint: the nominal aperture zeropoint is read at the zenith (X = 1)
+    ef_zen = float(enclosed_fraction(phot.aper_radius_px, sim.fwhm_zenith_px / FWHM_PER_SIGMA))
     if zp_true is None:
         zp_true = sim.zp_true
     if zp_true is None:
         zp_true = phot.zp_nominal
         if phot.zp_nominal_scale == "aperture":
-            if safe.any():
-                ef_ref = ef[safe]
-            else:   # nothing near the zenith (tiny vmax): the zenith PSF's loss
-                ef_ref = enclosed_fraction(phot.aper_radius_px,
-                                           sim.fwhm_zenith_px / FWHM_PER_SIGMA)
-                log.warning("no simulated star within the safe radius; zp_true uses "
-                            "the aperture loss of the zenith PSF")
-            zp_true = phot.zp_nominal + float(np.median(-2.5 * np.log10(ef_ref)))
+            zp_true = phot.zp_nominal - 2.5 * math.log10(ef_zen)
     zp_true = float(zp_true)
-    zp_aper = (float(np.median(zp_true + 2.5 * np.log10(ef[safe]))) if safe.any()
-               else math.nan)
+    zp_aper = zp_true + 2.5 * math.log10(ef_zen)
 
     # expected signal: sky + stars, nothing beyond the horizon
     zd_pix, omega, on_sky = _sky_geometry(model, nx, ny, sim.horizon_alt_deg)
@@ -953,7 +944,7 @@ def _truth_cards(sim):
     zp_aper = t.zp_aper_true if math.isfinite(t.zp_aper_true) else "NaN"
     cards = [
         ("ZPTRUE", t.zp_true, "[mag] true total-flux zenith ZP for 1 ADU/s"),
-        ("ZPAPTRUE", zp_aper, "[mag] true aperture ZP, median in safe radius"),
+        ("ZPAPTRUE", zp_aper, "[mag] true aperture ZP at the zenith"),
         ("EXPTIME", t.exptime, "[s] exposure time"),
         ("TIMEUTC", t.time.iso_utc, "start of exposure, UTC"),
         ("JDTT", t.time.jd_tt, "[d] start of exposure, TT Julian date"),
