@@ -311,13 +311,18 @@ def calibrate_photometry(opts):
         m_tot = -2.5 * np.log10(np.where(cat["flux_total_adu"] > 0, cat["flux_total_adu"],
                                          np.nan) / exptime)
         vmag = np.asarray(cat["VMAG"])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m_err = 2.5 / np.log(10.0) * np.asarray(cat["flux_err_adu"]) / np.asarray(
+                cat["flux_adu"])
         frames.append((m_tot, vmag, np.asarray(cat["BV"]), 90.0 - np.asarray(cat["alt_deg"]),
-                       (np.asarray(cat["flags"]) == 0) & (vmag <= ph.model_vmax)))
+                       (np.asarray(cat["flags"]) == 0) & (vmag <= ph.model_vmax),
+                       np.where(m_err > 0, m_err, np.nan)))
     try:
         terms = photmodel.calibrate_terms(frames, k=ph.ext_coef, n_vignetting=VIGNETTING_TERMS,
                                           clip_sigma=ph.model_clip_sigma,
                                           faint_clip_mag=ph.model_faint_clip_mag,
-                                          min_stars=ph.ext_min_stars)
+                                          min_stars=ph.ext_min_stars,
+                                          floor_mag=ph.model_floor_mag)
     except ConfigError as err:
         raise AllskyError(f"{', '.join(map(str, opts.frames))}: {err}") from err
     path = Path(opts.output)

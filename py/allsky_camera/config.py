@@ -125,6 +125,7 @@ class Photometry:
     ext_min_airmass_span: float = 0.5        # ... or a smaller airmass span (10-90 percentile)
     model_clip_sigma: float = 3.0            # model fit: clip residuals beyond this, robust sigma
     model_faint_clip_mag: float = 0.3        # ... and stars this much fainter than the fit (cloud)
+    model_floor_mag: float = 0.02            # model fit weights 1/(err^2 + floor^2), mag
     model_vmax: float = 5.0                  # model fit on stars to this V: fainter ones read
                                              # bright (centroids on noise, unlisted neighbours)
     missing_bv: float = 0.6                  # B-V assumed for stars without one (transparency only)

@@ -215,49 +215,58 @@ def _robust_sigma(res):
                MIN_CLIP_SIGMA_MAG)
 
 
-def _clipped_lstsq(design, y, *, clip_sigma, faint_clip_mag, min_rows):
-    """Least squares of ``y ~ design @ p``, clipping outliers and faint stars.
+def _clipped_lstsq(design, y, err, *, clip_sigma, faint_clip_mag, min_rows):
+    """Weighted least squares of ``y ~ design @ p``, clipping outliers and faint stars.
 
-    Starts from the median of ``y`` (first column a constant), then keeps
-    the rows within ``clip_sigma`` robust sigma of the fit and not more than
-    ``faint_clip_mag`` fainter (larger ``y``) than it: a clouded star is
-    faint, and must not drag the fit.
+    Rows are weighted by ``1 / err^2``.  Starts from the weighted median of
+    ``y`` (first column a constant, the others at 0), then keeps the rows
+    whose normalised residual ``res / err`` lies within ``clip_sigma`` of its
+    robust scatter and that are not more than ``faint_clip_mag`` fainter
+    (larger ``y``) than the fit: a clouded star is faint, and must not drag
+    the fit.
 
-    Returns ``(params, cov, keep, sigma)``; ``params`` NaN when fewer than
-    ``min_rows`` rows survive.
+    Returns ``(params, cov, keep, sigma)``: ``cov`` scaled by the reduced
+    chi-square (so it holds when ``err`` is under-estimated), ``sigma`` the
+    robust scatter of the kept residuals in mag; ``params`` NaN when fewer
+    than ``min_rows`` rows survive.
     """
     n, npar = design.shape
-    p = np.zeros(npar)
+    nan = (np.full(npar, np.nan), np.full((npar, npar), np.nan))
     if n == 0:
-        return np.full(npar, np.nan), np.full((npar, npar), np.nan), np.zeros(0, bool), np.nan
-    # start: the constant alone, at the median (the caller removes what it
-    # knows, so the other parameters start at 0)
-    p[0] = float(np.median(y))
+        return (*nan, np.zeros(0, bool), np.nan)
+    w = 1.0 / err ** 2
+    p = np.zeros(npar)
+    order = np.argsort(y)
+    cw = np.cumsum(w[order])
+    p[0] = float(y[order][np.searchsorted(cw, 0.5 * cw[-1])])
     keep = np.ones(n, dtype=bool)
-    sig = _robust_sigma(y)
+    scale = _robust_sigma((y - p[0]) / err)
     for _ in range(MAX_ROUNDS):
         res = y - design @ p
-        new = (np.abs(res) <= clip_sigma * sig) & (res <= faint_clip_mag)
+        new = (np.abs(res / err) <= clip_sigma * scale) & (res <= faint_clip_mag)
         if new.sum() < min_rows:
             break
-        p, *_ = np.linalg.lstsq(design[new], y[new], rcond=None)
-        sig = _robust_sigma((y - design @ p)[new])
+        sw = np.sqrt(w[new])
+        p, *_ = np.linalg.lstsq(design[new] * sw[:, None], y[new] * sw, rcond=None)
+        scale = _robust_sigma(((y - design @ p) / err)[new])
         if np.array_equal(new, keep):
             break
         keep = new
     res = y - design @ p
-    keep = (np.abs(res) <= clip_sigma * sig) & (res <= faint_clip_mag)
+    keep = (np.abs(res / err) <= clip_sigma * scale) & (res <= faint_clip_mag)
     if keep.sum() < min_rows:
-        return np.full(npar, np.nan), np.full((npar, npar), np.nan), keep, np.nan
-    p, *_ = np.linalg.lstsq(design[keep], y[keep], rcond=None)
+        return (*nan, keep, np.nan)
+    sw = np.sqrt(w[keep])
+    a = design[keep] * sw[:, None]
+    p, *_ = np.linalg.lstsq(a, y[keep] * sw, rcond=None)
     r = (y - design @ p)[keep]
     dof = max(int(keep.sum()) - npar, 1)
-    s2 = float(np.sum(r ** 2)) / dof
-    cov = np.linalg.pinv(design[keep].T @ design[keep]) * s2
+    chi2 = float(np.sum(r ** 2 * w[keep])) / dof
+    cov = np.linalg.pinv(a.T @ a) * max(chi2, 1.0)
     return p, cov, keep, _robust_sigma(r)
 
 
-def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg):
+def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None):
     """Fit the exposure's zeropoint and extinction, the camera's c and v fixed.
 
     Parameters
@@ -271,6 +280,9 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg):
         Apparent zenith distance, deg.
     sel : ndarray of bool
         Candidate stars (good flags, bright enough).
+    m_err : ndarray, optional
+        1-sigma measurement error of ``m_inst``, mag; each star weighs
+        ``1 / (m_err^2 + model_floor_mag^2)``.  Default: equal weights.
     cfg : Photometry
         ``ext_coef`` (site default k), ``colour_term``, ``colour_term_err``,
         ``vignetting``, and the fit's settings ``model_clip_sigma``,
@@ -288,8 +300,12 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg):
             & np.isfinite(vmag))
     # y = -ZP + k (X - 1): everything but the zeropoint and extinction moved over
     y = m_inst - vmag - cfg.colour_term * bv - vignetting_mag(zd, cfg.vignetting)
+    err = np.full(m_inst.shape, cfg.model_floor_mag) if m_err is None else np.hypot(
+        np.asarray(m_err, dtype=float), cfg.model_floor_mag)
+    cand &= np.isfinite(err) & (err > 0)
     idx = np.nonzero(cand)[0]
     n = idx.size
+    e = err[idx]
     span = (float(np.subtract(*np.percentile(x[idx], [90, 10]))) if n else float("nan"))
     empty = np.zeros(m_inst.shape, bool)
     if n < cfg.min_stars_zp:
@@ -307,7 +323,7 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg):
     if not why:
         # fit the change from the default, which the start assumes
         p, cov, keep, sig = _clipped_lstsq(np.stack([ones, x[idx] - 1.0], axis=1),
-                                           y[idx] - k * (x[idx] - 1.0),
+                                           y[idx] - k * (x[idx] - 1.0), e,
                                            min_rows=cfg.ext_min_stars, **kw)
         if np.all(np.isfinite(p)):
             # the clipped stars must still span the airmass
@@ -320,7 +336,7 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg):
         else:
             why = f"fewer than {cfg.ext_min_stars} stars left after clipping"
     if src == "default":
-        p, cov, keep, sig = _clipped_lstsq(ones[:, None], y[idx] - k * (x[idx] - 1.0),
+        p, cov, keep, sig = _clipped_lstsq(ones[:, None], y[idx] - k * (x[idx] - 1.0), e,
                                            min_rows=cfg.min_stars_zp, **kw)
         zp, zp_err = -float(p[0]), float(np.sqrt(cov[0, 0]))
     model = PhotModel(zp, k, cfg.colour_term, tuple(cfg.vignetting))
@@ -367,7 +383,8 @@ class CameraTerms:
     zp_frames: tuple
 
 
-def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_stars):
+def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_stars,
+                    floor_mag=0.0):
     """Fit the camera's colour term and vignetting on one or more clear frames.
 
     Each frame gets its own zeropoint; the colour term and the vignetting
@@ -377,8 +394,8 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
     Parameters
     ----------
     frames : sequence of tuple
-        ``(m_inst, vmag, bv, zd_deg, sel)`` per frame, as in
-        :func:`fit_exposure`.
+        ``(m_inst, vmag, bv, zd_deg, sel)`` or ``(m_inst, vmag, bv, zd_deg,
+        sel, m_err)`` per frame, as in :func:`fit_exposure`.
     k : float
         Extinction held fixed, mag/airmass.
     n_vignetting : int
@@ -387,6 +404,8 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
         Clipping (see :func:`fit_exposure`).
     min_stars : int
         Fewest stars for a fit.
+    floor_mag : float
+        Added in quadrature to ``m_err`` (equal weights without ``m_err``).
 
     Returns
     -------
@@ -397,13 +416,17 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
     ConfigError
         Too few usable stars (name the frames in the caller's message).
     """
-    rows, ys, which = [], [], []
+    rows, ys, which, errs = [], [], [], []
     nf = len(frames)
-    for i, (m_inst, vmag, bv, zd, sel) in enumerate(frames):
-        m_inst, vmag, bv, zd = (np.asarray(a, dtype=float) for a in (m_inst, vmag, bv, zd))
+    for i, frame in enumerate(frames):
+        m_inst, vmag, bv, zd = (np.asarray(a, dtype=float) for a in frame[:4])
+        sel = frame[4]
+        m_err = (np.hypot(np.asarray(frame[5], dtype=float), floor_mag) if len(frame) > 5
+                 else np.full(m_inst.shape, max(floor_mag, MIN_CLIP_SIGMA_MAG)))
         x = airmass(zd)
         ok = (np.asarray(sel, bool) & np.isfinite(m_inst) & np.isfinite(bv) & np.isfinite(x)
-              & np.isfinite(vmag))
+              & np.isfinite(vmag) & np.isfinite(m_err) & (m_err > 0))
+        errs.append(m_err[ok])
         q = (zd[ok] / 90.0) ** 2
         onehot = np.zeros((ok.sum(), nf))
         onehot[:, i] = 1.0
@@ -411,7 +434,7 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
         rows.append(np.hstack(cols))
         ys.append(m_inst[ok] - vmag[ok] - k * (x[ok] - 1.0))
         which.append(np.full(ok.sum(), i))
-    design, y = np.vstack(rows), np.concatenate(ys)
+    design, y, err = np.vstack(rows), np.concatenate(ys), np.concatenate(errs)
     if y.size < min_stars:
         raise ConfigError(f"{y.size} usable stars on the calibration frames, fewer than "
                           f"{min_stars}: calibrate on clear frames")
@@ -420,7 +443,7 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
     w = np.concatenate(which)
     y0 = y - med[w]
     p, cov, keep, sig = _clipped_lstsq(np.hstack([np.ones((y.size, 1)), design[:, 1:]])
-                                       if nf == 1 else design, y0, clip_sigma=clip_sigma,
+                                       if nf == 1 else design, y0, err, clip_sigma=clip_sigma,
                                        faint_clip_mag=faint_clip_mag, min_rows=min_stars)
     if not np.all(np.isfinite(p)):
         raise ConfigError("the calibration fit kept too few stars: calibrate on clear frames")

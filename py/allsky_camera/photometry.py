@@ -30,9 +30,14 @@ _MAD_TO_SIGMA = 1.4826
 #: Clipping of the aperture-correction fit: threshold (sigma) and rounds.
 _APCOR_CLIP = 3.0
 _APCOR_ROUNDS = 3
+#: Floor (mag) added in quadrature to a star's aperture-correction error:
+#: PSF differences between stars, so the brightest do not outweigh the rest.
+_APCOR_FLOOR_MAG = 0.01
 #: Normal-distribution efficiency of the median relative to the mean (pi/2),
 #: used for the error of a median.
 _MEDIAN_VAR_FACTOR = np.pi / 2.0
+#: Magnitude error per relative flux error, 2.5 / ln 10.
+MAG_PER_LN = 2.5 / np.log(10.0)
 
 
 @dataclass(frozen=True)
@@ -183,27 +188,40 @@ def instrumental_mag(flux_adu, exptime):
         return np.where(f > 0, -2.5 * np.log10(np.where(f > 0, f, 1.0)), np.nan)
 
 
-def fit_apcor(zd_deg, flux_adu, flux_big_adu, sel, phot):
+def fit_apcor(zd_deg, flux_adu, flux_big_adu, sel, phot, *, flux_err_adu=None):
     """Fit the aperture correction ``a + b (zd/90)^2`` on selected stars.
+
+    With ``flux_err_adu`` (the aperture flux's error, ADU) each star weighs
+    ``1 / sigma^2``, sigma the correction's error: the big aperture's sky
+    noise, ``flux_err * apcor_radius / aper_radius`` over the aperture flux
+    (sky-limited stars), so that faint or clouded stars count little.
 
     Returns ``(a, b, n_used, source)``; falls back to the configured
     ``apcor_default_mag`` (b = 0) with fewer than ``apcor_min_stars`` stars.
     """
     use = sel & (flux_adu > 0) & (flux_big_adu > 0)
+    if flux_err_adu is not None:
+        use &= np.isfinite(flux_err_adu) & (np.asarray(flux_err_adu) > 0)
     if use.sum() < phot.apcor_min_stars:
         return phot.apcor_default_mag, 0.0, int(use.sum()), "default"
     q = (np.asarray(zd_deg)[use] / 90.0) ** 2
     ac = 2.5 * np.log10(flux_big_adu[use] / flux_adu[use])
+    if flux_err_adu is None:
+        sw = np.ones(ac.size)
+    else:
+        err = (MAG_PER_LN * np.asarray(flux_err_adu)[use] * phot.apcor_radius_px
+               / phot.aper_radius_px / flux_adu[use])
+        sw = 1.0 / np.hypot(err, _APCOR_FLOOR_MAG)
     keep = np.ones(ac.size, dtype=bool)
     a, b = float(np.median(ac)), 0.0
     for _ in range(_APCOR_ROUNDS):
         if keep.sum() < phot.apcor_min_stars:
             break
-        design = np.stack([np.ones(keep.sum()), q[keep]], axis=1)
-        (a, b), *_ = np.linalg.lstsq(design, ac[keep], rcond=None)
-        res = ac - (a + b * q)
-        sig = _MAD_TO_SIGMA * np.median(np.abs(res[keep]))
-        new = np.abs(res) <= _APCOR_CLIP * max(sig, 1e-3)
+        design = np.stack([np.ones(keep.sum()), q[keep]], axis=1) * sw[keep, None]
+        (a, b), *_ = np.linalg.lstsq(design, ac[keep] * sw[keep], rcond=None)
+        z = (ac - (a + b * q)) * sw
+        sig = _MAD_TO_SIGMA * np.median(np.abs(z[keep]))
+        new = np.abs(z) <= _APCOR_CLIP * max(sig, 1e-3 * float(np.median(sw)))
         if np.array_equal(new, keep):
             break
         keep = new
@@ -243,14 +261,18 @@ def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime, *, bv=None):
     """
     from . import photmodel
 
-    a, b, n_ap, src = fit_apcor(zd_deg, fluxes.flux_adu, fluxes.flux_big_adu, apcor_sel, phot)
+    a, b, n_ap, src = fit_apcor(zd_deg, fluxes.flux_adu, fluxes.flux_big_adu, apcor_sel, phot,
+                                flux_err_adu=fluxes.flux_err_adu)
     zd = np.asarray(zd_deg, dtype=float)
     bv = np.zeros(zd.shape) if bv is None else np.asarray(bv, dtype=float)
     use = (np.asarray(good, bool) & np.isfinite(fluxes.flux_adu)
            & (np.asarray(vmag, dtype=float) <= phot.model_vmax))
     m_total = instrumental_mag(fluxes.flux_adu * 10.0 ** (0.4 * (a + b * (zd / 90.0) ** 2)),
                                exptime)
-    fit = photmodel.fit_exposure(m_total, vmag, bv, zd, use, cfg=phot)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m_err = MAG_PER_LN * np.asarray(fluxes.flux_err_adu, dtype=float) / fluxes.flux_adu
+    fit = photmodel.fit_exposure(m_total, vmag, bv, zd, use, cfg=phot,
+                                 m_err=np.where(m_err > 0, m_err, np.nan))
     zpt = fit.model.zp
     zpa = zpt - a
     msg = fit.message
