@@ -252,6 +252,8 @@ def calibrate_frame(opts):
     _diagnostic_png(out.with_suffix(".png"), data, sol)
     print(f"wrote {out} ({sol.model.projection}, {sol.n_matched} stars, rms {sol.rms_px:.3f} px, "
           f"zeropoint {zp.zp_total:.3f})")
+    # the camera's photometric terms on the same frame, with the new geometry
+    calibrate_photometry(argparse.Namespace(frames=opts.frames[:1], output=str(out)))
 
 
 def build_masks_only(opts):
@@ -311,9 +313,14 @@ def calibrate_photometry(opts):
         m_tot = -2.5 * np.log10(np.where(cat["flux_total_adu"] > 0, cat["flux_total_adu"],
                                          np.nan) / exptime)
         vmag = np.asarray(cat["VMAG"])
+        # weights from the flux the star should have (the bare clear-sky
+        # model), not its measured flux, which would favour upward noise
+        zd = 90.0 - np.asarray(cat["alt_deg"])
+        f_exp = (photmodel.PhotModel(ph.zp_nominal, ph.ext_coef).expected_flux(vmag, 0.0, zd,
+                                                                               exptime)
+                 * 10.0 ** (-0.4 * np.asarray(cat["apcor_mag"])))
         with np.errstate(invalid="ignore", divide="ignore"):
-            m_err = 2.5 / np.log(10.0) * np.asarray(cat["flux_err_adu"]) / np.asarray(
-                cat["flux_adu"])
+            m_err = 2.5 / np.log(10.0) * np.asarray(cat["flux_err_adu"]) / f_exp
         frames.append((m_tot, vmag, np.asarray(cat["BV"]), 90.0 - np.asarray(cat["alt_deg"]),
                        (np.asarray(cat["flags"]) == 0) & (vmag <= ph.model_vmax),
                        np.where(m_err > 0, m_err, np.nan)))

@@ -221,12 +221,15 @@ def process(exposure, camera, opts, timer=None, written=None):
     timer.lap("centroid")
 
     # 5. photometry and zeropoints --------------------------------------------
-    # stars found are measured at their centroid; stars not found (or whose
-    # centroid wandered off) at the fitted prediction, so clouds read as ~0 flux
+    # stars found are measured at their centroid (at the fitted prediction with
+    # photometry.forced); stars not found (or whose centroid wandered off) at the
+    # fitted prediction, so clouds read as ~0 flux
     mask = det.bad if obstruction is None else (
         obstruction if det.bad is None else det.bad | obstruction)
     lost = (flags & (bit("FAINT") | bit("NO_FLUX") | bit("SHIFT") | bit("OTHER_STAR"))) > 0
     found = np.isfinite(xc) & ~lost
+    if ph.forced and sol.fit.ok:
+        found[:] = False      # forced photometry at the fitted model's prediction
     fl = photometry.measure(det.image, np.where(found, xc, x), np.where(found, yc, y), ph,
                             mask=mask,
                             quantum=1.0 if exposure.raw.dtype.kind in "iu" else 0.0,
@@ -281,6 +284,7 @@ def process(exposure, camera, opts, timer=None, written=None):
     if skystat.too_bright(sky.status, s_.n_voting, camera.transparency.min_voting_stars):
         log.warning("transparency: sky too bright (%s) to judge clouds: %d stars vote",
                     sky.status, s_.n_voting)
+        tr = transparency.sky_too_bright(tr, sky.status)
     elif s_.n_cells == 0:
         log.warning("transparency: no star bright enough to judge the sky on this frame")
     elif s_.clear_fraction < camera.transparency.cloudy_warning:

@@ -115,6 +115,9 @@ class Photometry:
     zp_min_snr: float = 0.0                  # zeropoint stars must be EXPECTED (nominal zeropoint,
                                              # this frame's sky noise) to reach this S/N; 0: off
     neighbour_dv: float = 2.5                # neighbours fainter by more than this don't count
+    forced: bool = True                      # measure every star at the fitted astrometric
+                                             # prediction (when the fit is good): centroids of
+                                             # faint stars climb noise peaks and read bright
     # the photometric model m = V - ZP + k (X - 1) + c (B - V) + v(zd), see photmodel.py;
     # zp_nominal is its clear-sky ZP at the zenith (X = 1)
     ext_coef: float = 0.15                   # site default extinction k, mag/airmass (V band)

@@ -269,13 +269,19 @@ def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime, *, bv=None):
            & (np.asarray(vmag, dtype=float) <= phot.model_vmax))
     m_total = instrumental_mag(fluxes.flux_adu * 10.0 ** (0.4 * (a + b * (zd / 90.0) ** 2)),
                                exptime)
+    # weights from the flux each star should have on a clear night (the
+    # clear-sky model), not from its measured flux: a star that fluctuated up
+    # would otherwise weigh more and bias the zeropoint bright
+    nominal = phot.zp_nominal + (a if phot.zp_nominal_scale == "aperture" else 0.0)
+    clear = photmodel.clear_sky_model(nominal, None, phot)
+    f_aper = (clear.expected_flux(vmag, photmodel.colour_or_mean(bv, phot.missing_bv), zd,
+                                  exptime) * 10.0 ** (-0.4 * (a + b * (zd / 90.0) ** 2)))
     with np.errstate(invalid="ignore", divide="ignore"):
-        m_err = MAG_PER_LN * np.asarray(fluxes.flux_err_adu, dtype=float) / fluxes.flux_adu
+        m_err = MAG_PER_LN * np.asarray(fluxes.flux_err_adu, dtype=float) / f_aper
     fit = photmodel.fit_exposure(m_total, vmag, bv, zd, use, cfg=phot,
                                  m_err=np.where(m_err > 0, m_err, np.nan))
     zpt = fit.model.zp
     zpa = zpt - a
     msg = fit.message
-    nominal = phot.zp_nominal + (a if phot.zp_nominal_scale == "aperture" else 0.0)
     return Zeropoint(float(zpa), float(zpt), float(fit.zp_err), float(fit.rms_mag), fit.n_used,
                      a, b, src, n_ap, float(nominal), msg, fit)

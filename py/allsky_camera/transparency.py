@@ -54,6 +54,7 @@ class TransparencySummary:
     n_voting: int
     n_cells: int
     grey: float = float("nan")
+    message: str = ""
 
     def header_cards(self):
         """``(keyword, value, comment)`` cards for the catalog header."""
@@ -63,7 +64,9 @@ class TransparencySummary:
                 ("CLEARFRC", r(self.clear_fraction), "clear fraction of the sampled sky"),
                 ("TRANSNST", self.n_voting, "stars voting for transparency"),
                 ("TRANSNPX", self.n_cells, "sky cells sampled for CLEARFRC"),
-                ("TRANSGRY", r(self.grey), "grey transmission of the frame (haze)")]
+                ("TRANSGRY", r(self.grey), "grey transmission of the frame (haze)")] + (
+                    [("TRANSMSG", self.message[:68], "why clouds were not judged")]
+                    if self.message else [])
 
 
 def star_transparency(flux_total_adu, expected_total_adu, *, clip):
@@ -257,6 +260,20 @@ def run(*, vmag, alt_deg, az_deg, flags, flux_total_adu, sky_sigma_adu, expected
     summary, per_cell = summarize(t, weight, np.where(votes, cell, -1), npix(cfg.nside),
                                   cfg.clear_threshold, grey, cfg.haze_min)
     return TransparencyResult(t, weight, snr, cell, per_cell, summary)
+
+
+def sky_too_bright(result, status):
+    """``result`` with no clear fraction: the sky is too bright to judge clouds.
+
+    On a twilight or day frame too few stars vote; that is not cloud.  The
+    per-star values stay; the summary's clear fraction becomes NaN and its
+    message says why.
+    """
+    import dataclasses
+
+    summary = dataclasses.replace(result.summary, clear_fraction=float("nan"),
+                                  message=f"sky too bright ({status}) to judge clouds")
+    return dataclasses.replace(result, summary=summary)
 
 
 def cell_image(model, shape, per_cell, nside, radius_px, stride):
