@@ -331,7 +331,7 @@ def process(exposure, camera, opts, timer=None, written=None):
     if not opts.skip_checkplots:
         from allsky_camera import plotting
         fig = plotting.new_figure(plotting.ZP_MODEL_FIGSIZE)
-        axes = fig.subplots(1, 3, gridspec_kw={"wspace": plotting.ZP_MODEL_WSPACE})
+        axes = plotting.zp_model_axes(fig)
         plotting.plot_zeropoint(axes[0], vmag, m_inst, zp.zp_aper,
                                 title=f"{title}  ZPAPER = {zp.zp_aper:.3f}", used=zpsel)
         if zp.model_fit is not None:

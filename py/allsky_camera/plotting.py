@@ -24,6 +24,10 @@ ZP_FIGSIZE = (6.4, 4.8)
 #: of a panel's width).
 ZP_MODEL_FIGSIZE = (16.0, 4.8)
 ZP_MODEL_WSPACE = 0.3
+ZP_MODEL_MARGINS = (0.05, 0.11, 0.98, 0.9)
+#: Residual panels: the x range is that of the used stars, padded by this
+#: fraction on each side.
+RESID_XPAD = 0.05
 #: Residual panels: the vertical range shown (mag) about 0, and the number
 #: of bins of the running median drawn over the used stars.
 RESID_RANGE_MAG = 1.0
@@ -100,6 +104,13 @@ def plot_zeropoint(ax, vmag, m_inst, zp, *, title, used=None):
     ax.legend(loc="upper left", fontsize=8, frameon=False)
 
 
+def zp_model_axes(fig):
+    """The three panels of the zeropoint checkplot (V, B-V, airmass) on ``fig``."""
+    left, bottom, right, top = ZP_MODEL_MARGINS
+    fig.subplots_adjust(left=left, bottom=bottom, right=right, top=top, wspace=ZP_MODEL_WSPACE)
+    return fig.subplots(1, 3)
+
+
 def plot_model_residuals(ax, xval, resid, *, used, xlabel, title):
     """Residuals of the stars about the fitted photometric model against one variable.
 
@@ -126,6 +137,10 @@ def plot_model_residuals(ax, xval, resid, *, used, xlabel, title):
         ax.plot(mids, meds, c="tab:red", lw=1.5, marker="o", ms=3, label="running median")
     ax.axhline(0.0, c="k", lw=0.8)
     ax.set_ylim(RESID_RANGE_MAG, -RESID_RANGE_MAG)     # brighter up, as magnitudes go
+    if used.any():
+        lo, hi = float(np.min(xval[used])), float(np.max(xval[used]))
+        pad = RESID_XPAD * max(hi - lo, 1e-3)
+        ax.set_xlim(lo - pad, hi + pad)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("measured - model (mag)")
     ax.set_title(title, fontsize=10)
