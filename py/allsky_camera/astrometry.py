@@ -250,3 +250,27 @@ def solve(image, alt, az, candidates, camera, *, x_meas=None, y_meas=None):
                  fit.n_used, fit.rms_px, trms, fit.model.x0 - template.x0,
                  fit.model.y0 - template.y0, fit.model.rot_deg - template.rot_deg)
     return Solution(template, fit.model, fit, trms, fit.message)
+
+
+def fit_candidates(vmag, isolated, clear_of_moon, r_template_px, cfg):
+    """The stars that vote in the first astrometric fit.
+
+    Bright (``vmag <= cfg.fit_vmax``), isolated on the sky, clear of the Moon,
+    and predicted by the template within ``cfg.safe_radius_px`` of its zenith.
+
+    Parameters
+    ----------
+    vmag : ndarray
+        Catalog V, mag.
+    isolated, clear_of_moon : ndarray of bool
+    r_template_px : ndarray
+        Distance of the template prediction from the template zenith, pixels.
+    cfg : Astrometry
+        The camera's astrometry settings.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    return ((np.asarray(vmag) <= cfg.fit_vmax) & isolated & clear_of_moon
+            & (np.asarray(r_template_px) <= cfg.safe_radius_px))
