@@ -127,7 +127,7 @@ def test_healpix_file_cards(quarter):
     ok = np.isfinite(zp)
     # the per-cell zeropoint of the stars, extinction included: ZP - k (X - 1)
     theta, _ = hp.pix2ang(8, np.arange(768))
-    z = np.degrees(theta)
+    z = np.minimum(np.degrees(theta), 90.0)           # cells with stars are above the horizon
     x_ky = 1.0 / (np.cos(np.radians(z)) + 0.50572 * (96.07995 - z) ** -1.6364)
     expect = truth.zp_true - truth.ext_coef * (x_ky - 1.0)
     assert ok.sum() > 100 and abs(np.median(zp[ok] - expect[ok])) < 0.1
