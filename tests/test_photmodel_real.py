@@ -66,11 +66,11 @@ def test_dct_clear_frames(dct):
     scatter = 1.4826 * np.median(np.abs(r - np.median(r)))
     assert scatter < 0.16      # the issue asks 0.08: not met (report), this guards the rest
     assert z5.model_fit.k_source == "fitted" and abs(z5.model.k - 0.15) < 0.03
-    assert abs(z5.zp_total - z10.zp_total) < 0.1   # the issue asks 0.03: not met on 010
+    assert abs(z5.zp_total - z10.zp_total) < 0.05  # measured 0.029 (the issue asks 0.03)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="moonlit 010 reads 0.86-0.95 at zd < 40 (issue: 0.92)")
+@pytest.mark.xfail(strict=True, reason="moonlit 010 reads 1.12 at zd 40-50 (issue: <= 1.08)")
 def test_dct_010_bands(dct):
     b10 = bands(dct["010"])
     assert all(0.92 <= b <= 1.08 for b in b10), b10

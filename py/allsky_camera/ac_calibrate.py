@@ -34,6 +34,7 @@ if not __package__:   # run as a script: make the package importable
 import numpy as np
 
 from allsky_camera import __version__
+from allsky_camera.config import CAMERA_PATH_ENV
 from allsky_camera.exceptions import AllskyError, InputFileError, OutputError
 
 log = logging.getLogger("allsky_camera")
@@ -67,13 +68,30 @@ def build_parser():
     p = argparse.ArgumentParser(prog="ac_calibrate.py", description=(
         "blind calibration of an all-sky camera from one clear frame"))
     p.add_argument("frames", nargs="+", help="clear raw frame (with --build-masks: frames)")
-    p.add_argument("--output", required=True, help="camera YAML to write (masks go beside it)")
+    p.add_argument("--output", default=None,
+                   help="camera YAML to write, masks beside it (default: NAME.yaml in "
+                        "--camera-dir); with --build-masks, the configuration to update: a "
+                        "YAML path or a camera name")
+    p.add_argument("--camera-dir", default=None, metavar="DIR",
+                   help="folder of your own camera YAMLs: the new configuration is written "
+                        "there as NAME.yaml; with --build-masks, a camera name is looked for "
+                        f"there first (then in ${CAMERA_PATH_ENV} and the stock cameras)")
     p.add_argument("--name", default=None, help="camera name (default: the YAML's stem)")
     p.add_argument("--lat", type=float, default=None, help="site latitude, deg")
     p.add_argument("--lon", type=float, default=None, help="site east longitude, deg")
     p.add_argument("--elev", type=float, default=None, help="site height, m")
     p.add_argument("--exptime-card", default="EXPTIME", help="header card of exposure time")
-    p.add_argument("--dateobs-card", default="DATE-OBS", help="header card of start time")
+    p.add_argument("--exptime", type=float, default=None, metavar="SECONDS",
+                   help="exposure time when the header has no such card (overrides "
+                        "--exptime-card)")
+    p.add_argument("--dateobs-card", default="DATE-OBS",
+                   help="header card of start time (or of its date, with --timeobs-card)")
+    p.add_argument("--timeobs-card", default=None,
+                   help="header card of the time of day when the date card holds only the date")
+    p.add_argument("--time-format", default=None, metavar="STRPTIME",
+                   help="strptime format of the start time, e.g. '%%a %%b %%d %%H:%%M:%%S %%Y' "
+                        "(with --timeobs-card: of date and time joined by a space; "
+                        "default ISO 8601)")
     p.add_argument("--utc-offset", type=float, default=0.0,
                    help="hours the DATE-OBS clock runs ahead of UTC (default 0)")
     p.add_argument("--masks", nargs="*", default=[],
@@ -83,9 +101,20 @@ def build_parser():
     p.add_argument("--photometry", action="store_true",
                    help="only measure the photometric terms (colour term, vignetting, "
                         "clear-sky zeropoint) of the configuration at --output on FRAMES")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing YAML")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing YAML (with --build-masks: existing masks)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress on stderr")
+    p.add_argument("--version", action="version", version=f"allsky_camera {__version__}")
     return p
+
+
+def output_path(opts):
+    """The YAML a calibration writes: ``--output``, else NAME.yaml in ``--camera-dir``."""
+    if opts.output:
+        return Path(opts.output)
+    if opts.camera_dir and opts.name:
+        return Path(opts.camera_dir) / f"{opts.name}.yaml"
+    raise AllskyError("give --output PATH.yaml, or --camera-dir DIR and --name NAME")
 
 
 def _read(path):
@@ -99,15 +128,44 @@ def _read(path):
     return data.astype(np.float32), header
 
 
-def _site(opts, header):
+def _header_number(header, key, path, default=None):
+    """A numeric header card, or InputFileError naming the file, card and value."""
+    if key not in header:
+        return default
+    value = header[key]
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError("a logical value")
+        x = float(value)
+    except (TypeError, ValueError) as err:
+        raise InputFileError(f"{path}: header card {key} = {value!r} is not a number; fix "
+                             "the header or give the value on the command line") from err
+    if not np.isfinite(x):
+        raise InputFileError(f"{path}: header card {key} = {value!r} is not finite; fix "
+                             "the header or give the value on the command line")
+    return x
+
+
+def _check_site(lat, lon, h, where):
+    """Site values within the ranges of :data:`allsky_camera.config.RANGES`."""
+    from allsky_camera.config import RANGES, check_range
+
+    for key, value in (("site.lat_deg", lat), ("site.lon_deg", lon), ("site.height_m", h)):
+        if value is not None:
+            check_range(value, key, where, *RANGES[key])
+
+
+def _site(opts, header, path):
     from allsky_camera import coords
 
     lat, lon, h = opts.lat, opts.lon, opts.elev
+    _check_site(lat, lon, h, "--lat/--lon/--elev")
     for klat, klon, kalt in (("OBSLAT", "OBSLONG", "OBSALT"), ("SITELAT", "SITELONG", "SITEELEV"),
                              ("LATITUDE", "LONGITUD", "ALTITUDE")):
         if lat is None and klat in header and klon in header:
-            lat, lon = float(header[klat]), float(header[klon])
-            h = float(header.get(kalt, 0.0)) if h is None else h
+            lat, lon = _header_number(header, klat, path), _header_number(header, klon, path)
+            h = _header_number(header, kalt, path, 0.0) if h is None else h
+            _check_site(lat, lon, h, f"{path}: header cards {klat}/{klon}/{kalt}")
     if lat is None or lon is None:
         raise InputFileError("the site is unknown: give --lat, --lon and --elev (the header "
                              "has no OBSLAT/OBSLONG)")
@@ -125,12 +183,11 @@ def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names):
         "description": f"{header.get('INSTRUME', name)} all-sky camera, calibrated by "
                        f"ac_calibrate.py from {Path(opts.frames[0]).name}",
         "sensor": {"nx": nx, "ny": ny,
-                   "saturation_adu": float(header.get("DATAMAX", np.iinfo(np.uint16).max)),
+                   "saturation_adu": _header_number(header, "DATAMAX", opts.frames[0],
+                                                    float(np.iinfo(np.uint16).max)),
                    "dark_region": None, "bias_adu": round(float(bias), 1),
                    "bad_pixel_mask": masks_names[0], "obstruction_mask": masks_names[1]},
-        "header": {"exptime_card": opts.exptime_card, "dateobs_card": opts.dateobs_card,
-                   "utc_offset_hours": opts.utc_offset,
-                   "instrume": header.get("INSTRUME") or None},
+        "header": dict(header_section(opts), instrume=header.get("INSTRUME") or None),
         "site": {"lon_deg": lon, "lat_deg": lat, "height_m": h,
                  "pressure_bar": round(float(pressure), 4), "prefer_header": False},
         "astrometry": {"model": m.to_dict(),
@@ -149,20 +206,42 @@ def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names):
     }
 
 
+def header_section(opts):
+    """The ``header:`` section of the new YAML from the command line (validated).
+
+    Raises
+    ------
+    ConfigError
+        Inconsistent header options.
+    """
+    from allsky_camera import config
+
+    d = {"exptime_card": None if opts.exptime is not None else opts.exptime_card,
+         "dateobs_card": opts.dateobs_card, "timeobs_card": opts.timeobs_card,
+         "time_format": opts.time_format, "utc_offset_hours": opts.utc_offset,
+         "exptime_s": opts.exptime}
+    config.check_header_cards(config.HeaderCards(**d), "ac_calibrate.py options")
+    return d
+
+
+def _start_time(header, opts):
+    from allsky_camera import config, io
+
+    return io.start_time(header, config.HeaderCards(**header_section(opts)), opts.frames[0])
+
+
 def sol_time_iso(header, opts):
-    from allsky_camera import coords
-
-    return coords.parse_time(header[opts.dateobs_card], opts.utc_offset).iso_utc
+    return _start_time(header, opts).iso_utc
 
 
-def _measure_zeropoint(cam_dict, data, header, out_dir):
+def _measure_zeropoint(cam_dict, data, header, out_dir, frame):
     """Reduce the calibration frame with the new configuration; ZPTOTAL."""
     import tempfile
 
     from allsky_camera import ac_proc, config, io
 
     cam = config.camera_from_dict(cam_dict, source=str(out_dir / "x.yaml"))
-    exp = io.exposure_from_data("calibration.fits", data, header, cam)
+    exp = io.exposure_from_data(frame, data, header, cam)
     quiet = logging.getLogger("allsky_camera")
     level = quiet.level
     quiet.setLevel(logging.ERROR)     # the placeholder zeropoint makes the cloud map moot
@@ -204,75 +283,151 @@ def _diagnostic_png(path, data, sol):
 
 
 def calibrate_frame(opts):
-    import yaml
+    """Solve, build the masks, measure the zeropoint; publish everything only on success.
 
-    from allsky_camera import calibrate, coords, io, masks
+    The YAML, both masks and the diagnostic PNG are staged in an
+    :class:`~allsky_camera.outputs.OutputSet` and renamed into place together
+    once the calibration has worked, so a failure leaves no file and an
+    existing camera's files are replaced only with ``--overwrite``.
+    """
+    from allsky_camera import calibrate, camera_yaml, io, masks, outputs
+    from allsky_camera.config import RANGES, check_range
 
-    out = Path(opts.output)
-    if out.exists() and not opts.overwrite:
-        raise OutputError(f"{out}: exists already; remove it or pass --overwrite")
-    io.check_outdir(out.parent)
-    data, header = _read(opts.frames[0])
-    if opts.dateobs_card not in header:
-        raise InputFileError(f"{opts.frames[0]}: header card {opts.dateobs_card} is missing")
-    t = coords.parse_time(header[opts.dateobs_card], opts.utc_offset)
-    site, site_vals = _site(opts, header)
-    sol = calibrate.solve(data, t, site)
-    log.info("calibrate: %s projection, %d stars, rms %.3f px", sol.model.projection,
-             sol.n_matched, sol.rms_px)
+    out = output_path(opts)
     name = opts.name or out.stem
-    stack = [data] + [_read(f)[0] for f in opts.masks]
-    bpm = masks.bad_pixels(np.stack(stack))
-    obs = masks.obstructions(np.stack(stack), sol.circle)
-    cx, cy, rad = sol.circle
-    yy, xx = np.ogrid[:data.shape[0], :data.shape[1]]
-    ring = ((xx - cx) ** 2 + (yy - cy) ** 2 > (rad + 10) ** 2)
-    bias = float(np.percentile(data[ring], 1)) if ring.any() else float(np.percentile(data, 0.5))
     names = (f"{name}_bpm.fits", f"{name}_obstruction.fits")
-    d = _camera_dict(name, data, header, opts, sol, site_vals, bias, names)
-    masks.write_mask(bpm, out.parent / names[0])
-    masks.write_mask(obs, out.parent / names[1])
-    zp = _measure_zeropoint(d, data, header, out.parent)
-    if zp.ok:
-        # again with the S/N selection, which needs a nominal zeropoint
+    targets = [out, out.parent / names[0], out.parent / names[1], out.with_suffix(".png")]
+    _check_site(opts.lat, opts.lon, opts.elev, "--lat/--lon/--elev")
+    check_range(opts.utc_offset, "header.utc_offset_hours", "--utc-offset",
+                *RANGES["header.utc_offset_hours"])
+    io.check_outdir(out.parent)
+    frame = opts.frames[0]
+    data, header = _read(frame)
+    stack = [data]
+    for f in opts.masks:
+        d_ = _read(f)[0]
+        if d_.shape != data.shape:
+            raise InputFileError(f"{f}: --masks frame is {d_.shape[1]}x{d_.shape[0]} pixels but "
+                                 f"{frame} is {data.shape[1]}x{data.shape[0]}; give frames of "
+                                 "the same camera")
+        stack.append(d_)
+    _header_number(header, "DATAMAX", frame)     # checked now, used by _camera_dict
+    t = _start_time(header, opts)
+    site, site_vals = _site(opts, header, frame)
+    with outputs.OutputSet(out.parent, out.stem, targets, overwrite=opts.overwrite) as oset:
+        stage = oset.staging
+        sol = calibrate.solve(data, t, site)
+        log.info("calibrate: %s projection, %d stars, rms %.3f px", sol.model.projection,
+                 sol.n_matched, sol.rms_px)
+        bpm = masks.bad_pixels(np.stack(stack))
+        obs = masks.obstructions(np.stack(stack), sol.circle)
+        cx, cy, rad = sol.circle
+        yy, xx = np.ogrid[:data.shape[0], :data.shape[1]]
+        ring = ((xx - cx) ** 2 + (yy - cy) ** 2 > (rad + 10) ** 2)
+        bias = (float(np.percentile(data[ring], 1)) if ring.any()
+                else float(np.percentile(data, 0.5)))
+        d = _camera_dict(name, data, header, opts, sol, site_vals, bias, names)
+        # the masks go to the staging directory: the zeropoint run reads them there
+        masks.write_mask(bpm, stage / names[0])
+        masks.write_mask(obs, stage / names[1])
+        zp = _measure_zeropoint(d, data, header, stage, frame)
+        if zp.ok:
+            # again with the S/N selection, which needs a nominal zeropoint
+            d["photometry"]["zp_nominal"] = round(float(zp.zp_total), 4)
+            d["photometry"]["zp_min_snr"] = ZP_MIN_SNR
+            zp = _measure_zeropoint(d, data, header, stage, frame)
+        if not zp.ok:
+            raise AllskyError(f"{frame}: no zeropoint could be measured ({zp.message}); "
+                              "calibrate on a clear frame")
         d["photometry"]["zp_nominal"] = round(float(zp.zp_total), 4)
-        d["photometry"]["zp_min_snr"] = ZP_MIN_SNR
-        zp = _measure_zeropoint(d, data, header, out.parent)
-    if not zp.ok:
-        raise AllskyError(f"{opts.frames[0]}: no zeropoint could be measured ({zp.message}); "
-                          "calibrate on a clear frame")
-    d["photometry"]["zp_nominal"] = round(float(zp.zp_total), 4)
-    d["calibration"]["zp_stars"] = int(zp.n_stars)
-    text = (f"# Camera {name}: written by ac_calibrate.py {__version__} on "
-            f"{dt.date.today().isoformat()}; see the calibration block.\n"
-            "# Pixels 0-based, x = column, pixel centres at integers; angles in degrees.\n"
-            + yaml.safe_dump(d, sort_keys=False))
-    with io.atomic_path(out) as tmp:
-        tmp.write_text(text)
-    _diagnostic_png(out.with_suffix(".png"), data, sol)
+        d["calibration"]["zp_stars"] = int(zp.n_stars)
+        (stage / out.name).write_text(camera_yaml.dump(d, preamble=yaml_preamble(name)))
+        _diagnostic_png(stage / out.with_suffix(".png").name, data, sol)
+        oset.commit()
     print(f"wrote {out} ({sol.model.projection}, {sol.n_matched} stars, rms {sol.rms_px:.3f} px, "
           f"zeropoint {zp.zp_total:.3f})")
     # the camera's photometric terms on the same frame, with the new geometry
     calibrate_photometry(argparse.Namespace(frames=opts.frames[:1], output=str(out)))
 
 
+def yaml_preamble(name):
+    """Comment lines that open a YAML written by this tool."""
+    return (f"Camera {name}: written by ac_calibrate.py {__version__} on "
+            f"{dt.date.today().isoformat()}; see the calibration block.",
+            "Pixels 0-based, x = column, pixel centres at integers; angles in degrees.")
+
+
+def set_mask_names(text, names, docs):
+    """YAML text with ``sensor.bad_pixel_mask`` and ``obstruction_mask`` set.
+
+    The two lines are replaced in place, so the file's other lines and their
+    comments stay as they were.
+
+    Parameters
+    ----------
+    text : str
+        The configuration's YAML.
+    names : tuple of str
+        Bad-pixel and obstruction mask file names, relative to the YAML.
+    docs : dict
+        Key descriptions (:data:`allsky_camera.config.KEY_DOCS`) for the comments.
+
+    Returns
+    -------
+    str, or None when the keys are not each on one line of their own.
+    """
+    import re
+
+    from allsky_camera import camera_yaml
+
+    for key, value in zip(("bad_pixel_mask", "obstruction_mask"), names):
+        pat = re.compile(rf"^(?P<ind>[ \t]+){key}:.*$", re.MULTILINE)
+        found = pat.findall(text)
+        if len(found) != 1:
+            return None
+        ind = found[0]
+        line = camera_yaml.key_line(key, value, docs[f"sensor.{key}"])
+        text = pat.sub(lambda m, ln=line, ind=ind: ind + ln, text)
+    return text
+
+
 def build_masks_only(opts):
     import yaml
 
-    from allsky_camera import calibrate, config, masks
+    from allsky_camera import calibrate, camera_yaml, config, io, masks
 
-    cam = config.load_camera(opts.output)
-    stack = np.stack([_read(f)[0] for f in opts.frames])
-    circle = calibrate.lens_circle(np.median(stack, axis=0))
+    if opts.output is None:
+        raise AllskyError("--build-masks: give --output, the configuration (a YAML path or a "
+                          "camera name) whose masks to rebuild")
+    dirs = config.camera_dirs([opts.camera_dir] if opts.camera_dir else [])
+    cam = config.load_camera(opts.output, dirs)
     names = (cam.sensor.bad_pixel_mask or f"{cam.name}_bpm.fits",
              cam.sensor.obstruction_mask or f"{cam.name}_obstruction.fits")
-    masks.write_mask(masks.bad_pixels(stack), cam.resolve(names[0]))
-    masks.write_mask(masks.obstructions(stack, circle), cam.resolve(names[1]))
+    paths = [cam.resolve(n) for n in names]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not opts.overwrite:
+        raise OutputError(f"{', '.join(existing)}: exists already; pass --overwrite to "
+                          "replace the masks")
+    stack = np.stack([_read(f)[0] for f in opts.frames])
+    if stack.shape[1:] != (cam.sensor.ny, cam.sensor.nx):
+        raise InputFileError(f"{opts.frames[0]}: frames are {stack.shape[2]}x{stack.shape[1]}, "
+                             f"camera {cam.name} is {cam.sensor.nx}x{cam.sensor.ny}; give "
+                             "frames of that camera")
+    circle = calibrate.lens_circle(np.median(stack, axis=0))
+    bpm, obs = masks.bad_pixels(stack), masks.obstructions(stack, circle)
+    masks.write_mask(bpm, paths[0])
+    masks.write_mask(obs, paths[1])
     if cam.sensor.bad_pixel_mask is None or cam.sensor.obstruction_mask is None:
-        d = yaml.safe_load(Path(opts.output).read_text())
-        d["sensor"]["bad_pixel_mask"], d["sensor"]["obstruction_mask"] = names
-        Path(opts.output).write_text(yaml.safe_dump(d, sort_keys=False))
-    print(f"wrote {names[0]} and {names[1]} beside {opts.output}")
+        yaml_path = Path(cam.source)
+        old = yaml_path.read_text()
+        text = set_mask_names(old, names, config.KEY_DOCS)
+        if text is None:   # keys not one per line: write the whole file anew
+            d = yaml.safe_load(old)
+            d["sensor"]["bad_pixel_mask"], d["sensor"]["obstruction_mask"] = names
+            text = camera_yaml.dump(d, preamble=yaml_preamble(cam.name))
+        with io.atomic_path(yaml_path) as tmp:
+            tmp.write_text(text)
+    print(f"wrote {names[0]} and {names[1]} beside {cam.source}")
 
 
 def _reduce_for_photometry(cam, path):
@@ -340,39 +495,49 @@ def calibrate_photometry(opts):
     p["colour_term"] = round(terms.colour_term, 4)
     p["colour_term_err"] = round(terms.colour_term_err, 4)
     p["vignetting"] = [round(v, 4) for v in terms.vignetting]
-    d.setdefault("calibration", {})["photometry"] = {
-        "frames": [Path(f).name for f in opts.frames],
-        "zp_frames": [round(z, 4) for z in terms.zp_frames],
-        "k_held": ph.ext_coef, "n_stars": terms.n_used, "rms_mag": round(terms.rms_mag, 4),
-        "note": "zp_nominal: clear-sky total-flux zeropoint at the zenith (X = 1); "
-                "vignetting absorbs any difference of the true extinction from k_held",
-        "tool": f"ac_calibrate.py {__version__} --photometry",
-        "made": dt.date.today().isoformat()}
-    header = "".join(line + "\n" for line in path.read_text().splitlines()
-                     if line.startswith("#"))
-    from allsky_camera import io
+    c = d.setdefault("calibration", {})
+    c["phot_frames"] = [Path(f).name for f in opts.frames]
+    c["phot_zp_frames"] = [round(z, 4) for z in terms.zp_frames]
+    c["phot_k_held"] = ph.ext_coef
+    c["phot_n_stars"] = terms.n_used
+    c["phot_rms_mag"] = round(terms.rms_mag, 4)
+    c["phot_made"] = dt.date.today().isoformat()
+    from allsky_camera import camera_yaml, io
 
     with io.atomic_path(path) as tmp:
-        tmp.write_text(header + yaml.safe_dump(d, sort_keys=False))
+        tmp.write_text(camera_yaml.dump(d, preamble=yaml_preamble(cam.name)))
     print(f"updated {path}: zeropoint {terms.zp:.3f}, colour term {terms.colour_term:.3f} "
           f"+- {terms.colour_term_err:.3f}, vignetting {list(p['vignetting'])} "
           f"(k held at {ph.ext_coef:g}; {terms.n_used} stars, rms {terms.rms_mag:.3f} mag)")
 
 
 def main(argv=None):
+    """Command-line entry point; returns the exit status.
+
+    Ctrl-C, SIGTERM and SIGHUP end the run with one line, status 128 + the
+    signal's number, and no file written.
+    """
+    from allsky_camera import interrupts
+
     opts = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if opts.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        if opts.build_masks:
-            build_masks_only(opts)
-        elif opts.photometry:
-            calibrate_photometry(opts)
-        else:
-            calibrate_frame(opts)
+        with interrupts.handled():
+            if opts.build_masks:
+                build_masks_only(opts)
+            elif opts.photometry:
+                calibrate_photometry(opts)
+            else:
+                calibrate_frame(opts)
     except AllskyError as err:
         print(f"ac_calibrate.py: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        name, status = interrupts.describe(err)
+        print(f"ac_calibrate.py: error: interrupted by {name}; no file was written",
+              file=sys.stderr)
+        return status
     return 0
 
 

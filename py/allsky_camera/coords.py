@@ -17,12 +17,17 @@ Angles in degrees; azimuth from north through east.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
+import re
+import warnings
 from dataclasses import dataclass
 
 import erfa
 import numpy as np
 
 from .exceptions import InputFileError
+
+log = logging.getLogger(__name__)
 
 #: Seconds per day.
 _DAY_S = 86400.0
@@ -57,37 +62,114 @@ class ObsTime:
         return self.utc1 - 2400000.5 + self.utc2
 
 
-def parse_time(text, utc_offset_hours=0.0, where="DATE-OBS"):
-    """Parse an ISO 8601 clock time and return the :class:`ObsTime` in UTC.
+#: Years accepted in a DATE-OBS: ERFA's UTC starts in 1960 (eraDat) and its
+#: Earth ephemeris (eraEpv00, used for the Sun, aberration) covers 1900-2100
+#: AD; a year outside is a typo or a corrupt card, not an exposure taken.
+#: After ERFA's last tabulated leap second, UTC-TAI is taken as constant
+#: (ERFA calls such years "dubious"; no leap second is scheduled).
+MIN_YEAR, MAX_YEAR = 1960, 2099
+#: ISO 8601 date-time: date, optional time with fraction, optional zone.
+_ISO_RE = re.compile(
+    r"^(?P<Y>\d{4})-(?P<M>\d{2})-(?P<D>\d{2})"
+    r"(?:T(?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?)?"
+    r"(?P<tz>Z|[+-]\d{2}(?::?\d{2})?)?$")
+
+
+def _iso_fields(text, where):
+    """Calendar fields and the zone offset (hours, or None) of an ISO 8601 string."""
+    s = str(text).strip()
+    if len(s) > 10 and s[10] == " ":
+        s = s[:10] + "T" + s[11:]
+    m = _ISO_RE.match(s)
+    if m is None:
+        raise InputFileError(f"{where} = {text!r} is not an ISO 8601 time "
+                             "(expected YYYY-MM-DDThh:mm:ss); fix the header card")
+    g = m.groupdict()
+    sec = int(g["s"] or 0) + (float("0." + g["f"]) if g["f"] else 0.0)
+    zone = None
+    tz = g["tz"]
+    if tz == "Z":
+        zone = 0.0
+    elif tz:
+        sign = -1.0 if tz[0] == "-" else 1.0
+        digits = tz[1:].replace(":", "")
+        zone = sign * (int(digits[:2]) + (int(digits[2:]) if len(digits) > 2 else 0) / 60.0)
+    return (int(g["Y"]), int(g["M"]), int(g["D"]), int(g["h"] or 0), int(g["m"] or 0), sec,
+            zone)
+
+
+def _strptime_fields(text, fmt, where):
+    """Calendar fields and zone offset (hours, or None) of ``text`` in layout ``fmt``."""
+    try:
+        t = _dt.datetime.strptime(" ".join(str(text).split()), fmt)
+    except ValueError as err:
+        raise InputFileError(f"{where} = {text!r} does not match the time format "
+                             f"{fmt!r}; check header.time_format") from err
+    zone = None if t.tzinfo is None else t.utcoffset().total_seconds() / 3600.0
+    return (t.year, t.month, t.day, t.hour, t.minute, t.second + t.microsecond * 1e-6, zone)
+
+
+def parse_time(text, utc_offset_hours=0.0, where="DATE-OBS", fmt=None):
+    """Parse a clock time and return the :class:`ObsTime` in UTC.
 
     Parameters
     ----------
     text : str
-        ``YYYY-MM-DDThh:mm:ss[.fff]`` (a space instead of ``T`` is accepted,
-        so is a date alone); the clock runs ``utc_offset_hours`` ahead of UTC.
+        With ``fmt`` None: ISO 8601, ``YYYY-MM-DDThh:mm:ss[.fff]`` (a space
+        instead of ``T`` is accepted, so is a date alone, any number of
+        decimals, and a zone ``Z`` or ``+hh:mm``, which then replaces
+        ``utc_offset_hours``); else text in the ``fmt`` layout.  The clock
+        runs ``utc_offset_hours`` ahead of UTC.  A leap second
+        (``23:59:60`` UTC on a day that has one) is accepted.
     utc_offset_hours : float
         Offset of the clock from UTC in hours (MDM: -7).
     where : str
         Named in the error message.
+    fmt : str, optional
+        A ``datetime.strptime`` format, e.g. ``'%a %b %d %H:%M:%S %Y'`` for
+        ``'WED MAR 06 08:30:37 2019'`` (names of days and months match in
+        any case).
+
+    Raises
+    ------
+    InputFileError
+        Not ISO 8601 (or not ``fmt``), a year outside
+        ``MIN_YEAR``-``MAX_YEAR``, a field out of range (month 13, second 60
+        on a day without a leap second).
     """
-    s = str(text).strip().replace(" ", "T").rstrip("Z")
+    fields = _iso_fields(text, where) if fmt is None else _strptime_fields(text, fmt, where)
+    y, mo, d, h, mi, sec, zone = fields
+    if not MIN_YEAR <= y <= MAX_YEAR:
+        raise InputFileError(f"{where} = {text!r}: year {y} is outside {MIN_YEAR}-{MAX_YEAR}; "
+                             "fix the camera clock or the header card")
+    offset = utc_offset_hours if zone is None else zone
     try:
-        t = _dt.datetime.fromisoformat(s)
+        # whole minutes shift with the clock offset; the seconds (up to 60.999
+        # in a leap second) are kept apart so that ERFA can judge them in UTC
+        local = _dt.datetime(y, mo, d, h, mi)
+        if not 0.0 <= sec < 61.0:
+            raise ValueError(f"second {sec} out of range")
     except ValueError as err:
-        raise InputFileError(f"{where} = {text!r} is not an ISO 8601 time "
-                             "(expected YYYY-MM-DDThh:mm:ss)") from err
-    if t.tzinfo is not None:
-        t = t.replace(tzinfo=None) - t.utcoffset() + _dt.timedelta(hours=utc_offset_hours)
-    t = t - _dt.timedelta(hours=utc_offset_hours)
-    sec = t.second + t.microsecond * 1e-6
-    try:
-        u1, u2 = erfa.dtf2d("UTC", t.year, t.month, t.day, t.hour, t.minute, sec)
-        a1, a2 = erfa.utctai(u1, u2)
-        t1, t2 = erfa.taitt(a1, a2)
-    except (erfa.ErfaError, ValueError) as err:
-        raise InputFileError(f"{where} = {text!r} is not a valid UTC time") from err
-    return ObsTime(float(u1), float(u2), float(t1), float(t2),
-                   t.isoformat(timespec="milliseconds"))
+        raise InputFileError(f"{where} = {text!r} is not a valid time ({err}); "
+                             "fix the header card") from err
+    t = local - _dt.timedelta(hours=offset)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", erfa.ErfaWarning)
+        try:
+            u1, u2 = erfa.dtf2d("UTC", t.year, t.month, t.day, t.hour, t.minute, sec)
+            a1, a2 = erfa.utctai(u1, u2)
+            t1, t2 = erfa.taitt(a1, a2)
+            yy, mm, dd, hmsf = erfa.d2dtf("UTC", 3, u1, u2)
+        except (erfa.ErfaError, ValueError) as err:
+            raise InputFileError(f"{where} = {text!r} is not a valid UTC time ({err}); "
+                                 "fix the header card") from err
+    for w in caught:
+        if "dubious year" not in str(w.message):   # see MAX_YEAR
+            raise InputFileError(f"{where} = {text!r} is not a valid UTC time (a second "
+                                 "60 exists only in a leap second); fix the header card")
+    hh, mn, ss, ff = (int(v) for v in hmsf.tolist())
+    iso = f"{int(yy):04d}-{int(mm):02d}-{int(dd):02d}T{hh:02d}:{mn:02d}:{ss:02d}.{ff:03d}"
+    return ObsTime(float(u1), float(u2), float(t1), float(t2), iso)
 
 
 @dataclass(frozen=True)
@@ -105,10 +187,13 @@ class Site:
 
 def _astrom(t, site):
     """ERFA star-independent astrometry parameters for ``t`` and ``site`` (eraApco13)."""
-    astrom, _ = erfa.apco13(t.utc1, t.utc2, 0.0, np.radians(site.lon_deg),
-                            np.radians(site.lat_deg), site.height_m, 0.0, 0.0,
-                            site.pressure_hpa, site.temperature_c, site.humidity,
-                            site.wavelength_um)
+    with warnings.catch_warnings():
+        # a year past ERFA's leap-second table is "dubious": see MAX_YEAR
+        warnings.filterwarnings("ignore", message=".*dubious year", category=erfa.ErfaWarning)
+        astrom, _ = erfa.apco13(t.utc1, t.utc2, 0.0, np.radians(site.lon_deg),
+                                np.radians(site.lat_deg), site.height_m, 0.0, 0.0,
+                                site.pressure_hpa, site.temperature_c, site.humidity,
+                                site.wavelength_um)
     return astrom
 
 
@@ -203,6 +288,29 @@ def angular_sep(lon1, lat1, lon2, lat2):
     return np.degrees(np.arctan2(num, den))
 
 
+def _header_site(header, keys, default_h):
+    """``(lat, lon, h)`` from header cards, or None (with a warning) if invalid or out of range."""
+    from .config import RANGES, check_range
+    from .exceptions import ConfigError
+
+    out = []
+    for key, name, default in zip(keys, ("site.lat_deg", "site.lon_deg", "site.height_m"),
+                                  (None, None, default_h)):
+        value = header.get(key, default)
+        try:
+            if isinstance(value, (bool, np.bool_)):
+                raise TypeError("a logical value")
+            x = float(value)
+            check_range(x, f"header card {key}", "site", *RANGES[name])
+        except (TypeError, ValueError, ConfigError) as err:
+            log.warning("header card %s = %r is not a valid %s (%s); using the camera "
+                        "configuration's site: fix the header or set site.prefer_header: false",
+                        key, value, name, err)
+            return None
+        out.append(x)
+    return tuple(out)
+
+
 def site_from_config(site_cfg, header=None):
     """Build a :class:`Site` from a configuration's site section.
 
@@ -223,12 +331,10 @@ def site_from_config(site_cfg, header=None):
                                  ("SITELAT", "SITELONG", "SITEELEV"),
                                  ("LATITUDE", "LONGITUD", "ALTITUDE")):
             if klat in header and klon in header:
-                try:
-                    lat, lon = float(header[klat]), float(header[klon])
-                    h = float(header.get(kalt, h))
+                vals = _header_site(header, (klat, klon, kalt), h)
+                if vals is not None:
+                    lat, lon, h = vals
                     source = "header"
                     break
-                except (TypeError, ValueError):
-                    continue
     return Site(lon, lat, h, site_cfg.pressure_bar * 1000.0, site_cfg.temperature_c,
                 site_cfg.humidity, site_cfg.wavelength_um), source

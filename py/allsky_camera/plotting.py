@@ -13,6 +13,7 @@ import logging
 
 import numpy as np
 
+from .exceptions import OutputError
 from .io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,19 @@ def new_figure(figsize):
 
 
 def save_figure(fig, path):
-    """Write ``fig`` to ``path`` as PNG, atomically."""
+    """Write ``fig`` to ``path`` as PNG, atomically.
+
+    Raises
+    ------
+    OutputError
+        The file cannot be written (disk full, permissions).
+    """
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+        try:
+            fig.savefig(tmp, format="png", dpi=DPI)
+        except OSError as err:
+            raise OutputError(f"{path}: cannot write ({err.strerror or err}); check the disk "
+                              "and the directory's permissions") from err
     log.info("wrote %s", path)
 
 
@@ -71,7 +82,7 @@ def _finish_map(fig, ax, im, *, label, title):
     fig.colorbar(im, cax=cax).set_label(label)
     ax.set_xlabel("x pixel")
     ax.set_ylabel("y pixel")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
 
 
 def plot_zeropoint(ax, vmag, m_inst, zp, *, title, used=None):
@@ -100,7 +111,7 @@ def plot_zeropoint(ax, vmag, m_inst, zp, *, title, used=None):
         ax.plot(xx, xx - zp, c="tab:red", lw=1.5, label=f"zeropoint {zp:.3f}")
     ax.set_xlabel("catalog V magnitude")
     ax.set_ylabel("−2.5 log10(ADU/s)")   # plain text: mathtext costs 0.2 s to load
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
 
 
@@ -174,7 +185,7 @@ def plot_quiver(ax, x, y, dx, dy, *, title, key_px, nx, ny, exaggerate):
     ax.set_aspect("equal")
     ax.set_xlabel("x pixel")
     ax.set_ylabel("y pixel")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
 
 
 def plot_sbmap(fig, ax, mag, *, title):
@@ -230,7 +241,7 @@ def plot_detrended(ax, image, *, sky_mask, x=None, y=None, title, percentiles, m
     ax.set_ylim(-0.5, image.shape[0] - 0.5)
     ax.set_xlabel("x pixel")
     ax.set_ylabel("y pixel")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
 
 
 #: The transparency map is drawn every this many pixels (it varies on the

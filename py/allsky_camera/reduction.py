@@ -9,6 +9,7 @@ their results on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -231,7 +232,8 @@ def reduce_exposure(exposure, camera, products, timer=None):
     clear_of_moon = moon_sep >= ph.moon_exclusion_deg
     candidates = astrometry.fit_candidates(
         vmag, isolated, clear_of_moon, np.hypot(xt - template.x0, yt - template.y0), a)
-    sol = astrometry.solve(det.image, alt, az, candidates, camera)
+    sol = astrometry.solve(det.image, alt, az, candidates, camera, vmag=vmag,
+                           where=exposure.path)
     timer.lap("astrometry")
 
     # 4. centroids of every star at the fitted prediction, then the final fit --
@@ -248,12 +250,8 @@ def reduce_exposure(exposure, camera, products, timer=None):
         x, y, vmag, np.hypot(x - sol.model.x0, y - sol.model.y0), isolated, clear_of_moon,
         box_half_px=camera.centroid.box_half_px, neighbour_dv=ph.neighbour_dv,
         safe_radius_px=a.safe_radius_px)
-    good_pos = flags == 0
-    if sol.fit.ok and good_pos.sum() >= a.min_stars:
-        final = astrometry.solve(det.image, alt, az, good_pos, camera, x_meas=xc, y_meas=yc)
-        if final.fit.ok:
-            sol = final
-            x, y = sol.model.altaz_to_xy(alt, az)
+    sol = astrometry.refit(sol, det.image, alt, az, flags == 0, camera, xc, yc, vmag=vmag)
+    x, y = sol.model.altaz_to_xy(alt, az)
     timer.lap("centroid")
 
     # 5. photometry and zeropoints --------------------------------------------
@@ -268,6 +266,9 @@ def reduce_exposure(exposure, camera, products, timer=None):
     zpsel, apsel = photometry.zeropoint_stars(vmag, flags, fl, ph, exposure.exptime)
     bv = np.asarray(stars["BV"], dtype=float)
     zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime, bv=bv)
+    if not sol.stars_known:    # where the stars are is unknown: measure nothing on them
+        from .astrometry_gate import withhold_zeropoint
+        zp = dataclasses.replace(withhold_zeropoint(zp, sol.message), model_fit=None)
     _log_zeropoint(zp)
     m_inst = photometry.instrumental_mag(fl.flux_adu, exposure.exptime)
     timer.lap("photometry")
@@ -288,10 +289,15 @@ def reduce_exposure(exposure, camera, products, timer=None):
                           apcor_mag=apc, exptime=exposure.exptime,
                           aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency,
                           grey=photmodel.grey_transmission(zp.zp_total, zp.zp_nominal_total))
-    if skystat.too_bright(sky.status, tr.summary.n_voting,
-                          camera.transparency.min_voting_stars):
-        tr = transparency.sky_too_bright(tr, sky.status)
-    _log_transparency(tr.summary, camera.transparency)
+    if not sol.stars_known:
+        from .astrometry_gate import withhold_transparency
+        tr = withhold_transparency(tr)
+        log.warning("%s: transparency not measured: astrometry FAILED", exposure.path)
+    else:
+        if skystat.too_bright(sky.status, tr.summary.n_voting,
+                              camera.transparency.min_voting_stars):
+            tr = transparency.sky_too_bright(tr, sky.status)
+        _log_transparency(tr.summary, camera.transparency)
     timer.lap("transparency")
 
     # 7. sky brightness ---------------------------------------------------------
@@ -312,6 +318,8 @@ def reduce_exposure(exposure, camera, products, timer=None):
                                       exptime=exposure.exptime, zp=zp.zp_nominal_total,
                                       time=exposure.time, site=site, mask=obstruction,
                                       star_xy=(x[bright], y[bright]),
+                                      saturated=exposure.raw >= camera.sensor.saturation_adu,
+                                      moon_altaz=(ephem["moon_alt"], ephem["moon_az"]),
                                       workers=products.workers)
         timer.lap("streaks")
 

@@ -90,7 +90,7 @@ def header_cards(red):
         ("PIPELINE", "allsky_camera", "reduction pipeline"),
         ("PIPEVER", __version__, "pipeline version"),
         ("CAMERA", camera.name, "camera configuration"),
-        ("RAWFILE", Path(exposure.path).name[:68], "raw exposure"),
+        ("RAWFILE", Path(exposure.path).name, "raw exposure"),
         ("DATE-OBS", exposure.time.iso_utc, "UTC start of exposure"),
         ("MJD-OBS", round(exposure.time.mjd_utc, 8), "[d] UTC MJD start of exposure"),
         ("EXPTIME", exposure.exptime, "[s] exposure time"),
@@ -106,11 +106,10 @@ def header_cards(red):
     cards += sol.template.header_cards(prefix="T")
     cards += sol.model.header_cards()
     cards += astrometry.offsets_cards(sol.template, sol.model, sol.fit, sol.template_rms_px)
-    if sol.message:
-        cards.append(("ASTMSG", sol.message[:68], "why the template was kept"))
+    cards += sol.header_cards()
     cards += zp.header_cards()
     if zp.message:
-        cards.append(("ZPMSG", zp.message[:68], "why there is no zeropoint"))
+        cards.append(("ZPMSG", zp.message, "why there is no zeropoint"))
     if red.sky is not None:
         cards += red.sky.header_cards()
     if red.skymap is not None:
@@ -130,9 +129,15 @@ def _product_cards(red):
 
 
 def detrend_cards(red):
-    """Header cards of the detrended image."""
+    """Header cards of the detrended image: DATE-OBS in UTC, the camera's clock in CAMDATE."""
     det = red.detrended
+    h, exposure = red.camera.header, red.exposure
+    clock = ([("CAMDATE", str(exposure.header[h.dateobs_card]),
+               f"camera clock {h.dateobs_card}, UTC{h.utc_offset_hours:+g} h")]
+             if h.dateobs_card in exposure.header else [])
     return [
+        ("DATE-OBS", exposure.time.iso_utc, "UTC start of exposure"),
+        *clock,
         ("BUNIT", "adu", "detrended counts"),
         ("DETREND", True, "dark+bias subtracted by allsky_camera"),
         ("PIPEVER", __version__, "pipeline version"),
@@ -154,7 +159,7 @@ def write_detrended(red, path):
     """The detrended image (float32) with the raw header and the detrend cards."""
     from . import io
     io.write_image(red.detrended.image, path, header=red.exposure.header,
-                   header_cards=detrend_cards(red))
+                   header_cards=detrend_cards(red), where=red.exposure.path)
 
 
 def write_streaks(red, path):
@@ -193,7 +198,9 @@ def write_sbmap_fits(red, path):
 
 
 def _title(red):
-    return Path(red.exposure.path).name
+    """The frame's file name, printable whatever characters it holds."""
+    from .io import fits_text
+    return fits_text(Path(red.exposure.path).name)
 
 
 def plot_zeropoint(red, path):
