@@ -102,7 +102,7 @@ class Zeropoint:
         """``(keyword, value, comment)`` cards for the catalog header."""
         return [
             ("ZPAPER", _r(self.zp_aper), "[mag] zenith zeropoint, aperture flux, 1 ADU/s"),
-            ("ZPTOTAL", _r(self.zp_total), "[mag] zenith (X=1) zeropoint, total flux, 1 ADU/s"),
+            ("ZPTOTAL", _r(self.zp_total), "[mag] zenith zeropoint, total flux, 1 ADU/s"),
             ("ZPERR", _r(self.zp_err), "[mag] standard error of ZPTOTAL"),
             ("ZPRMS", _r(self.rms_mag), "[mag] robust scatter of per-star zeropoints"),
             ("ZPNSTAR", self.n_stars, "stars used for the zeropoint"),
