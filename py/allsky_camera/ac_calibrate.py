@@ -29,6 +29,7 @@ if not __package__:   # run as a script: make the package importable
 import numpy as np
 
 from allsky_camera import __version__
+from allsky_camera.config import CAMERA_PATH_ENV
 from allsky_camera.exceptions import AllskyError, InputFileError, OutputError
 
 log = logging.getLogger("allsky_camera")
@@ -59,7 +60,14 @@ def build_parser():
     p = argparse.ArgumentParser(prog="ac_calibrate.py", description=(
         "blind calibration of an all-sky camera from one clear frame"))
     p.add_argument("frames", nargs="+", help="clear raw frame (with --build-masks: frames)")
-    p.add_argument("--output", required=True, help="camera YAML to write (masks go beside it)")
+    p.add_argument("--output", default=None,
+                   help="camera YAML to write, masks beside it (default: NAME.yaml in "
+                        "--camera-dir); with --build-masks, the configuration to update: a "
+                        "YAML path or a camera name")
+    p.add_argument("--camera-dir", default=None, metavar="DIR",
+                   help="folder of your own camera YAMLs: the new configuration is written "
+                        "there as NAME.yaml; with --build-masks, a camera name is looked for "
+                        f"there first (then in ${CAMERA_PATH_ENV} and the stock cameras)")
     p.add_argument("--name", default=None, help="camera name (default: the YAML's stem)")
     p.add_argument("--lat", type=float, default=None, help="site latitude, deg")
     p.add_argument("--lon", type=float, default=None, help="site east longitude, deg")
@@ -82,9 +90,20 @@ def build_parser():
                    help="more frames for the bad-pixel and obstruction masks")
     p.add_argument("--build-masks", action="store_true",
                    help="only rebuild the masks of the configuration at --output from FRAMES")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing YAML")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing YAML (with --build-masks: existing masks)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress on stderr")
+    p.add_argument("--version", action="version", version=f"allsky_camera {__version__}")
     return p
+
+
+def output_path(opts):
+    """The YAML a calibration writes: ``--output``, else NAME.yaml in ``--camera-dir``."""
+    if opts.output:
+        return Path(opts.output)
+    if opts.camera_dir and opts.name:
+        return Path(opts.camera_dir) / f"{opts.name}.yaml"
+    raise AllskyError("give --output PATH.yaml, or --camera-dir DIR and --name NAME")
 
 
 def _read(path):
@@ -223,11 +242,10 @@ def _diagnostic_png(path, data, sol):
 
 
 def calibrate_frame(opts):
-    import yaml
+    from allsky_camera import calibrate, camera_yaml, io, masks
 
-    from allsky_camera import calibrate, io, masks
 
-    out = Path(opts.output)
+    out = output_path(opts)
     if out.exists() and not opts.overwrite:
         raise OutputError(f"{out}: exists already; remove it or pass --overwrite")
     io.check_outdir(out.parent)
@@ -260,10 +278,7 @@ def calibrate_frame(opts):
                           "calibrate on a clear frame")
     d["photometry"]["zp_nominal"] = round(float(zp.zp_total), 4)
     d["calibration"]["zp_stars"] = int(zp.n_stars)
-    text = (f"# Camera {name}: written by ac_calibrate.py {__version__} on "
-            f"{dt.date.today().isoformat()}; see the calibration block.\n"
-            "# Pixels 0-based, x = column, pixel centres at integers; angles in degrees.\n"
-            + yaml.safe_dump(d, sort_keys=False))
+    text = camera_yaml.dump(d, preamble=yaml_preamble(name))
     with io.atomic_path(out) as tmp:
         tmp.write_text(text)
     _diagnostic_png(out.with_suffix(".png"), data, sol)
@@ -271,23 +286,84 @@ def calibrate_frame(opts):
           f"zeropoint {zp.zp_total:.3f})")
 
 
+def yaml_preamble(name):
+    """Comment lines that open a YAML written by this tool."""
+    return (f"Camera {name}: written by ac_calibrate.py {__version__} on "
+            f"{dt.date.today().isoformat()}; see the calibration block.",
+            "Pixels 0-based, x = column, pixel centres at integers; angles in degrees.")
+
+
+def set_mask_names(text, names, docs):
+    """YAML text with ``sensor.bad_pixel_mask`` and ``obstruction_mask`` set.
+
+    The two lines are replaced in place, so the file's other lines and their
+    comments stay as they were.
+
+    Parameters
+    ----------
+    text : str
+        The configuration's YAML.
+    names : tuple of str
+        Bad-pixel and obstruction mask file names, relative to the YAML.
+    docs : dict
+        Key descriptions (:data:`allsky_camera.config.KEY_DOCS`) for the comments.
+
+    Returns
+    -------
+    str, or None when the keys are not each on one line of their own.
+    """
+    import re
+
+    from allsky_camera import camera_yaml
+
+    for key, value in zip(("bad_pixel_mask", "obstruction_mask"), names):
+        pat = re.compile(rf"^(?P<ind>[ \t]+){key}:.*$", re.MULTILINE)
+        found = pat.findall(text)
+        if len(found) != 1:
+            return None
+        ind = found[0]
+        line = camera_yaml.key_line(key, value, docs[f"sensor.{key}"])
+        text = pat.sub(lambda m, ln=line, ind=ind: ind + ln, text)
+    return text
+
+
 def build_masks_only(opts):
     import yaml
 
-    from allsky_camera import calibrate, config, masks
+    from allsky_camera import calibrate, camera_yaml, config, io, masks
 
-    cam = config.load_camera(opts.output)
-    stack = np.stack([_read(f)[0] for f in opts.frames])
-    circle = calibrate.lens_circle(np.median(stack, axis=0))
+    if opts.output is None:
+        raise AllskyError("--build-masks: give --output, the configuration (a YAML path or a "
+                          "camera name) whose masks to rebuild")
+    dirs = config.camera_dirs([opts.camera_dir] if opts.camera_dir else [])
+    cam = config.load_camera(opts.output, dirs)
     names = (cam.sensor.bad_pixel_mask or f"{cam.name}_bpm.fits",
              cam.sensor.obstruction_mask or f"{cam.name}_obstruction.fits")
-    masks.write_mask(masks.bad_pixels(stack), cam.resolve(names[0]))
-    masks.write_mask(masks.obstructions(stack, circle), cam.resolve(names[1]))
+    paths = [cam.resolve(n) for n in names]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not opts.overwrite:
+        raise OutputError(f"{', '.join(existing)}: exists already; pass --overwrite to "
+                          "replace the masks")
+    stack = np.stack([_read(f)[0] for f in opts.frames])
+    if stack.shape[1:] != (cam.sensor.ny, cam.sensor.nx):
+        raise InputFileError(f"{opts.frames[0]}: frames are {stack.shape[2]}x{stack.shape[1]}, "
+                             f"camera {cam.name} is {cam.sensor.nx}x{cam.sensor.ny}; give "
+                             "frames of that camera")
+    circle = calibrate.lens_circle(np.median(stack, axis=0))
+    bpm, obs = masks.bad_pixels(stack), masks.obstructions(stack, circle)
+    masks.write_mask(bpm, paths[0])
+    masks.write_mask(obs, paths[1])
     if cam.sensor.bad_pixel_mask is None or cam.sensor.obstruction_mask is None:
-        d = yaml.safe_load(Path(opts.output).read_text())
-        d["sensor"]["bad_pixel_mask"], d["sensor"]["obstruction_mask"] = names
-        Path(opts.output).write_text(yaml.safe_dump(d, sort_keys=False))
-    print(f"wrote {names[0]} and {names[1]} beside {opts.output}")
+        yaml_path = Path(cam.source)
+        old = yaml_path.read_text()
+        text = set_mask_names(old, names, config.KEY_DOCS)
+        if text is None:   # keys not one per line: write the whole file anew
+            d = yaml.safe_load(old)
+            d["sensor"]["bad_pixel_mask"], d["sensor"]["obstruction_mask"] = names
+            text = camera_yaml.dump(d, preamble=yaml_preamble(cam.name))
+        with io.atomic_path(yaml_path) as tmp:
+            tmp.write_text(text)
+    print(f"wrote {names[0]} and {names[1]} beside {cam.source}")
 
 
 def main(argv=None):

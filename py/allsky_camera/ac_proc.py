@@ -36,6 +36,21 @@ DEMO_ROTATION_DEG = 0.3
 NOT_YET = {
 }
 
+#: Options that contradict each other: giving both is an error.
+CONFLICTS = (("skip_sbmap", "write_sbmap"), ("verbose", "quiet"), ("demo", "fname_in"))
+
+
+def check_conflicts(opts):
+    """One line naming the first contradictory pair of options given, or None."""
+    def flag(dest):
+        return "a raw file name" if dest == "fname_in" else (
+            "-q/--quiet" if dest == "quiet" else
+            "-v/--verbose" if dest == "verbose" else "--" + dest)
+    for a, b in CONFLICTS:
+        if getattr(opts, a) and getattr(opts, b):
+            return f"{flag(a)} and {flag(b)} contradict each other; give one of them"
+    return None
+
 
 def build_parser():
     """The command-line parser (the original pipeline's options and ours)."""
@@ -64,7 +79,12 @@ def build_parser():
     p.add_argument("--detect_streaks", action="store_true",
                    help="run satellite streak detection/cataloging")
     p.add_argument("--camera", default=None,
-                   help="camera configuration: a name in etc/ or a YAML path (default MDM)")
+                   help="camera configuration: a camera name or a YAML path (default: the "
+                        "configuration whose INSTRUME, else image size, matches the frame; "
+                        "else MDM; --demo: MDM)")
+    p.add_argument("--camera-dir", action="append", default=[], metavar="DIR",
+                   help="folder of your own camera YAMLs, searched before $ALLSKY_CAMERA_PATH "
+                        "and the stock cameras (may be repeated)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs (otherwise they are refused)")
     p.add_argument("--demo", action="store_true",
@@ -149,15 +169,16 @@ def run(opts):
 
     timer = Timer()
     data = header = None
+    dirs = config.camera_dirs(getattr(opts, "camera_dir", None) or [])
     if opts.camera is None and not opts.demo:
         # no camera named: pick the configuration that matches the frame
         if not os.path.exists(opts.fname_in):
             raise AllskyError(f"{opts.fname_in}: no such file; check the path")
         data, header = io._read_image_hdu(opts.fname_in)
-        camera, why = config.select_camera(header, data.shape)
+        camera, why = config.select_camera(header, data.shape, dirs)
         log.info("camera %s chosen by %s (give --camera to choose)", camera.name, why)
     else:
-        camera = config.load_camera(opts.camera or config.DEFAULT_CAMERA)
+        camera = config.load_camera(opts.camera or config.DEFAULT_CAMERA, dirs)
     if opts.multiproc < 1:
         raise AllskyError(f"--multiproc {opts.multiproc}: give a number of processes >= 1")
     for key, what in NOT_YET.items():
@@ -197,6 +218,10 @@ def main(argv=None):
     parser = build_parser()
     opts = parser.parse_args(argv)
     setup_logging(opts.verbose, opts.quiet)
+    conflict = check_conflicts(opts)
+    if conflict:
+        print(f"ac_proc.py: error: {conflict}", file=sys.stderr)
+        return 2
     if opts.fname_in is None and not opts.demo:
         parser.print_usage(sys.stderr)
         print("ac_proc.py: error: give a raw exposure file name, or --demo", file=sys.stderr)

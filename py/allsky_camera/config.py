@@ -13,6 +13,7 @@ x fast axis, pixel centres at integers); pixel ranges are half-open
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import types
 import typing
@@ -21,10 +22,43 @@ from pathlib import Path
 from .camera_model import CameraModel
 from .exceptions import ConfigError
 
-#: Directory holding the camera configurations shipped with the project.
-ETC_DIR = Path(__file__).resolve().parents[2] / "etc"
+log = logging.getLogger(__name__)
+
+#: Environment variable naming folders of the user's own camera YAMLs
+#: (separated by ``os.pathsep``), searched before the stock configurations.
+CAMERA_PATH_ENV = "ALLSKY_CAMERA_PATH"
 #: Camera used when none is named and none matches the header.
 DEFAULT_CAMERA = "MDM"
+
+
+def stock_dir(package=None):
+    """Folder of the stock camera configurations shipped with the project.
+
+    An installed package (wheel) carries them as package data in
+    ``allsky_camera/etc``, found with :mod:`importlib.resources`.  A source
+    checkout (run as ``python py/allsky_camera/ac_proc.py``, or installed
+    editable) has no such folder: there they are the top-level ``etc/``
+    beside ``py/``.
+
+    Parameters
+    ----------
+    package : str, optional
+        Package whose ``etc`` data folder is looked for (default: this one).
+
+    Returns
+    -------
+    Path
+    """
+    from importlib import resources
+
+    packaged = resources.files(package or __package__) / "etc"
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "etc"
+
+
+#: Directory holding the camera configurations shipped with the project.
+ETC_DIR = stock_dir()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,6 +262,137 @@ class Camera:
         return base / relpath
 
 
+# ------------------------------------------------------- key descriptions
+#: One line per configuration key (dotted path), with units and conventions:
+#: the comments written beside every key by :func:`allsky_camera.camera_yaml.dump`
+#: (``ac_calibrate`` writes its YAML with them).  Every field of the dataclasses
+#: above needs one (a test checks).
+KEY_DOCS = {
+    "name": "short name of the camera (its YAML's stem)",
+    "description": "one line for humans",
+    "sensor": "detector geometry and data range",
+    "sensor.nx": "image width (x, columns), pixels",
+    "sensor.ny": "image height (y, rows), pixels",
+    "sensor.saturation_adu": "raw level at or above which a pixel is saturated, ADU",
+    "sensor.dark_region": "[x0, x1, y0, y1] never illuminated, pixels, half-open (null: none)",
+    "sensor.bias_adu": "dark+bias level when there is no dark region, ADU",
+    "sensor.bad_pixel_mask": "FITS image, nonzero = bad; path relative to this YAML",
+    "sensor.obstruction_mask": "FITS image, nonzero = sky hidden; relative to this YAML",
+    "sensor.hot_pixel_sigma": "repair pixels this many noise sigma above all 8 neighbours",
+    "sensor.hot_pixel_ratio": "... and this many times their brightest neighbour's excess",
+    "header": "where the exposure's metadata live in the raw FITS header",
+    "header.exptime_card": "card holding the exposure time, s",
+    "header.dateobs_card": "card holding the start time, ISO 8601",
+    "header.utc_offset_hours": "DATE-OBS clock minus UTC, hours (MDM: -7)",
+    "header.instrume": "INSTRUME value that identifies this camera (null: none)",
+    "site": "observatory position and the air for refraction",
+    "site.lon_deg": "east longitude, deg (west negative)",
+    "site.lat_deg": "geodetic latitude, deg",
+    "site.height_m": "height above the WGS84 ellipsoid, m",
+    "site.pressure_bar": "air pressure for refraction, bar (0: no refraction)",
+    "site.temperature_c": "air temperature for refraction, deg C",
+    "site.humidity": "relative humidity for refraction, 0-1",
+    "site.wavelength_um": "effective wavelength for refraction (V band), micron",
+    "site.prefer_header": "take the site from the frame's header cards when present",
+    "astrometry": "camera model template and how it is refitted on each exposure",
+    "astrometry.model": "the static template (pixels 0-based, centres at integers)",
+    "astrometry.model.x0": "optical-axis pixel x (column), 0-based",
+    "astrometry.model.y0": "optical-axis pixel y (row), 0-based",
+    "astrometry.model.rot_deg": "image rotation, deg, from +x toward +y",
+    "astrometry.model.parity": "+1: sky seen from below (east left of north); -1: mirrored",
+    "astrometry.model.projection": "poly, equidistant, equisolid, stereographic or orthographic",
+    "astrometry.model.coeffs": "radial coefficients of the projection, pixels (see camera_model)",
+    "astrometry.model.scale": "multiplicative radial scale (1 for a template)",
+    "astrometry.model.tilt_n_deg": "tilt of the optical axis from the zenith toward north, deg",
+    "astrometry.model.tilt_e_deg": "tilt of the optical axis from the zenith toward east, deg",
+    "astrometry.model.version": "camera model format version",
+    "astrometry.safe_radius_px": "stars farther than this from the zenith pixel are flagged, px",
+    "astrometry.fit_params": "model parameters refitted on every exposure",
+    "astrometry.fit_vmax": "V limit of the bright stars of the first fit, mag",
+    "astrometry.search_half_px": "half-width of the first-pass search box, pixels",
+    "astrometry.clip_sigma": "residual clip of the robust fit, sigma",
+    "astrometry.min_stars": "fewer matched stars: keep the template",
+    "centroid": "iterative windowed centroiding",
+    "centroid.box_half_px": "half-width of the centroid box, pixels",
+    "centroid.window_sigma_px": "Gaussian window sigma, pixels",
+    "centroid.n_iter": "centroid iterations",
+    "centroid.max_shift_px": "larger shifts from the prediction are flagged, pixels",
+    "centroid.edge_margin_px": "stars closer to the image edge are flagged, pixels",
+    "centroid.blend_radius_px": "centroid nearer another star's prediction is flagged, px",
+    "centroid.saturation_radius_px": "a saturated raw pixel this near is flagged, pixels",
+    "centroid.min_snr": "windowed S/N below this: not detected (flag FAINT)",
+    "photometry": "aperture photometry and zeropoints",
+    "photometry.aper_radius_px": "photometric aperture radius, pixels",
+    "photometry.annulus_px": "sky annulus [inner, outer] radius, pixels",
+    "photometry.zp_nominal": "nominal zeropoint, mag for 1 ADU/s",
+    "photometry.zp_nominal_scale": "'aperture' or 'total': the flux zp_nominal refers to",
+    "photometry.vmax": "faintest catalog star used, V mag",
+    "photometry.isolation_deg": "stars with a neighbour nearer than this are flagged, deg",
+    "photometry.moon_exclusion_deg": "stars nearer the Moon than this are flagged, deg",
+    "photometry.apcor_radius_px": "'total flux' aperture of the aperture correction, pixels",
+    "photometry.apcor_vmax": "V limit of the aperture-correction stars, mag",
+    "photometry.apcor_min_stars": "fewer: use apcor_default_mag",
+    "photometry.apcor_default_mag": "total minus aperture zeropoint when not measured, mag",
+    "photometry.min_stars_zp": "fewer good stars: no zeropoint",
+    "photometry.zp_vmax": "faintest zeropoint star, V mag (null: vmax)",
+    "photometry.zp_min_snr": "zeropoint stars must be expected to reach this S/N (0: off)",
+    "photometry.neighbour_dv": "neighbours fainter by more than this do not count, mag",
+    "sbmap": "sky-brightness map",
+    "sbmap.kernel_px": "median filter width, pixels (odd)",
+    "sbmap.step_px": "grid step of the fast median, pixels",
+    "transparency": "per-star transparency, the cloud map and the clear fraction",
+    "transparency.nside": "HEALPix Nside of the cloud cells and maps (power of 2)",
+    "transparency.clip": "per-star transparency clipped to [low, high]",
+    "transparency.min_expected_snr": "stars that should reach a lower S/N do not vote",
+    "transparency.clear_threshold": "a cell is clear above this median transparency",
+    "transparency.cloudy_warning": "warn when the clear fraction is below this",
+    "streaks": "satellite and aircraft streaks (--detect_streaks)",
+    "streaks.horizon_margin_px": "search the lens circle less this margin, pixels",
+    "streaks.bkg_kernel_px": "running-median width of the background, pixels",
+    "streaks.bkg_step_px": "grid step of that median, pixels",
+    "streaks.threshold_sigma": "threshold of the 3x3-smoothed significance, sigma",
+    "streaks.min_blob_px": "connected pieces this small are stars or noise, pixels",
+    "streaks.hough_threshold": "probabilistic Hough accumulator threshold",
+    "streaks.min_length_px": "shortest streak, pixels",
+    "streaks.line_gap_px": "largest gap bridged along a streak, pixels",
+    "streaks.merge_angle_deg": "segments this parallel (deg) ...",
+    "streaks.merge_dist_px": "... and this close to one line are one streak, pixels",
+    "streaks.star_mask_px": "catalog stars are blanked within this radius, pixels",
+    "streaks.star_mask_vmax": "... when brighter than this V, mag",
+    "streaks.walk_window_px": "running mean along the line, pixels",
+    "streaks.walk_sigma": "the streak ends where that mean drops below this, sigma",
+    "streaks.width_half_px": "half-width of the profile across the line, pixels",
+    "streaks.min_core_sigma": "core level below this many noise sigma: not a streak",
+    "streaks.dedupe_px": "a streak along a longer one within this is a piece, pixels",
+    "streaks.end_gap_px": "a streak's end: no gap in it wider than this, pixels",
+    "streaks.noise_block_px": "tiles of the local noise map, pixels",
+    "streaks.side_contrast": "the core must beat both sides by this factor",
+    "simulation": "what the simulator renders for this camera (not the pipeline)",
+    "simulation.exptime_s": "exposure time, s",
+    "simulation.gain_e_per_adu": "electrons per ADU",
+    "simulation.read_noise_e": "read noise, electrons",
+    "simulation.bias_adu": "dark+bias level, ADU",
+    "simulation.sky_zenith_mag": "sky at the zenith, V mag/arcsec^2",
+    "simulation.sky_horizon_mag": "sky at the horizon, V mag/arcsec^2",
+    "simulation.fwhm_zenith_px": "PSF FWHM at the zenith, pixels",
+    "simulation.fwhm_horizon_px": "PSF FWHM at the horizon, pixels",
+    "simulation.hot_pixel_fraction": "fraction of pixels that are hot",
+    "simulation.vmax": "faintest star rendered, V mag",
+    "simulation.zp_true": "true total-flux zeropoint, mag (null: from the config)",
+    "simulation.horizon_alt_deg": "sky below this altitude is dark (lens edge), deg",
+    "simulation.dateobs": "default DATE-OBS, ISO 8601 on the camera's clock",
+    "calibration": "how this configuration was made (not used by the pipeline)",
+    "calibration.frame": "the clear frame solved",
+    "calibration.time": "its start time, UTC",
+    "calibration.n_matched": "stars matched in the final fit",
+    "calibration.rms_px": "residual RMS of the final fit, pixels",
+    "calibration.projection": "the fisheye family that fitted best",
+    "calibration.tool": "program and version that wrote this file",
+    "calibration.made": "date written",
+    "calibration.zp_stars": "stars of the nominal zeropoint",
+}
+
+
 # ---------------------------------------------------------------- validation
 def _check_type(value, tp, where):
     """Coerce ``value`` to annotation ``tp`` or raise ConfigError naming ``where``."""
@@ -388,21 +553,83 @@ def camera_from_dict(d, source=""):
     return dataclasses.replace(cam, source=str(source))
 
 
-def camera_path(name_or_path):
-    """Path of a configuration given a name in ``etc/`` or a YAML path."""
+def camera_dirs(extra=(), *, env=None):
+    """Folders searched for a camera named without a path, first match wins.
+
+    Parameters
+    ----------
+    extra : sequence of str or Path
+        Folders given on the command line (``--camera-dir``), searched first.
+    env : str, optional
+        Value of ``$ALLSKY_CAMERA_PATH`` (default: read from the environment):
+        folders separated by ``os.pathsep``, searched next.
+
+    Returns
+    -------
+    list of Path
+        ``extra``, then the environment's folders, then :data:`ETC_DIR` (the
+        stock configurations), without repeats.
+
+    Raises
+    ------
+    ConfigError
+        A folder given that is not a directory.
+    """
+    env = os.environ.get(CAMERA_PATH_ENV, "") if env is None else env
+    given = [(Path(d).expanduser(), "--camera-dir") for d in extra]
+    given += [(Path(d).expanduser(), f"${CAMERA_PATH_ENV}") for d in env.split(os.pathsep) if d]
+    for d, src in given:
+        if not d.is_dir():
+            raise ConfigError(f"{d}: camera folder (from {src}) is not a directory; "
+                              "give a folder of camera YAML files")
+    dirs = []
+    for d in [d for d, _ in given] + [ETC_DIR]:
+        if d.resolve() not in [x.resolve() for x in dirs]:
+            dirs.append(d)
+    return dirs
+
+
+def camera_files(dirs=None):
+    """Camera configurations found by name: ``{name: path}``.
+
+    A name in an earlier folder of ``dirs`` hides the same name in a later
+    one (a user's ``MDM.yaml`` replaces the stock one), as on a shell's PATH.
+
+    Parameters
+    ----------
+    dirs : list of Path, optional
+        Folders to search, in order (default: :func:`camera_dirs`).
+    """
+    found = {}
+    for d in camera_dirs() if dirs is None else dirs:
+        for p in sorted(Path(d).glob("*.yaml")):
+            found.setdefault(p.stem, p)
+    return dict(sorted(found.items()))
+
+
+def camera_path(name_or_path, dirs=None):
+    """Path of a configuration given a camera name or a YAML path.
+
+    A name (no ``.yaml`` suffix, no directory) is looked for in ``dirs``
+    (default: :func:`camera_dirs`); ``None`` if it is in none of them.
+    """
     p = Path(name_or_path)
     if p.suffix.lower() in (".yaml", ".yml") or os.sep in str(name_or_path):
         return p
-    return ETC_DIR / f"{name_or_path}.yaml"
+    return camera_files(dirs).get(str(name_or_path))
 
 
-def load_camera(name_or_path):
+def load_camera(name_or_path, dirs=None):
     """Read and validate a camera configuration.
 
     Parameters
     ----------
     name_or_path : str or Path
-        A name of a file in ``etc/`` (``"MDM"``) or a path to a YAML file.
+        A camera name (``"MDM"``), looked for in ``dirs``, or a path to a
+        YAML file.
+    dirs : list of Path, optional
+        Folders searched for a name (default: :func:`camera_dirs`: the
+        ``$ALLSKY_CAMERA_PATH`` folders, then the stock configurations).
 
     Returns
     -------
@@ -410,11 +637,13 @@ def load_camera(name_or_path):
     """
     import yaml
 
-    path = camera_path(name_or_path)
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in ETC_DIR.glob("*.yaml")))
-        raise ConfigError(f"{path}: no such camera configuration "
-                          f"(known cameras: {known}; or give a YAML path)")
+    dirs = camera_dirs() if dirs is None else dirs
+    path = camera_path(name_or_path, dirs)
+    if path is None or not path.is_file():
+        known = ", ".join(camera_files(dirs))
+        where = ", ".join(str(d) for d in dirs)
+        raise ConfigError(f"{path or name_or_path}: no such camera configuration "
+                          f"(known cameras: {known}, in {where}; or give a YAML path)")
     try:
         with open(path) as fh:
             d = yaml.safe_load(fh)
@@ -424,33 +653,57 @@ def load_camera(name_or_path):
     return camera_from_dict(d or {}, source=path)
 
 
-def select_camera(header, shape):
-    """The configuration in ``etc/`` that matches a raw frame.
+def select_camera(header, shape, dirs=None):
+    """The configuration that matches a raw frame.
 
     The one whose ``header.instrume`` equals the frame's INSTRUME card, else
-    the one of the same sensor size (the first by name), else MDM.
+    the one of the same sensor size (the first by name, with a warning naming
+    the others), else MDM.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+    shape : tuple of int
+        ``(ny, nx)`` of the raw image.
+    dirs : list of Path, optional
+        Folders searched (default: :func:`camera_dirs`).
 
     Returns
     -------
     camera : Camera
     why : str
         How it was chosen, for the log.
+
+    Raises
+    ------
+    ConfigError
+        Two configurations declare the frame's INSTRUME: the choice is the
+        user's (``--camera``), not the pipeline's.
     """
     ny, nx = shape
     inst = str(header.get("INSTRUME", "")).strip()
-    cams = [load_camera(n) for n in known_cameras()]
-    for c in cams:
-        if inst and c.header.instrume and c.header.instrume.strip() == inst:
-            return c, f"INSTRUME = {inst!r}"
-    for c in cams:
-        if (c.sensor.nx, c.sensor.ny) == (nx, ny):
-            return c, f"image size {nx}x{ny}"
-    return load_camera(DEFAULT_CAMERA), "default"
+    dirs = camera_dirs() if dirs is None else dirs
+    cams = [load_camera(p) for p in camera_files(dirs).values()]
+    same = [c for c in cams if inst and c.header.instrume and c.header.instrume.strip() == inst]
+    if len(same) > 1:
+        raise ConfigError(f"INSTRUME = {inst!r} is declared by {len(same)} camera "
+                          f"configurations ({', '.join(c.source for c in same)}): give "
+                          "--camera NAME, or change header.instrume in all but one")
+    if same:
+        return same[0], f"INSTRUME = {inst!r}"
+    sized = [c for c in cams if (c.sensor.nx, c.sensor.ny) == (nx, ny)]
+    if len(sized) > 1:
+        log.warning("image size %dx%d fits %d camera configurations (%s); using %s "
+                    "(give --camera to choose)", nx, ny, len(sized),
+                    ", ".join(c.source for c in sized), sized[0].name)
+    if sized:
+        return sized[0], f"image size {nx}x{ny}"
+    return load_camera(DEFAULT_CAMERA, dirs), "default"
 
 
-def known_cameras():
-    """Names of the configurations in ``etc/``."""
-    return sorted(p.stem for p in ETC_DIR.glob("*.yaml"))
+def known_cameras(dirs=None):
+    """Names of the configurations found (see :func:`camera_files`)."""
+    return list(camera_files(dirs))
 
 
 def camera_to_dict(cam):

@@ -51,6 +51,7 @@ if not __package__:   # run as a script: make the package importable
 
 import numpy as np
 
+from allsky_camera import __version__
 from allsky_camera.camera_model import CameraModel
 from allsky_camera.coords import ObsTime, parse_time, radec_to_altaz, site_from_config
 from allsky_camera.exceptions import AllskyError, ConfigError, OutputError
@@ -1029,7 +1030,10 @@ def build_parser():
                     "as <stem>-truth.fits.")
     p.add_argument("out", help="raw frame to write (.fits, .fits.gz or .fits.bz2)")
     p.add_argument("--camera", default=DEFAULT_CAMERA,
-                   help=f"camera name in etc/ or a YAML path (default {DEFAULT_CAMERA})")
+                   help=f"camera name or a YAML path (default {DEFAULT_CAMERA})")
+    p.add_argument("--camera-dir", action="append", default=[], metavar="DIR",
+                   help="folder of your own camera YAMLs, searched before $ALLSKY_CAMERA_PATH "
+                        "and the stock cameras (may be repeated)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--dateobs", default=None,
                    help="start time, ISO 8601 on the camera's clock (default: the camera's)")
@@ -1047,6 +1051,7 @@ def build_parser():
                    help="number of random streaks (default 0); a third of them leave the image")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress on stderr")
+    p.add_argument("--version", action="version", version=f"allsky_camera {__version__}")
     return p
 
 
@@ -1062,12 +1067,12 @@ def _setup_logging(verbose):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (0, or 2 after an error)."""
-    from allsky_camera.config import load_camera
+    from allsky_camera.config import camera_dirs, load_camera
 
     opts = build_parser().parse_args(argv)
     _setup_logging(opts.verbose)
     try:
-        camera = load_camera(opts.camera)
+        camera = load_camera(opts.camera, camera_dirs(opts.camera_dir))
         _check_writable([opts.out, truth_path(opts.out)], opts.overwrite)
         if opts.streaks < 0:
             raise ConfigError(f"--streaks {opts.streaks}: give a number of streaks >= 0")
