@@ -73,7 +73,17 @@ def build_parser():
     p.add_argument("--lon", type=float, default=None, help="site east longitude, deg")
     p.add_argument("--elev", type=float, default=None, help="site height, m")
     p.add_argument("--exptime-card", default="EXPTIME", help="header card of exposure time")
-    p.add_argument("--dateobs-card", default="DATE-OBS", help="header card of start time")
+    p.add_argument("--exptime", type=float, default=None, metavar="SECONDS",
+                   help="exposure time when the header has no such card (overrides "
+                        "--exptime-card)")
+    p.add_argument("--dateobs-card", default="DATE-OBS",
+                   help="header card of start time (or of its date, with --timeobs-card)")
+    p.add_argument("--timeobs-card", default=None,
+                   help="header card of the time of day when the date card holds only the date")
+    p.add_argument("--time-format", default=None, metavar="STRPTIME",
+                   help="strptime format of the start time, e.g. '%%a %%b %%d %%H:%%M:%%S %%Y' "
+                        "(with --timeobs-card: of date and time joined by a space; "
+                        "default ISO 8601)")
     p.add_argument("--utc-offset", type=float, default=0.0,
                    help="hours the DATE-OBS clock runs ahead of UTC (default 0)")
     p.add_argument("--masks", nargs="*", default=[],
@@ -136,9 +146,7 @@ def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names):
                    "saturation_adu": float(header.get("DATAMAX", np.iinfo(np.uint16).max)),
                    "dark_region": None, "bias_adu": round(float(bias), 1),
                    "bad_pixel_mask": masks_names[0], "obstruction_mask": masks_names[1]},
-        "header": {"exptime_card": opts.exptime_card, "dateobs_card": opts.dateobs_card,
-                   "utc_offset_hours": opts.utc_offset,
-                   "instrume": header.get("INSTRUME") or None},
+        "header": dict(header_section(opts), instrume=header.get("INSTRUME") or None),
         "site": {"lon_deg": lon, "lat_deg": lat, "height_m": h,
                  "pressure_bar": round(float(pressure), 4), "prefer_header": False},
         "astrometry": {"model": m.to_dict(),
@@ -157,10 +165,32 @@ def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names):
     }
 
 
-def sol_time_iso(header, opts):
-    from allsky_camera import coords
+def header_section(opts):
+    """The ``header:`` section of the new YAML from the command line (validated).
 
-    return coords.parse_time(header[opts.dateobs_card], opts.utc_offset).iso_utc
+    Raises
+    ------
+    ConfigError
+        Inconsistent header options.
+    """
+    from allsky_camera import config
+
+    d = {"exptime_card": None if opts.exptime is not None else opts.exptime_card,
+         "dateobs_card": opts.dateobs_card, "timeobs_card": opts.timeobs_card,
+         "time_format": opts.time_format, "utc_offset_hours": opts.utc_offset,
+         "exptime_s": opts.exptime}
+    config.check_header_cards(config.HeaderCards(**d), "ac_calibrate.py options")
+    return d
+
+
+def _start_time(header, opts):
+    from allsky_camera import config, io
+
+    return io.start_time(header, config.HeaderCards(**header_section(opts)), opts.frames[0])
+
+
+def sol_time_iso(header, opts):
+    return _start_time(header, opts).iso_utc
 
 
 def _measure_zeropoint(cam_dict, data, header, out_dir):
@@ -212,16 +242,15 @@ def _diagnostic_png(path, data, sol):
 
 
 def calibrate_frame(opts):
-    from allsky_camera import calibrate, camera_yaml, coords, io, masks
+    from allsky_camera import calibrate, camera_yaml, io, masks
+
 
     out = output_path(opts)
     if out.exists() and not opts.overwrite:
         raise OutputError(f"{out}: exists already; remove it or pass --overwrite")
     io.check_outdir(out.parent)
     data, header = _read(opts.frames[0])
-    if opts.dateobs_card not in header:
-        raise InputFileError(f"{opts.frames[0]}: header card {opts.dateobs_card} is missing")
-    t = coords.parse_time(header[opts.dateobs_card], opts.utc_offset)
+    t = _start_time(header, opts)
     site, site_vals = _site(opts, header)
     sol = calibrate.solve(data, t, site)
     log.info("calibrate: %s projection, %d stars, rms %.3f px", sol.model.projection,

@@ -207,7 +207,8 @@ def reduce_exposure(exposure, camera, products, timer=None):
     clear_of_moon = moon_sep >= ph.moon_exclusion_deg
     candidates = astrometry.fit_candidates(
         vmag, isolated, clear_of_moon, np.hypot(xt - template.x0, yt - template.y0), a)
-    sol = astrometry.solve(det.image, alt, az, candidates, camera)
+    sol = astrometry.solve(det.image, alt, az, candidates, camera, vmag=vmag,
+                           where=exposure.path)
     timer.lap("astrometry")
 
     # 4. centroids of every star at the fitted prediction, then the final fit --
@@ -224,12 +225,8 @@ def reduce_exposure(exposure, camera, products, timer=None):
         x, y, vmag, np.hypot(x - sol.model.x0, y - sol.model.y0), isolated, clear_of_moon,
         box_half_px=camera.centroid.box_half_px, neighbour_dv=ph.neighbour_dv,
         safe_radius_px=a.safe_radius_px)
-    good_pos = flags == 0
-    if sol.fit.ok and good_pos.sum() >= a.min_stars:
-        final = astrometry.solve(det.image, alt, az, good_pos, camera, x_meas=xc, y_meas=yc)
-        if final.fit.ok:
-            sol = final
-            x, y = sol.model.altaz_to_xy(alt, az)
+    sol = astrometry.refit(sol, det.image, alt, az, flags == 0, camera, xc, yc, vmag=vmag)
+    x, y = sol.model.altaz_to_xy(alt, az)
     timer.lap("centroid")
 
     # 5. photometry and zeropoints --------------------------------------------
@@ -243,6 +240,9 @@ def reduce_exposure(exposure, camera, products, timer=None):
     zd = 90.0 - alt
     zpsel, apsel = photometry.zeropoint_stars(vmag, flags, fl, ph, exposure.exptime)
     zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime)
+    if not sol.stars_known:    # where the stars are is unknown: measure nothing on them
+        from .astrometry_gate import withhold_zeropoint
+        zp = withhold_zeropoint(zp, sol.message)
     _log_zeropoint(zp)
     m_inst = photometry.instrumental_mag(fl.flux_adu, exposure.exptime)
     timer.lap("photometry")
@@ -254,7 +254,12 @@ def reduce_exposure(exposure, camera, products, timer=None):
                           sky_sigma_adu=fl.sky_sigma_adu, zp_nominal_total=zp.zp_nominal_total,
                           apcor_mag=apc, exptime=exposure.exptime,
                           aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency)
-    _log_transparency(tr.summary, camera.transparency)
+    if sol.stars_known:
+        _log_transparency(tr.summary, camera.transparency)
+    else:
+        from .astrometry_gate import withhold_transparency
+        tr = withhold_transparency(tr)
+        log.warning("%s: transparency not measured: astrometry FAILED", exposure.path)
     timer.lap("transparency")
 
     # 7. sky brightness ---------------------------------------------------------

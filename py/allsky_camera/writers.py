@@ -101,8 +101,7 @@ def header_cards(red):
     cards += sol.template.header_cards(prefix="T")
     cards += sol.model.header_cards()
     cards += astrometry.offsets_cards(sol.template, sol.model, sol.fit, sol.template_rms_px)
-    if sol.message:
-        cards.append(("ASTMSG", sol.message[:68], "why the template was kept"))
+    cards += sol.header_cards()
     cards += zp.header_cards()
     if zp.message:
         cards.append(("ZPMSG", zp.message[:68], "why there is no zeropoint"))
