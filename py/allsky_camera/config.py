@@ -335,8 +335,6 @@ KEY_DOCS = {
     "header.time_format": "strptime format of the start time, any case (null: ISO 8601)",
     "header.utc_offset_hours": "DATE-OBS clock minus UTC, hours (MDM: -7)",
     "header.exptime_s": "exposure time when there is no exposure-time card, s",
-    "header.timeobs_card": "card holding the time of day when dateobs_card holds the date",
-    "header.time_format": "strptime format of the start time (null: ISO 8601)",
     "header.instrume": "INSTRUME value that identifies this camera (null: none)",
     "header.max_exptime_s": "longer exposure times are refused as corrupt, s",
     "site": "observatory position and the air for refraction",
