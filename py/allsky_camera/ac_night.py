@@ -47,7 +47,8 @@ log = logging.getLogger("allsky_camera.ac_night")
 #: ``ac_proc.py`` options that choose the per-frame products (shared as is).
 PRODUCT_OPTIONS = ("dont_write_detrended", "multiproc", "skip_checkplots", "skip_sbmap",
                    "write_sbmap", "force_mp_centroiding", "dont_write_catalog",
-                   "oplot_centroids", "write_healpix", "detect_streaks", "camera")
+                   "oplot_centroids", "write_healpix", "detect_streaks", "camera",
+                   "camera_dir")
 #: Inputs skipped unless asked for: the simulator's truth files.
 DEFAULT_VETO = ("*-truth.fits",)
 #: A frame's astrometric fit starts from the last good fit this many frames
@@ -111,6 +112,8 @@ def build_parser():
             kw = {"help": a.help, "default": a.default, "dest": a.dest}
             if isinstance(a, argparse._StoreTrueAction):
                 kw["action"] = "store_true"
+            elif isinstance(a, argparse._AppendAction):
+                kw.update(action="append", metavar=a.metavar)
             else:
                 kw.update(type=a.type, metavar=a.metavar)
             p.add_argument(*a.option_strings, **kw)
@@ -148,16 +151,17 @@ def find_inputs(inputs, veto=(), exclude_dir=None):
     return [str(f) for f in sorted(names, key=lambda f: (f.name, str(f)))]
 
 
-def options_hash(products, camera_opt, night_opts=()):
-    """Hash of what decides a frame's results: products, camera configuration,
+def options_hash(products, camera_opt, night_opts=(), dirs=None):
+    """Hash of what decides a frame's results: products, camera configuration
+    (the named one, or every one the frames may be matched to, in ``dirs``),
     and the night options that change them (``night_opts``)."""
     from allsky_camera import config
     h = hashlib.sha256(products.science_hash().encode())
     h.update(repr(tuple(night_opts)).encode())
-    names = [camera_opt] if camera_opt else config.known_cameras()
+    names = [camera_opt] if camera_opt else config.known_cameras(dirs)
     for n in names:
         h.update(str(n).encode())
-        h.update(Path(config.camera_path(n)).read_bytes())
+        h.update(Path(config.camera_path(n, dirs)).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -257,7 +261,9 @@ class Night:
         self.products = products
         self.backend = backend
         self.stop = stop
-        self.options = options_hash(products, opts.camera, (opts.seed_lag, opts.night_zp))
+        self.dirs = camera_dirs(opts)
+        self.options = options_hash(products, opts.camera, (opts.seed_lag, opts.night_zp),
+                                    self.dirs)
         self.entries = ledger.read(self.outdir)
         self.paths = []
         self.results = {}
@@ -323,7 +329,7 @@ class Night:
                    and not self.stop.requested and self._ready(todo[k])):
                 i = todo[k]
                 task = Task(self.paths[i], str(self.outdir), self.opts.camera, self.products,
-                            self._seed(i), self._clear_zp(i))
+                            self._seed(i), self._clear_zp(i), tuple(map(str, self.dirs)))
                 pending[self.backend.submit(task)] = i
                 k += 1
             if not pending:
@@ -392,6 +398,12 @@ class Night:
                 f"{time.perf_counter() - self.t0:.1f} s")
 
 
+def camera_dirs(opts):
+    """Where camera configurations are looked for (--camera-dir, then the stock ones)."""
+    from allsky_camera import config
+    return config.camera_dirs(getattr(opts, "camera_dir", None) or [])
+
+
 def remove_temporaries(outdir):
     """Remove what a killed run's atomic writers left (hidden temporary names)."""
     for f in Path(outdir).glob(TEMP_GLOB):
@@ -453,7 +465,7 @@ def run(opts):
     if opts.seed_lag < 1:
         raise AllskyError(f"--seed-lag {opts.seed_lag}: give a number of frames >= 1")
     if opts.camera is not None:
-        config.load_camera(opts.camera)        # a bad name fails here, once
+        config.load_camera(opts.camera, camera_dirs(opts))   # a bad name fails here, once
     io.check_outdir(opts.outdir)
     remove_temporaries(opts.outdir)
     if opts.demo:
@@ -461,7 +473,8 @@ def run(opts):
         raw = Path(opts.outdir) / "raw"
         if not any(raw.glob("*.fits")):
             log.info("simulating the demo night into %s", raw)
-            simulate_night.demo_night(config.load_camera(opts.camera or "MDM"), raw)
+            simulate_night.demo_night(config.load_camera(opts.camera or "MDM",
+                                                         camera_dirs(opts)), raw)
         opts.inputs = [*opts.inputs, str(raw)]
     if not opts.inputs:
         raise AllskyError("give input folders or files, or --demo")

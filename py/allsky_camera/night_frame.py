@@ -49,6 +49,9 @@ class Task:
         ``CameraModel.to_dict()`` of the last good fit before this frame.
     clear_zp_total : float or None
         Clear-sky zeropoint for transparency (None: the camera's nominal).
+    camera_dirs : tuple of str
+        Folders of camera configurations (``--camera-dir``, stock); empty:
+        the default search.
     """
 
     path: str
@@ -57,28 +60,29 @@ class Task:
     products: object
     start_model: dict | None = None
     clear_zp_total: float | None = None
+    camera_dirs: tuple = ()
 
 
-def _camera(name):
+def _camera(name, dirs):
     from . import config
-    if name not in _CAMERAS:
-        _CAMERAS[name] = config.load_camera(name)
-    return _CAMERAS[name]
+    if (name, dirs) not in _CAMERAS:
+        _CAMERAS[name, dirs] = config.load_camera(name, list(dirs) or None)
+    return _CAMERAS[name, dirs]
 
 
-def read(path, camera_name):
+def read(path, camera_name, dirs=()):
     """Read an input as ``ac_proc.py`` does; returns (exposure, camera)."""
     import os
 
     from . import config, io
     from .exceptions import InputFileError
     if camera_name is not None:
-        camera = _camera(camera_name)
+        camera = _camera(camera_name, tuple(dirs))
         return io.read_exposure(path, camera), camera
     if not os.path.exists(path):
         raise InputFileError(f"{path}: no such file; check the path")
     data, header = io._read_image_hdu(path)
-    camera, why = config.select_camera(header, data.shape)
+    camera, why = config.select_camera(header, data.shape, list(dirs) or None)
     log.debug("%s: camera %s chosen by %s", path, camera.name, why)
     return io.exposure_from_data(path, data, header, camera), camera
 
@@ -180,7 +184,7 @@ def summary_row(red):
         "sun_alt": f(red.ephem["sun_alt"]),
         "moon_alt": f(red.ephem["moon_alt"]),
         "zp_total": f(zp.zp_total),
-        "ext_coef": f(getattr(zp, "ext_coef", float("nan"))),
+        "ext_coef": f(_ext_coef(zp)),
         "transparency": f(tr.median),
         "clear_fraction": f(tr.clear_fraction),
         "sb_zenith": f(red.skymap.zenith_mag) if red.skymap is not None else float("nan"),
@@ -192,6 +196,14 @@ def summary_row(red):
         "drot": f(m.rot_deg - t.rot_deg),
         "n_streaks": len(red.streaks) if red.streaks is not None else -1,
     }
+
+
+def _ext_coef(zp):
+    """The frame's fitted extinction (mag/airmass), NaN when not fitted."""
+    fit = getattr(zp, "model_fit", None)
+    if fit is None or getattr(fit, "k_source", "") != "fitted":
+        return float("nan")
+    return float(fit.model.k)
 
 
 def failed_row(path, message):
@@ -222,7 +234,7 @@ def run_task(task):
 
     written = []
     try:
-        exposure, camera = read(task.path, task.camera)
+        exposure, camera = read(task.path, task.camera, task.camera_dirs)
         start = None
         if task.start_model is not None:
             start = type(camera.astrometry.model).from_dict(task.start_model,
