@@ -62,6 +62,8 @@ def build_parser():
                    help="checkplot overlaying centroids on detrended image")
     p.add_argument("--write_healpix", action="store_true",
                    help="write HEALPix map of photometric zeropoint")
+    p.add_argument("--write_clouds", action="store_true",
+                   help="write the cloud map (-clouds.fits: state, transparency, confidence)")
     p.add_argument("--detect_streaks", action="store_true",
                    help="run satellite streak detection/cataloging")
     p.add_argument("--camera", default=None,
@@ -99,7 +101,8 @@ def output_paths(outdir, stem):
                               "detrended_png": o / f"{stem}-detrended.png",
                               "healpix": o / f"{stem}-healpix.fits",
                               "transp": o / f"{stem}-transp.png",
-                              "streaks": o / f"{stem}-streaks.fits"}
+                              "streaks": o / f"{stem}-streaks.fits",
+                              "clouds": o / f"{stem}-clouds.fits"}
 
 
 def wanted_outputs(opts, paths):
@@ -119,6 +122,8 @@ def wanted_outputs(opts, paths):
         want.append(paths["detrended_png"])
     if opts.detect_streaks:
         want.append(paths["streaks"])
+    if opts.write_clouds:
+        want.append(paths["clouds"])
     if opts.write_healpix:
         want.append(paths["healpix"])
         if not opts.skip_checkplots:
@@ -265,17 +270,21 @@ def process(exposure, camera, opts, timer=None, written=None):
                           sky_sigma_adu=fl.sky_sigma_adu, zp_nominal_total=zp.zp_nominal_total,
                           apcor_mag=apc, exptime=exposure.exptime,
                           aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency)
-    s_ = tr.summary
-    if s_.n_cells == 0:
-        log.warning("transparency: no star bright enough to judge the sky on this frame")
-    elif s_.clear_fraction < camera.transparency.cloudy_warning:
-        log.warning("transparency: mostly cloudy: clear fraction %.2f, median transparency %.2f "
-                    "(%d stars in %d cells)", s_.clear_fraction, s_.median, s_.n_voting,
-                    s_.n_cells)
-    else:
-        log.info("transparency: clear fraction %.2f, median transparency %.2f (%d stars)",
-                 s_.clear_fraction, s_.median, s_.n_voting)
     timer.lap("transparency")
+
+    # 6b. cloud map: star transparency and sky texture in every sky cell ---------
+    from allsky_camera import clouds
+    cloud_map = clouds.run(det.image, sol.model, star_cell=tr.cell,
+                           star_transp=tr.transparency,
+                           star_weight=clouds.star_weights(flags, tr.expected_snr,
+                                                           camera.transparency),
+                           cfg=camera.transparency, mask=mask,
+                           moon_altaz=(ephem["moon_alt"], ephem["moon_az"]),
+                           moon_exclusion_deg=ph.moon_exclusion_deg)
+    level, msg = clouds.summary_message(cloud_map, tr.summary, ephem["sun_alt"],
+                                        camera.transparency)
+    log.log(level, "clouds: %s", msg)
+    timer.lap("clouds")
 
     # 7. sky brightness ---------------------------------------------------------
     skymap = None
@@ -303,6 +312,7 @@ def process(exposure, camera, opts, timer=None, written=None):
                          moon_sep, flags, tr)
     cards = _header_cards(exposure, camera, det, site, site_src, ephem, sol, zp, skymap)
     cards += tr.summary.header_cards()
+    cards += cloud_map.header_cards()
     cards += flag_cards()
     timer.lap("table")
 
@@ -333,14 +343,17 @@ def process(exposure, camera, opts, timer=None, written=None):
         timer.lap("plotting")
     if opts.write_healpix and not opts.skip_checkplots:
         from allsky_camera import plotting
-        tc = camera.transparency
-        img = transparency.cell_image(sol.model, det.image.shape, tr.per_cell, tc.nside,
-                                      a.safe_radius_px, plotting.TRANSP_STRIDE)
+        st_img, _, _ = clouds.pixel_maps(cloud_map, sol.model, det.image.shape, mask=mask,
+                                         stride=plotting.TRANSP_STRIDE)
         fig = plotting.new_figure(plotting.MAP_FIGSIZE)
-        plotting.plot_transparency(
-            fig, fig.add_subplot(), img, stride=plotting.TRANSP_STRIDE,
+        fr = cloud_map.fractions()
+        plotting.plot_cloud_states(
+            fig.add_subplot(), st_img[::plotting.TRANSP_STRIDE, ::plotting.TRANSP_STRIDE],
+            stride=plotting.TRANSP_STRIDE, names=clouds.STATE_NAMES,
+            compass=clouds.compass(sol.model, alt_deg=plotting.COMPASS_ALT_DEG),
             x=x[tr.weight > 0], y=y[tr.weight > 0], t=tr.transparency[tr.weight > 0],
-            title=(f"{title}: transparency, clear fraction {tr.summary.clear_fraction:.2f}"))
+            title=(f"{title}: clouds; clear {fr['clear']:.2f}, cloud {fr['cloud']:.2f}, "
+                   f"unknown {fr['unknown']:.2f} of the sky cells"))
         plotting.save_figure(fig, paths["transp"])
         written.append(paths["transp"])
         timer.lap("plotting")
@@ -366,6 +379,15 @@ def process(exposure, camera, opts, timer=None, written=None):
         io.write_image(det.image, paths["detrended"], header=exposure.header,
                        header_cards=_detrend_cards(det, camera))
         written.append(paths["detrended"])
+    if opts.write_clouds:
+        st_img, t_img, c_img = clouds.pixel_maps(cloud_map, sol.model, exposure.raw.shape,
+                                                 mask=mask)
+        clouds.write_cloud_image(paths["clouds"], st_img, t_img, c_img, header_cards=[
+            *cloud_map.header_cards(),
+            ("CAMERA", camera.name, "camera configuration"),
+            ("PIPEVER", __version__, "pipeline version"),
+            ("DATE-OBS", exposure.time.iso_utc, "UTC start of exposure")])
+        written.append(paths["clouds"])
     if streak_table is not None:
         io.write_table(streak_table, paths["streaks"], extname="STREAKS", header_cards=[
             ("NSTREAK", len(streak_table), "streaks found"),
@@ -378,7 +400,8 @@ def process(exposure, camera, opts, timer=None, written=None):
         from allsky_camera import healpix
         zp_star_total = vmag - m_inst + apc
         maps = healpix.build_maps(camera.transparency.nside, alt, az, stars["RA"], stars["DEC"],
-                                  zp_star_total, flags == 0, tr.transparency, tr.weight > 0)
+                                  zp_star_total, flags == 0, tr.transparency, tr.weight > 0,
+                                  cloud_map.state, cloud_map.confidence)
         healpix.write_maps(maps, camera.transparency.nside, paths["healpix"], extra_cards=[
             ("CAMERA", camera.name, "camera configuration"),
             ("PIPEVER", __version__, "pipeline version"),
@@ -398,7 +421,7 @@ def process(exposure, camera, opts, timer=None, written=None):
         written.append(paths["sbmap_fits"])
     timer.lap("write")
     return {"catalog": cat, "solution": sol, "zeropoint": zp, "skymap": skymap,
-            "transparency": tr, "streaks": streak_table,
+            "transparency": tr, "clouds": cloud_map, "streaks": streak_table,
             "detrended": det, "header_cards": cards, "paths": written, "ephem": ephem}
 
 
