@@ -53,6 +53,10 @@ ZP_VMAX = 5.5
 #: frame's sky: on the moonlit DCT frame 010 stars to V = 5.5 reach S/N 4,
 #: and their fluxes, lifted by the bright sky, pull its zeropoint up.
 ZP_MIN_SNR = 10.0
+#: A mask frame with the Moon above this altitude (deg) gets a warning: its
+#: halo and glare are transient light (the frames' vote keeps them out of the
+#: masks when most frames are moonless).
+MOON_WARN_ALT_DEG = 0.0
 
 
 def build_parser():
@@ -138,6 +142,27 @@ def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names):
     }
 
 
+def warn_moon(paths, headers, opts, site):
+    """Log a warning for every mask frame taken with the Moon up."""
+    from allsky_camera import coords
+
+    n_up = 0
+    for path, header in zip(paths, headers):
+        if opts.dateobs_card not in header:
+            log.warning("%s: no %s card: cannot tell whether the Moon was up", path,
+                        opts.dateobs_card)
+            continue
+        t = coords.parse_time(header[opts.dateobs_card], opts.utc_offset)
+        moon = coords.sun_moon_altaz(t, site)["moon_alt"]
+        if moon > MOON_WARN_ALT_DEG:
+            n_up += 1
+            log.warning("%s: the Moon is up (altitude %.1f deg): its halo and glare are "
+                        "transient; the masks keep only what most frames agree on", path, moon)
+    if n_up > len(paths) / 2:
+        log.warning("%d of %d mask frames have the Moon up: add moonless frames to keep its "
+                    "light out of the masks", n_up, len(paths))
+
+
 def sol_time_iso(header, opts):
     from allsky_camera import coords
 
@@ -210,7 +235,9 @@ def calibrate_frame(opts):
     log.info("calibrate: %s projection, %d stars, rms %.3f px", sol.model.projection,
              sol.n_matched, sol.rms_px)
     name = opts.name or out.stem
-    stack = [data] + [_read(f)[0] for f in opts.masks]
+    more = [_read(f) for f in opts.masks]
+    stack = [data] + [m[0] for m in more]
+    warn_moon([opts.frames[0], *opts.masks], [header] + [m[1] for m in more], opts, site)
     bpm = masks.bad_pixels(np.stack(stack))
     obs = masks.obstructions(np.stack(stack), sol.circle)
     cx, cy, rad = sol.circle
@@ -246,11 +273,16 @@ def calibrate_frame(opts):
 def build_masks_only(opts):
     import yaml
 
-    from allsky_camera import calibrate, config, masks
+    from allsky_camera import calibrate, config, coords, masks
 
     cam = config.load_camera(opts.output)
-    stack = np.stack([_read(f)[0] for f in opts.frames])
-    circle = calibrate.lens_circle(np.median(stack, axis=0))
+    frames = [_read(f) for f in opts.frames]
+    stack = np.stack([f[0] for f in frames])
+    site = coords.site_from_config(cam.site)[0]
+    opts.dateobs_card, opts.utc_offset = cam.header.dateobs_card, cam.header.utc_offset_hours
+    warn_moon(opts.frames, [f[1] for f in frames], opts, site)
+    # the lens circle of the first frame, as the first form of the command does
+    circle = calibrate.lens_circle(stack[0])
     names = (cam.sensor.bad_pixel_mask or f"{cam.name}_bpm.fits",
              cam.sensor.obstruction_mask or f"{cam.name}_obstruction.fits")
     masks.write_mask(masks.bad_pixels(stack), cam.resolve(names[0]))
