@@ -381,7 +381,7 @@ def process(exposure, camera, opts, timer=None, written=None):
         written.append(paths["detrended"])
     if opts.write_clouds:
         st_img, t_img, c_img = clouds.pixel_maps(cloud_map, sol.model, exposure.raw.shape,
-                                                 mask=mask)
+                                                 mask=mask, stride=clouds.PIXEL_MAP_STRIDE)
         clouds.write_cloud_image(paths["clouds"], st_img, t_img, c_img, header_cards=[
             *cloud_map.header_cards(),
             ("CAMERA", camera.name, "camera configuration"),

@@ -49,6 +49,9 @@ STATE_NAMES = {CLEAR: "clear", CLOUD: "cloud", UNKNOWN: "unknown", NOT_SKY: "not
 #: plus the Sun's semi-diameter, the almanac convention).
 TWILIGHT_SUN_ALT_DEG = -18.0
 DAY_SUN_ALT_DEG = -0.833
+#: -clouds.fits evaluates the cells every this many pixels (a cell is some
+#: 40 px across; the masks are applied at every pixel).
+PIXEL_MAP_STRIDE = 2
 #: The standard deviation of the median of n Gaussian samples is about
 #: sqrt(pi / 2) sigma / sqrt(n) (asymptotic efficiency of the median).
 MEDIAN_EFFICIENCY = np.sqrt(np.pi / 2.0)
@@ -85,10 +88,11 @@ class Texture:
     level : ndarray, (nby, nbx)
         Block median, ADU; NaN where the block is masked.
     model : ndarray
-        Smooth sky model (box average of the unmasked ``level``), ADU.
+        Smooth sky model: mean of the four blocks ``model_blocks // 2`` away
+        (NaN where one of them is masked), ADU.
     noise : ndarray
-        Expected noise of a block median, ADU (from neighbouring-pixel
-        differences in the block).
+        Expected noise of the residual ``level - model``, ADU (from
+        neighbouring-pixel differences in the block).
     xc, yc : ndarray
         Pixel coordinates of the block centres.
     """
@@ -120,7 +124,8 @@ def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks
     stride_px : int
         Sampling step inside a block, pixels.
     model_blocks : int
-        Width of the box average of the smooth model, blocks (odd).
+        The smooth model at a block is the mean of the four blocks
+        ``model_blocks // 2`` away along x and y.
     grow_blocks : int
         Masked blocks grow by this many blocks (the edges of trees and
         buildings are structure, not cloud).
@@ -150,21 +155,24 @@ def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks
         if grow_blocks > 0 and hidden.any():
             hidden = grow(hidden, grow_blocks)
         bad |= hidden
-    # smooth sky model: box average of the unmasked blocks (normalised, so
-    # masked blocks neither pull it down nor leave holes)
-    w = (~bad).astype(np.float32)
-    v = np.where(bad, 0.0, level).astype(np.float32)
-    num = box_mean(v, model_blocks)
-    den = box_mean(w, model_blocks)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        model = np.where(den > 0, num / den, np.nan)
+    # smooth sky model: at each block, the mean of the four blocks
+    # ``model_blocks // 2`` away along x and y.  A linear gradient leaves no
+    # residual and a quadratic one (the sky's radial profile, the Moon's
+    # glare) a nearly constant one, which the ring median removes (cell_texture).
+    d = max(model_blocks // 2, 1)
+    lv = np.where(bad, np.nan, level).astype(np.float32)
+    p = np.pad(lv, d, constant_values=np.nan)
+    model = 0.25 * (p[:-2 * d, d:-d] + p[2 * d:, d:-d] + p[d:-d, :-2 * d] + p[d:-d, 2 * d:])
+    bad |= ~np.isfinite(model)
     yc = (np.arange(nby) * block_px + (block_px - stride_px) / 2.0)
     xc = (np.arange(nbx) * block_px + (block_px - stride_px) / 2.0)
     xc, yc = np.meshgrid(xc, yc)
+    # noise of the residual: the block's own plus a quarter of four others'
+    noise = noise * np.sqrt(1.0 + 4.0 / 16.0)
     return Texture(np.where(bad, np.nan, level), model, np.where(bad, np.nan, noise), xc, yc)
 
 
-def cell_texture(tex, cell, n_cells, *, min_blocks):
+def cell_texture(tex, cell, n_cells, *, min_blocks, ring=None):
     """Texture of each sky cell.
 
     Parameters
@@ -175,11 +183,16 @@ def cell_texture(tex, cell, n_cells, *, min_blocks):
     n_cells : int
     min_blocks : int
         Fewer unmasked blocks in a cell: no texture evidence there.
+    ring : ndarray of int, shape of ``tex.level``, optional
+        Zenith-distance ring of each block: the median residual of each ring
+        is removed first (the sky's radial curvature leaves a residual that
+        is constant along a ring; clouds do not).
 
     Returns
     -------
     amp : ndarray
-        RMS of the block residuals in excess of their noise, relative to the
+        Robust RMS (MAD about zero) of the block residuals in the cell, in
+        excess of their noise, relative to the
         sky level (0.02: 2 % structure); NaN where not measured.
     noise_rel : ndarray
         Noise of a block median relative to the sky level (the smallest
@@ -191,9 +204,16 @@ def cell_texture(tex, cell, n_cells, *, min_blocks):
 
     ok = np.isfinite(tex.level) & (cell >= 0)
     g = np.where(ok, cell, -1).ravel()
-    res = np.abs(tex.residual).ravel()
+    res = np.where(ok, tex.residual, np.nan).ravel()
     ones = np.ones(g.size)
-    mad, n = grouped_weighted_median(g, np.where(ok.ravel(), res, np.nan), ones, n_cells)
+    if ring is not None:
+        rg = np.where(ok, ring, -1).ravel()
+        n_ring = int(rg.max()) + 1 if rg.size else 0
+        centre, _ = grouped_weighted_median(rg, res, ones, max(n_ring, 1))
+        res = res - np.where(rg >= 0, centre[np.maximum(rg, 0)], 0.0)
+    _, n = grouped_weighted_median(g, res, ones, n_cells)
+    dev = np.abs(res)
+    mad, _ = grouped_weighted_median(g, dev, ones, n_cells)
     lev, _ = grouped_weighted_median(g, tex.model.ravel(), ones, n_cells)
     noi, _ = grouped_weighted_median(g, tex.noise.ravel(), ones, n_cells)
     rms = MAD_TO_SIGMA * mad
@@ -214,23 +234,6 @@ def confidence(value, threshold, sigma):
 
 #: math.erf on arrays (a few hundred cells: no need for scipy).
 _erf = np.vectorize(math.erf, otypes=[float])
-
-
-def box_mean(a, width):
-    """Mean over a ``width`` x ``width`` box (odd), the box cut at the edges.
-
-    Pure numpy (cumulative sums), so the default run needs no scipy.
-    """
-    h = width // 2
-    ny, nx = a.shape
-    c = np.zeros((ny + 1, nx + 1), dtype=float)
-    c[1:, 1:] = np.cumsum(np.cumsum(a, axis=0), axis=1)
-    y0 = np.clip(np.arange(ny) - h, 0, ny)
-    y1 = np.clip(np.arange(ny) + h + 1, 0, ny)
-    x0 = np.clip(np.arange(nx) - h, 0, nx)
-    x1 = np.clip(np.arange(nx) + h + 1, 0, nx)
-    s = (c[y1][:, x1] - c[y0][:, x1] - c[y1][:, x0] + c[y0][:, x0])
-    return s / ((y1 - y0)[:, None] * (x1 - x0)[None, :])
 
 
 def grow(mask, n):
@@ -459,7 +462,9 @@ def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
     with np.errstate(invalid="ignore", divide="ignore"):
         sky_fraction = np.where(n_all > 0, n_seen / np.maximum(n_all, 1), 0.0)
     tex_cell = np.where(near_moon, -1, cell)
-    amp, noise_rel, _ = cell_texture(tex, tex_cell, nc, min_blocks=cfg.texture_min_blocks)
+    ring = np.where(sky, ((90.0 - np.where(sky, alt, 90.0)) / cfg.texture_ring_deg), -1)
+    amp, noise_rel, _ = cell_texture(tex, tex_cell, nc, min_blocks=cfg.texture_min_blocks,
+                                     ring=ring.astype(int))
     state, transp, conf, sconf, tconf = combine(
         star_transp=st, star_weight=w_sum, star_n=n_star, texture_amp=amp,
         texture_noise=noise_rel, sky_fraction=sky_fraction, cfg=cfg)

@@ -134,18 +134,19 @@ class Transparency:
     min_expected_snr: float = 5.0            # stars that should reach a lower S/N do not vote
     clear_threshold: float = 0.7             # a cell is clear above this median transparency
     cloudy_warning: float = 0.5              # warn when the clear fraction is below this
-    min_cell_stars: int = 2                  # fewer voting stars in a cell: no star evidence there
+    min_cell_stars: int = 1                  # fewer voting stars in a cell: no star evidence there
     star_scatter: float = 0.3                # per-star transparency scatter on a clear sky (for
                                              # the confidence of a cell's star call)
     texture_block_px: int = 12               # sky texture: block side, pixels
     texture_stride_px: int = 4               # ... sampled every this many pixels in a block
-    texture_model_blocks: int = 5            # smooth sky model: box average width, blocks
+    texture_model_blocks: int = 5            # smooth model: mean of the 4 blocks this // 2 away
+    texture_ring_deg: float = 5.0            # median residual removed in zenith-distance rings, deg
     texture_mask_grow_blocks: int = 1        # masked blocks grow by this many (obstruction edges)
     texture_min_blocks: int = 6              # fewer unmasked blocks in a cell: no texture evidence
-    texture_cloud: float = 0.02              # cloud: block residual RMS above this fraction of sky
+    texture_cloud: float = 0.04              # cloud: block residual RMS above this fraction of sky
     texture_scatter: float = 0.3             # relative error of a cell's texture amplitude
     texture_clear_conf_max: float = 0.6      # a smooth sky says clear with at most this confidence
-    min_confidence: float = 0.5              # a cell whose best evidence is less sure is unknown
+    min_confidence: float = 0.3              # a cell whose best evidence is less sure is unknown
 
 
 @dataclasses.dataclass(frozen=True)
