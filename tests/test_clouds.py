@@ -163,6 +163,7 @@ def _random_map(nside, seed):
                            f, f, np.ones(n, np.float32))
 
 
+@pytest.mark.slow      # importing healpy takes seconds
 def test_pixel_maps_follow_healpy_cells(mdm):
     import healpy as hp
 

@@ -23,7 +23,9 @@ independent evidence).  A cell with no usable evidence is *unknown*, never
 clear or cloud; a cell the camera does not see (obstruction mask, below the
 horizon, outside the lens) is *not sky*.  A smooth sky is weaker evidence
 of clear than a structured one is of cloud (an overcast can be smooth), so
-the confidence of a texture "clear" call is capped.
+the confidence of a texture "clear" call is capped, and such a call decides
+only cells where no star gives evidence, on an exposure whose star cells are
+not mostly cloud.
 
 Pixel conventions: 0-based, x = column (fast axis), pixel centres at
 integers; angles in degrees.
@@ -390,11 +392,19 @@ def combine(*, star_transp, star_weight, star_n, texture_amp, texture_noise, sky
     tex_conf = np.where(tex_cloud, tex_conf, np.minimum(tex_conf, cfg.texture_clear_conf_max))
 
     agree = star_ok & tex_ok & (star_cloud == tex_cloud)
-    use_star = star_conf >= tex_conf
+    # a smooth sky is weak evidence: it decides only where no star speaks;
+    # structure (a cloud call) overrules the stars when it is the surer one
+    use_star = star_ok & ((star_conf >= tex_conf) | ~(tex_ok & tex_cloud))
     cloud = np.where(use_star, star_cloud, tex_cloud)
     conf = np.where(agree, 1.0 - (1.0 - star_conf) * (1.0 - tex_conf),
                     np.maximum(star_conf, tex_conf))
     known = (star_ok | tex_ok) & (conf >= cfg.min_confidence)
+    # a smooth sky alone is clear only on an exposure whose star cells are not
+    # mostly cloud: under an overcast lit from below the sky is smooth too
+    judged = star_ok & (star_conf >= cfg.min_confidence)
+    if (judged.sum() >= cfg.texture_prior_min_cells
+            and np.mean(star_cloud[judged]) > cfg.texture_clear_max_cloud):
+        known &= ~(~star_ok & ~cloud)
     state = np.where(known, np.where(cloud, CLOUD, CLEAR), UNKNOWN)
     state = np.where(np.asarray(sky_fraction) > 0, state, NOT_SKY).astype(np.uint8)
     conf = np.where((state == CLEAR) | (state == CLOUD), conf, 0.0)

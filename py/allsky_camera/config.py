@@ -146,6 +146,9 @@ class Transparency:
     texture_cloud: float = 0.04              # cloud: block residual RMS above this fraction of sky
     texture_scatter: float = 0.3             # relative error of a cell's texture amplitude
     texture_clear_conf_max: float = 0.6      # a smooth sky says clear with at most this confidence
+    texture_clear_max_cloud: float = 0.5     # ... and only when at most this fraction of the
+                                             # cells judged by stars is cloud ...
+    texture_prior_min_cells: int = 10        # ... when stars judge at least this many cells
     min_confidence: float = 0.3              # a cell whose best evidence is less sure is unknown
 
 
