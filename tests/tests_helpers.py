@@ -23,3 +23,18 @@ def grid_positions(rng, nx, ny, spacing=20):
                          np.arange(spacing, ny - spacing + 1, spacing))
     return (gx.ravel() + rng.uniform(-0.5, 0.5, gx.size),
             gy.ravel() + rng.uniform(-0.5, 0.5, gy.size))
+
+
+def shared_data(*parts):
+    """A folder of the read-only data beside the project (``../shared/data/...``).
+
+    Looked for beside the checkout, then beside the folder holding it (a git
+    worktree under ``wt/``); the first candidate is returned when neither
+    exists, so the caller's skip message names where it looked.
+    """
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    candidates = [base / "shared" / "data" / Path(*parts) for base in (repo.parent,
+                                                                      repo.parent.parent)]
+    return next((c for c in candidates if c.is_dir()), candidates[0])

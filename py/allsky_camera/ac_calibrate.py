@@ -69,7 +69,17 @@ def build_parser():
     p.add_argument("--lon", type=float, default=None, help="site east longitude, deg")
     p.add_argument("--elev", type=float, default=None, help="site height, m")
     p.add_argument("--exptime-card", default="EXPTIME", help="header card of exposure time")
-    p.add_argument("--dateobs-card", default="DATE-OBS", help="header card of start time")
+    p.add_argument("--exptime", type=float, default=None, metavar="SECONDS",
+                   help="exposure time when the header has no such card (overrides "
+                        "--exptime-card)")
+    p.add_argument("--dateobs-card", default="DATE-OBS",
+                   help="header card of start time (or of its date, with --timeobs-card)")
+    p.add_argument("--timeobs-card", default=None,
+                   help="header card of the time of day when the date card holds only the date")
+    p.add_argument("--time-format", default=None, metavar="STRPTIME",
+                   help="strptime format of the start time, e.g. '%%a %%b %%d %%H:%%M:%%S %%Y' "
+                        "(with --timeobs-card: of date and time joined by a space; "
+                        "default ISO 8601)")
     p.add_argument("--utc-offset", type=float, default=0.0,
                    help="hours the DATE-OBS clock runs ahead of UTC (default 0)")
     p.add_argument("--masks", nargs="*", default=[],
@@ -121,9 +131,7 @@ def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names):
                    "saturation_adu": float(header.get("DATAMAX", np.iinfo(np.uint16).max)),
                    "dark_region": None, "bias_adu": round(float(bias), 1),
                    "bad_pixel_mask": masks_names[0], "obstruction_mask": masks_names[1]},
-        "header": {"exptime_card": opts.exptime_card, "dateobs_card": opts.dateobs_card,
-                   "utc_offset_hours": opts.utc_offset,
-                   "instrume": header.get("INSTRUME") or None},
+        "header": dict(header_section(opts), instrume=header.get("INSTRUME") or None),
         "site": {"lon_deg": lon, "lat_deg": lat, "height_m": h,
                  "pressure_bar": round(float(pressure), 4), "prefer_header": False},
         "astrometry": {"model": m.to_dict(),
@@ -142,17 +150,26 @@ def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names):
     }
 
 
-def warn_moon(paths, headers, opts, site):
-    """Log a warning for every mask frame taken with the Moon up."""
-    from allsky_camera import coords
+def warn_moon(paths, headers, header_cards, site):
+    """Log a warning for every mask frame taken with the Moon up.
+
+    Parameters
+    ----------
+    paths, headers : sequence
+        The mask frames' file names and FITS headers.
+    header_cards : config.HeaderCards
+        Where the start time is in the headers.
+    site : coords.Site
+    """
+    from allsky_camera import coords, io
 
     n_up = 0
     for path, header in zip(paths, headers):
-        if opts.dateobs_card not in header:
-            log.warning("%s: no %s card: cannot tell whether the Moon was up", path,
-                        opts.dateobs_card)
+        try:
+            t = io.start_time(header, header_cards, path)
+        except AllskyError as err:
+            log.warning("%s: cannot tell whether the Moon was up (%s)", path, err)
             continue
-        t = coords.parse_time(header[opts.dateobs_card], opts.utc_offset)
         moon = coords.sun_moon_altaz(t, site)["moon_alt"]
         if moon > MOON_WARN_ALT_DEG:
             n_up += 1
@@ -163,10 +180,32 @@ def warn_moon(paths, headers, opts, site):
                     "light out of the masks", n_up, len(paths))
 
 
-def sol_time_iso(header, opts):
-    from allsky_camera import coords
+def header_section(opts):
+    """The ``header:`` section of the new YAML from the command line (validated).
 
-    return coords.parse_time(header[opts.dateobs_card], opts.utc_offset).iso_utc
+    Raises
+    ------
+    ConfigError
+        Inconsistent header options.
+    """
+    from allsky_camera import config
+
+    d = {"exptime_card": None if opts.exptime is not None else opts.exptime_card,
+         "dateobs_card": opts.dateobs_card, "timeobs_card": opts.timeobs_card,
+         "time_format": opts.time_format, "utc_offset_hours": opts.utc_offset,
+         "exptime_s": opts.exptime}
+    config.check_header_cards(config.HeaderCards(**d), "ac_calibrate.py options")
+    return d
+
+
+def _start_time(header, opts):
+    from allsky_camera import config, io
+
+    return io.start_time(header, config.HeaderCards(**header_section(opts)), opts.frames[0])
+
+
+def sol_time_iso(header, opts):
+    return _start_time(header, opts).iso_utc
 
 
 def _measure_zeropoint(cam_dict, data, header, out_dir):
@@ -220,16 +259,14 @@ def _diagnostic_png(path, data, sol):
 def calibrate_frame(opts):
     import yaml
 
-    from allsky_camera import calibrate, coords, io, masks
+    from allsky_camera import calibrate, config, io, masks
 
     out = Path(opts.output)
     if out.exists() and not opts.overwrite:
         raise OutputError(f"{out}: exists already; remove it or pass --overwrite")
     io.check_outdir(out.parent)
     data, header = _read(opts.frames[0])
-    if opts.dateobs_card not in header:
-        raise InputFileError(f"{opts.frames[0]}: header card {opts.dateobs_card} is missing")
-    t = coords.parse_time(header[opts.dateobs_card], opts.utc_offset)
+    t = _start_time(header, opts)
     site, site_vals = _site(opts, header)
     sol = calibrate.solve(data, t, site)
     log.info("calibrate: %s projection, %d stars, rms %.3f px", sol.model.projection,
@@ -237,7 +274,8 @@ def calibrate_frame(opts):
     name = opts.name or out.stem
     more = [_read(f) for f in opts.masks]
     stack = [data] + [m[0] for m in more]
-    warn_moon([opts.frames[0], *opts.masks], [header] + [m[1] for m in more], opts, site)
+    warn_moon([opts.frames[0], *opts.masks], [header] + [m[1] for m in more],
+              config.HeaderCards(**header_section(opts)), site)
     bpm = masks.bad_pixels(np.stack(stack))
     obs = masks.obstructions(np.stack(stack), sol.circle)
     cx, cy, rad = sol.circle
@@ -279,8 +317,7 @@ def build_masks_only(opts):
     frames = [_read(f) for f in opts.frames]
     stack = np.stack([f[0] for f in frames])
     site = coords.site_from_config(cam.site)[0]
-    opts.dateobs_card, opts.utc_offset = cam.header.dateobs_card, cam.header.utc_offset_hours
-    warn_moon(opts.frames, [f[1] for f in frames], opts, site)
+    warn_moon(opts.frames, [f[1] for f in frames], cam.header, site)
     # the lens circle of the first frame, as the first form of the command does
     circle = calibrate.lens_circle(stack[0])
     names = (cam.sensor.bad_pixel_mask or f"{cam.name}_bpm.fits",

@@ -6,10 +6,16 @@ scale, tilts) on measured centroids by robust least squares: Gauss-Newton
 steps with Huber weights (iteratively reweighted), then clipping of
 residuals beyond ``clip_sigma`` robust standard deviations and a refit.
 Only numpy is used, so the fit costs milliseconds and no import time.
+
+:func:`solve` accepts a model only when it passes the quality gate of
+:mod:`allsky_camera.astrometry_gate` (status ``FIT``); else the template
+(``TEMPLATE``), else a model seeded by the recovery search of
+:mod:`allsky_camera.astrometry_recover` (``RECOVERED``); else ``FAILED``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -50,6 +56,10 @@ _MAD_TO_SIGMA = 1.4826
 #: Gauss-Newton iterations per clipping round, and clipping rounds.
 _GN_ITERS = 8
 _CLIP_ROUNDS = 3
+#: First passes (peak search around the model, then fit) from a recovery
+#: seed: the seed is a few pixels off, the first pass halves that, the second
+#: starts within a pixel.
+_RECOVERY_PASSES = 2
 
 
 @dataclass(frozen=True)
@@ -174,37 +184,86 @@ def fit_model(model, x, y, alt, az, *, params, clip_sigma, min_stars):
 
 def offsets_cards(template, fitted, fit, template_rms):
     """Header cards describing the template-to-fit offsets and residuals."""
+    drot = (fitted.rot_deg - template.rot_deg + 180.0) % 360.0 - 180.0
     return [
         ("ASTFIT", bool(fit.ok), "astrometric model refitted on this exposure"),
         ("ASTNSTAR", fit.n_used, "stars used in the astrometric fit"),
-        ("ASTRMS", round(fit.rms_px, 4), "[pix] RMS residual of the fitted model"),
+        ("ASTRMS", round(fit.rms_px, 4), "[pix] RMS residual of the model used"),
         ("TPLRMS", round(template_rms, 4), "[pix] RMS residual of the static template"),
         ("DZENX", round(fitted.x0 - template.x0, 4), "[pix] fitted minus template zenith x"),
         ("DZENY", round(fitted.y0 - template.y0, 4), "[pix] fitted minus template zenith y"),
-        ("DROT", round(fitted.rot_deg - template.rot_deg, 5), "[deg] fitted minus template rot"),
+        ("DROT", round(drot, 5), "[deg] fitted minus template rot"),
         ("DSCALE", round(fitted.scale / template.scale - 1.0, 7), "fitted/template radial scale-1"),
     ]
 
 
 @dataclass(frozen=True)
 class Solution:
-    """The exposure's astrometric solution (see :func:`solve`)."""
+    """The exposure's astrometric solution (see :func:`solve`).
+
+    ``status`` (the ASTSTAT card) is ``'FIT'`` (the per-exposure fit passed
+    the quality gate), ``'RECOVERED'`` (the template failed the gate and the
+    recovery search found the camera), ``'TEMPLATE'`` (no fit accepted, but
+    the template passes the gate) or ``'FAILED'`` (nothing passes: the
+    positions of the stars on this frame are unknown; ``model`` is then the
+    template).  ``message`` (ASTMSG) says why.
+    """
 
     template: object          # CameraModel from the configuration
-    model: object             # CameraModel fitted on this exposure
+    model: object             # CameraModel used for this exposure
     fit: FitResult            # the final fit
     template_rms_px: float    # RMS residual of the template on the fit's stars
     message: str = ""
+    status: str = "FIT"       # FIT, RECOVERED, TEMPLATE or FAILED
+    gate: object = None       # astrometry_gate.GateResult of the accepted (or last) model
+    seed: object = None       # astrometry_recover.Seed when a recovery search ran
+
+    @property
+    def stars_known(self):
+        """True unless FAILED: the model puts the stars where they are."""
+        return self.status != "FAILED"
+
+    def header_cards(self):
+        """ASTSTAT, ASTMSG and the gate's cards."""
+        cards = [("ASTSTAT", self.status, "astrometry FIT RECOVERED TEMPLATE FAILED"),
+                 ("ASTMSG", self.message[:68], "why ASTSTAT")]
+        if self.gate is not None:
+            cards += self.gate.header_cards()
+        if self.seed is not None:
+            cards.append(("ASTRECT", round(self.seed.seconds, 3),
+                          "[s] time of the recovery search"))
+        return cards
 
 
-def solve(image, alt, az, candidates, camera, *, x_meas=None, y_meas=None):
-    """Fit the camera model on an exposure.
+def _first_pass(image, start, alt, az, camera):
+    """Bright stars found near ``start``'s predictions, and the fit on them."""
+    from . import centroid
 
-    Without measured positions, the bright ``candidates`` are found near
-    their template predictions: brightest smoothed pixel within
-    ``astrometry.search_half_px``, then windowed centroiding, then the
-    robust fit.  With ``x_meas, y_meas`` (centroids from a previous pass) the
-    fit uses those.
+    a = camera.astrometry
+    c = camera.centroid
+    xt, yt = start.altaz_to_xy(alt, az)
+    xp, yp = centroid.peak_search(image, xt, yt, search_half=a.search_half_px)
+    # a centroid still moving by more than 0.001 px after n_iter steps is kept:
+    # on an undersampled camera (DCT) most bright stars are, and their
+    # positions are good to a tenth of a pixel; the robust fit and the gate
+    # judge them
+    xc, yc, _ = centroid.refine(image, xp, yp, box_half=c.box_half_px,
+                                window_sigma=c.window_sigma_px, n_iter=c.n_iter)
+    fit = fit_model(start, xc, yc, alt, az, params=a.fit_params, clip_sigma=a.clip_sigma,
+                    min_stars=a.min_stars)
+    return xc, yc, fit
+
+
+def solve(image, alt, az, candidates, camera, *, vmag, where="exposure"):
+    """Fit the camera model on an exposure, judged by the quality gate.
+
+    The bright ``candidates`` are found near their template predictions
+    (brightest smoothed pixel within ``astrometry.search_half_px``, then
+    windowed centroiding) and the model is refitted on them.  The fit is
+    accepted when it passes :func:`allsky_camera.astrometry_gate.evaluate`
+    (``'FIT'``); else the template is, when it passes (``'TEMPLATE'``); else
+    the recovery search seeds a new first pass (``'RECOVERED'`` when its
+    fit passes the gate); else ``'FAILED'``.
 
     Parameters
     ----------
@@ -215,38 +274,144 @@ def solve(image, alt, az, candidates, camera, *, x_meas=None, y_meas=None):
     candidates : ndarray of bool
         Stars to use (bright, isolated, inside the safe radius).
     camera : Camera
-    x_meas, y_meas : ndarray, optional
-        Measured centroids of all stars (NaN where unusable).
+    vmag : ndarray
+        V magnitudes of the catalog stars (for the gate's flux test).
+    where : str
+        Named in the warnings (the exposure's file name).
 
     Returns
     -------
     Solution
     """
-    from . import centroid
+    from . import astrometry_gate as gate
 
     a = camera.astrometry
-    c = camera.centroid
     template = a.model
-    if x_meas is None:
-        xt, yt = template.altaz_to_xy(alt[candidates], az[candidates])
-        xp, yp = centroid.peak_search(image, xt, yt, search_half=a.search_half_px)
-        xc, yc, conv = centroid.refine(image, xp, yp, box_half=c.box_half_px,
-                                       window_sigma=c.window_sigma_px, n_iter=c.n_iter)
-        xc[~conv] = np.nan
-        xm, ym = xc, yc
-        al, azs = alt[candidates], az[candidates]
-    else:
-        xm, ym = x_meas[candidates], y_meas[candidates]
-        al, azs = alt[candidates], az[candidates]
-    fit = fit_model(template, xm, ym, al, azs, params=a.fit_params,
-                    clip_sigma=a.clip_sigma, min_stars=a.min_stars)
+    al, azs, vm = alt[candidates], az[candidates], np.asarray(vmag, dtype=float)[candidates]
+    xm, ym, fit = _first_pass(image, template, al, azs, camera)
     tdx, tdy = residuals(template, xm, ym, al, azs)
     trms = rms(tdx[fit.used], tdy[fit.used])
-    if not fit.ok:
-        log.warning("astrometry: %s; keeping the template", fit.message)
-    else:
+    g_fit = gate.evaluate(image, fit.model, xm, ym, al, azs, vm, a) if fit.ok else None
+    if g_fit is not None and g_fit.ok:
         log.info("astrometry: %d stars, rms %.3f px (template %.3f px), "
-                 "zenith shift (%.2f, %.2f) px, rotation %.4f deg",
+                 "zenith shift (%.2f, %.2f) px, rotation %.4f deg; gate: %s",
                  fit.n_used, fit.rms_px, trms, fit.model.x0 - template.x0,
-                 fit.model.y0 - template.y0, fit.model.rot_deg - template.rot_deg)
-    return Solution(template, fit.model, fit, trms, fit.message)
+                 fit.model.y0 - template.y0, fit.model.rot_deg - template.rot_deg,
+                 g_fit.message)
+        return Solution(template, fit.model, fit, trms, "", "FIT", g_fit)
+    why_fit = fit.message if not fit.ok else f"fit rejected: {g_fit.message}"
+    g_tpl = gate.evaluate(image, template, xm, ym, al, azs, vm, a)
+    # no fit accepted: the cards (ASTFIT F, ASTNSTAR, ASTRMS) describe the template
+    kept = dataclasses.replace(fit, model=template, ok=False, n_used=g_tpl.n_matched,
+                               rms_px=g_tpl.rms_px, message=why_fit)
+    if g_tpl.ok:
+        log.warning("%s: astrometry: %s; the template passes the gate, keeping it",
+                    where, why_fit)
+        return Solution(template, template, kept, trms, why_fit, "TEMPLATE", g_tpl)
+    seed = None
+    last = g_fit or g_tpl
+    why = f"{why_fit}; template: {g_tpl.message}"
+    short = f"template: {g_tpl.message}"
+    if a.recover:
+        from . import astrometry_recover
+
+        seed = astrometry_recover.seed_model(image, template, alt, az, vmag, a)
+        why_rec = seed.message
+        if seed.model is not None:
+            start = seed.model
+            for _ in range(_RECOVERY_PASSES):
+                xr, yr, rfit = _first_pass(image, start, al, azs, camera)
+                if not rfit.ok:
+                    break
+                start = rfit.model
+            if rfit.ok:
+                last = gate.evaluate(image, rfit.model, xr, yr, al, azs, vm, a)
+                why_rec = f"recovered model rejected: {last.message}"
+                if last.ok:
+                    m = rfit.model
+                    drot = (m.rot_deg - template.rot_deg + 180.0) % 360.0 - 180.0
+                    msg = (f"template failed the gate; turned {drot:.2f} deg, shifted "
+                           f"({m.x0 - template.x0:.1f}, {m.y0 - template.y0:.1f}) px")
+                    log.warning("%s: astrometry RECOVERED: the template failed the gate (%s); "
+                                "the camera is turned by %.3f deg and its zenith shifted by "
+                                "(%.2f, %.2f) px from the template; %s", where, g_tpl.message,
+                                drot, m.x0 - template.x0, m.y0 - template.y0, last.message)
+                    return Solution(template, m, rfit, trms, msg, "RECOVERED", last, seed)
+            else:
+                why_rec = f"fit from the search's seed: {rfit.message}"
+        why += f"; recovery: {why_rec}"
+        short = f"recovery: {why_rec}"
+    log.warning("%s: astrometry FAILED: %s. No zeropoint, transparency or clear fraction "
+                "will be measured on this frame", where, why)
+    return Solution(template, template, kept, trms, short, "FAILED", last, seed)
+
+
+def refit(sol, image, alt, az, good, camera, x_meas, y_meas, *, vmag):
+    """Final fit on every well-measured star; kept only if it passes the gate.
+
+    Parameters
+    ----------
+    sol : Solution
+        The first-pass solution (status FIT or RECOVERED; others are
+        returned unchanged).
+    image, alt, az, camera
+        As for :func:`solve`.
+    good : ndarray of bool
+        Stars with good centroids.
+    x_meas, y_meas : ndarray
+        Their centroids (all stars), pixels.
+    vmag : ndarray
+        V magnitudes of all stars.
+
+    Returns
+    -------
+    Solution
+        The refitted solution, or ``sol`` when the refit is not better founded.
+    """
+    from . import astrometry_gate as gate
+
+    a = camera.astrometry
+    if sol.status not in ("FIT", "RECOVERED") or good.sum() < a.min_stars:
+        return sol
+    xm, ym, al, azs = x_meas[good], y_meas[good], alt[good], az[good]
+    fit = fit_model(sol.model, xm, ym, al, azs, params=a.fit_params,
+                    clip_sigma=a.clip_sigma, min_stars=a.min_stars)
+    if not fit.ok:
+        return sol
+    g = gate.evaluate(image, fit.model, xm, ym, al, azs, np.asarray(vmag)[good], a)
+    if not g.ok:
+        log.warning("astrometry: the final refit on %d stars fails the gate (%s); keeping "
+                    "the first-pass model", fit.n_used, g.message)
+        return sol
+    tdx, tdy = residuals(sol.template, xm, ym, al, azs)
+    trms = rms(tdx[fit.used], tdy[fit.used])
+    log.info("astrometry: final fit %d stars, rms %.3f px (template %.3f px), zenith shift "
+             "(%.2f, %.2f) px, rotation %.4f deg", fit.n_used, fit.rms_px, trms,
+             fit.model.x0 - sol.template.x0, fit.model.y0 - sol.template.y0,
+             fit.model.rot_deg - sol.template.rot_deg)
+    return Solution(sol.template, fit.model, fit, trms, sol.message, sol.status, g, sol.seed)
+
+
+def fit_candidates(vmag, isolated, clear_of_moon, r_template_px, cfg):
+    """The stars that vote in the first astrometric fit.
+
+    Bright (``vmag <= cfg.fit_vmax``), isolated on the sky, clear of the Moon,
+    and predicted by the template within ``cfg.safe_radius_px`` of its zenith.
+
+    Parameters
+    ----------
+    vmag : ndarray
+        Catalog V, mag.
+    isolated, clear_of_moon : ndarray of bool
+    r_template_px : ndarray
+        Distance of the template prediction from the template zenith, pixels.
+    cfg : Astrometry
+        The camera's astrometry settings.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    return ((np.asarray(vmag) <= cfg.fit_vmax) & isolated & clear_of_moon
+            & (np.asarray(r_template_px) <= cfg.safe_radius_px))
+

@@ -222,6 +222,112 @@ def search(det_xy, shape, alt, az, circle):
     return best
 
 
+#: Seeded search (:func:`search_seeded`): hypotheses kept from the vote for
+#: verification, and the half-width (grid steps) of the verified neighbourhood.
+SEEDED_N_VERIFY = 12
+SEEDED_VERIFY_HALF = 1
+
+
+def _score(near, x, y):
+    """Predictions (last axis) that fall on a True pixel of ``near``."""
+    ny, nx = near.shape
+    xi = np.rint(x).astype(int)
+    yi = np.rint(y).astype(int)
+    ok = (xi >= 0) & (xi < nx) & (yi >= 0) & (yi < ny)
+    return (near[np.clip(yi, 0, ny - 1), np.clip(xi, 0, nx - 1)] & ok).sum(axis=-1)
+
+
+def search_seeded(det_xy, shape, x_pred, y_pred, centre, *, max_offset_px, step_px,
+                  rot_step_deg=ROT_STEP_DEG, tol_px=MATCH_TOL_PX):
+    """Hypothesis and verify around a known model: best rotation and zenith shift.
+
+    The seeded variant of :func:`search`: projection, radial scale and parity
+    are a model's (its predictions ``x_pred, y_pred``); only the image is
+    turned about ``centre`` (every ``rot_step_deg`` over the full circle) and
+    shifted (up to ``max_offset_px``).  Hypotheses come from a vote: for
+    each rotation every (prediction, detection) pair votes for the shift
+    that would join them, in cells of ``step_px``; the cells with most
+    votes (summed over their 3x3 neighbourhood) are then verified like
+    :func:`search`'s, counting the predictions within ``tol_px`` of a
+    detection (a distance-map look-up each) on a finer grid around them.
+
+    Parameters
+    ----------
+    det_xy : (ndarray, ndarray)
+        Detected sources x, y, pixels.
+    shape : tuple
+        Image shape (ny, nx).
+    x_pred, y_pred : ndarray
+        The model's predicted positions of bright catalog stars, pixels.
+    centre : (float, float)
+        The model's zenith pixel; rotations are about it.
+    max_offset_px, step_px : float
+        Largest zenith shift searched (each axis) and the vote's cell, pixels.
+    rot_step_deg, tol_px : float
+        Rotation step (deg) and match tolerance (pixels).
+
+    Returns
+    -------
+    score : int
+        Predictions matched by the best hypothesis (-1 if none was tried).
+    hypothesis : tuple or None
+        ``(drot_deg, dx_px, dy_px)``: rotation (deg, +x toward +y) about
+        ``centre`` and shift of the zenith (pixels) to add to the model.
+    """
+    from scipy import ndimage
+
+    ny, nx = shape
+    xd = np.asarray(det_xy[0], dtype=float)
+    yd = np.asarray(det_xy[1], dtype=float)
+    u = np.asarray(x_pred, dtype=float) - centre[0]
+    v = np.asarray(y_pred, dtype=float) - centre[1]
+    if xd.size == 0 or u.size == 0:
+        return -1, None
+    hit = np.zeros(shape, dtype=bool)
+    hit[np.clip(np.rint(yd).astype(int), 0, ny - 1),
+        np.clip(np.rint(xd).astype(int), 0, nx - 1)] = True
+    near = ndimage.distance_transform_edt(~hit) <= tol_px
+    rots = np.arange(0.0, 360.0, rot_step_deg)
+    c, s = np.cos(np.radians(rots)), np.sin(np.radians(rots))
+    # vote: shift joining prediction i (rotated by k) to detection j
+    n_cell = int(np.ceil(max_offset_px / step_px))
+    side = 2 * n_cell + 1
+    votes = np.zeros((rots.size, side, side), dtype=np.int32)
+    for k0 in range(0, rots.size, 90):          # chunks keep the arrays small
+        ck, sk = c[k0:k0 + 90, None], s[k0:k0 + 90, None]
+        px = centre[0] + ck * u - sk * v        # (nk, n)
+        py = centre[1] + sk * u + ck * v
+        bx = np.rint((xd[None, None, :] - px[..., None]) / step_px).astype(int) + n_cell
+        by = np.rint((yd[None, None, :] - py[..., None]) / step_px).astype(int) + n_cell
+        kk = np.broadcast_to(np.arange(px.shape[0])[:, None, None], bx.shape)
+        inside = (bx >= 0) & (bx < side) & (by >= 0) & (by < side)
+        flat = (kk[inside] * side + by[inside]) * side + bx[inside]
+        votes[k0:k0 + 90] += np.bincount(flat, minlength=px.shape[0] * side * side).reshape(
+            px.shape[0], side, side).astype(np.int32)
+    pooled = ndimage.uniform_filter(votes.astype(np.float32), size=(3, 3, 3),
+                                    mode=("wrap", "constant", "constant"))
+    top = np.argsort(pooled.ravel())[::-1][:SEEDED_N_VERIFY]
+    best = (-1, None)
+    h = SEEDED_VERIFY_HALF
+    fine_r = np.arange(-h, h + 1) * rot_step_deg
+    fine_xy = np.arange(-2 * h, 2 * h + 1) * step_px / 2.0
+    for t in top:
+        k, iy, ix = np.unravel_index(t, votes.shape)
+        for dr in fine_r:
+            rot = rots[k] + dr
+            cr, sr = np.cos(np.radians(rot)), np.sin(np.radians(rot))
+            xr = centre[0] + cr * u - sr * v
+            yr = centre[1] + sr * u + cr * v
+            ox = (ix - n_cell) * step_px + fine_xy
+            oy = (iy - n_cell) * step_px + fine_xy
+            sc = _score(near, xr[None, None, :] + ox[None, :, None],
+                        yr[None, None, :] + oy[:, None, None])      # (noy, nox)
+            j = np.unravel_index(int(np.argmax(sc)), sc.shape)
+            if sc[j] > best[0]:
+                best = (int(sc[j]), (float(rot % 360.0), float(ox[j[1]]), float(oy[j[0]])))
+    return best
+
+
 def _match(image, model, alt, az, tol):
     """Centroids of catalog stars near their predictions (within ``tol`` px)."""
     from .centroid import peak_search, refine

@@ -509,3 +509,25 @@ def reference_stars(jd_tt, vmax, *, cache_dir=None):
         table[name].unit = unit
         table[name].description = description
     return table
+
+
+def isolated(stars, isolation_deg, neighbour_dv):
+    """Stars with no comparably bright catalog neighbour nearby.
+
+    Parameters
+    ----------
+    stars : Table
+        From :func:`reference_stars` (columns ``nn_sep_deg``, ``nn_dv``: the
+        nearest neighbour's distance, deg, and how much fainter it is, mag).
+    isolation_deg : float
+        A neighbour nearer than this (deg) spoils the star...
+    neighbour_dv : float
+        ...unless it is fainter by this many magnitudes or more.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    nn = np.asarray(stars["nn_sep_deg"], dtype=float)
+    nn_dv = np.asarray(stars["nn_dv"], dtype=float)
+    return ~((nn < isolation_deg) & (nn_dv < neighbour_dv))

@@ -284,3 +284,39 @@ def run(image, raw, x_pred, y_pred, *, cfg, saturation_adu, workers=1):
     sat = np.nanmax(np.where(np.isnan(stamps), -np.inf, stamps), axis=(1, 2)) >= saturation_adu
     f[okpos & sat] |= bit("SATURATED")
     return xc, yc, f
+
+
+def position_flags(x, y, vmag, r_px, isolated, clear_of_moon, *, box_half_px, neighbour_dv,
+                   safe_radius_px):
+    """Flag bits that depend on where a star is, not on what was measured.
+
+    NOT_ISOLATED: a catalog neighbour on the sky (``isolated`` False) or a
+    predicted neighbour inside the centroid box (within ``box_half_px + 1``
+    pixels) that is not ``neighbour_dv`` mag fainter; MOON: not clear of the
+    Moon; OUTSIDE_SAFE: farther than ``safe_radius_px`` from the zenith.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        Predicted positions, pixels (0-based, x = column).
+    vmag : ndarray
+        Catalog V, mag.
+    r_px : ndarray
+        Distance from the fitted zenith, pixels.
+    isolated, clear_of_moon : ndarray of bool
+    box_half_px, neighbour_dv, safe_radius_px : float
+
+    Returns
+    -------
+    ndarray of int32
+    """
+    from .flags import bit
+
+    vmag = np.asarray(vmag)
+    near, _ = nearest_other(x, y, x, y, box_half_px + 1.0, exclude_self=True)
+    crowded = (near >= 0) & (vmag[np.maximum(near, 0)] - vmag < neighbour_dv)
+    f = np.zeros(len(vmag), dtype=np.int32)
+    f[~isolated | crowded] |= bit("NOT_ISOLATED")
+    f[~clear_of_moon] |= bit("MOON")
+    f[np.asarray(r_px) > safe_radius_px] |= bit("OUTSIDE_SAFE")
+    return f

@@ -414,7 +414,8 @@ def combine(*, star_transp, star_weight, star_n, texture_amp, texture_noise, sky
 
 
 def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
-        horizon_alt_deg=0.0, moon_altaz=None, moon_exclusion_deg=0.0):
+        horizon_alt_deg=0.0, moon_altaz=None, moon_exclusion_deg=0.0, stars_known=True,
+        night=True):
     """The cloud map of one exposure.
 
     Parameters
@@ -438,6 +439,18 @@ def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
         evidence (the halo's own gradient).
     moon_exclusion_deg : float
         Radius of those surroundings, deg.
+    stars_known : bool
+        False when the astrometry failed: the stars give no evidence, and,
+        if the sky was dark enough for stars to vote in
+        ``cfg.texture_prior_min_cells`` or more cells' worth of stars (their
+        expected S/N, not their detection), the stars were most likely lost
+        to cloud: cells where stars were expected are cloud, with confidence
+        ``cfg.lost_stars_conf``, unless their texture says otherwise, and a
+        smooth sky elsewhere is not taken for clear.
+    night : bool
+        The Sun is below astronomical twilight (:data:`TWILIGHT_SUN_ALT_DEG`);
+        in twilight a bright sky, not a cloud, may hide the stars, and the
+        rule above does not apply.
 
     Returns
     -------
@@ -448,7 +461,8 @@ def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
     from .transparency import grouped_weighted_median
 
     nc = npix(cfg.nside)
-    vote = np.asarray(star_weight) > 0
+    expected = int(np.sum(np.asarray(star_weight) > 0))
+    vote = (np.asarray(star_weight) > 0) & bool(stars_known)
     sc = np.where(vote, np.asarray(star_cell), -1)
     st, n_star = grouped_weighted_median(sc, star_transp, star_weight, nc)
     w_sum = np.bincount(sc[sc >= 0], weights=np.asarray(star_weight, float)[sc >= 0],
@@ -478,6 +492,17 @@ def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
     state, transp, conf, sconf, tconf = combine(
         star_transp=st, star_weight=w_sum, star_n=n_star, texture_amp=amp,
         texture_noise=noise_rel, sky_fraction=sky_fraction, cfg=cfg)
+    if not stars_known and night and expected >= cfg.texture_prior_min_cells:
+        ew = np.asarray(star_weight) > 0
+        n_exp = np.bincount(np.asarray(star_cell)[ew & (np.asarray(star_cell) >= 0)],
+                            minlength=nc)
+        lost = (n_exp >= cfg.min_cell_stars) & (state != NOT_SKY) & (state != CLOUD)
+        smooth = (state == CLEAR) & ~lost
+        state = np.where(lost, CLOUD, np.where(smooth, UNKNOWN, state)).astype(np.uint8)
+        conf = np.where(lost, cfg.lost_stars_conf, np.where(smooth, 0.0, conf))
+        conf = conf.astype(np.float32)
+        log.info("clouds: the astrometry found too few of the stars this sky should show: "
+                 "%d cells where stars were expected are called cloud", int(lost.sum()))
     return CloudMap(cfg.nside, state, transp, conf, st.astype(np.float32), sconf,
                     n_star.astype(np.int32), amp.astype(np.float32), tconf,
                     sky_fraction.astype(np.float32))

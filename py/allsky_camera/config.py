@@ -48,9 +48,17 @@ class Sensor:
 class HeaderCards:
     """Where the exposure's metadata live in the raw FITS header."""
 
-    exptime_card: str                        # card holding the exposure time in seconds
-    dateobs_card: str = "DATE-OBS"           # card holding the start time (ISO 8601)
-    utc_offset_hours: float = 0.0            # DATE-OBS minus UTC, hours (MDM: -7)
+    exptime_card: str | None                 # card holding the exposure time in seconds;
+                                             # null: the header has none, give exptime_s
+    dateobs_card: str = "DATE-OBS"           # card holding the start time (or its date alone,
+                                             # with the time of day in timeobs_card)
+    timeobs_card: str | None = None          # card holding the time of day when dateobs_card
+                                             # holds only the date (null: no such card)
+    time_format: str | None = None           # strptime format of the start time (with
+                                             # timeobs_card: of the two values joined by one
+                                             # space), matched case-insensitively; null: ISO 8601
+    utc_offset_hours: float = 0.0            # camera clock minus UTC, hours (MDM: -7)
+    exptime_s: float | None = None           # exposure time, s, when exptime_card is null
     instrume: str | None = None              # INSTRUME value that identifies this camera
 
 
@@ -79,6 +87,20 @@ class Astrometry:
     search_half_px: int = 7                  # half-width of the first-pass search box, pixels
     clip_sigma: float = 4.0                  # residual clip in the robust fit, in sigma
     min_stars: int = 12                      # fewer matched stars: keep the template
+    # quality gate of every solution (allsky_camera.astrometry_gate)
+    gate_match_px: float = 2.0               # a predicted star is found within this, pixels
+    gate_min_fraction: float = 0.5           # fewest found / predicted bright stars accepted
+    gate_max_rms_px: float = 1.0             # largest RMS residual of the found stars, pixels
+    gate_min_rank_corr: float = 0.3          # lowest rank correlation of flux with -V
+    gate_max_scale_dev: float = 0.03         # largest |radial scale - 1|
+    gate_max_tilt_deg: float = 2.0           # largest tilt of the optical axis, deg
+    # recovery search when the template fails the gate (allsky_camera.astrometry_recover)
+    recover: bool = True                     # search wider when the template fails the gate
+    recover_offset_px: float = 48.0          # zenith searched this far from the template, pixels
+    recover_step_px: float = 4.0             # grid step of that search, pixels
+    recover_vmax: float = 3.0                # V limit of the stars of the search
+    recover_min_alt_deg: float = 15.0        # lowest altitude of the stars of the search, deg
+    recover_n_detect: int = 100              # brightest detections the search matches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +171,8 @@ class Transparency:
     texture_clear_max_cloud: float = 0.5     # ... and only when at most this fraction of the
                                              # cells judged by stars is cloud ...
     texture_prior_min_cells: int = 10        # ... when stars judge at least this many cells
+    lost_stars_conf: float = 0.6             # confidence of a cloud call from stars the failed
+                                             # astrometry did not find on a night sky
     min_confidence: float = 0.3              # a cell whose best evidence is less sure is unknown
 
 
@@ -293,7 +317,40 @@ def _build(cls, mapping, where):
         raise ConfigError(f"{where}: {err}") from err
 
 
+#: Largest clock offset from UTC, hours (the time zones span UTC-12 to UTC+14).
+_MAX_UTC_OFFSET_H = 14.0
+
+
+def check_header_cards(hc, where):
+    """Raise ConfigError unless the header settings ``hc`` (HeaderCards) are consistent."""
+    import datetime as dt
+
+    if (hc.exptime_card is None) == (hc.exptime_s is None):
+        raise ConfigError(f"{where}: header: give either exptime_card (the header card of the "
+                          "exposure time) or exptime_s (seconds, when the header has no such "
+                          f"card), not {'both' if hc.exptime_s is not None else 'neither'}")
+    if hc.exptime_s is not None and not hc.exptime_s > 0:
+        raise ConfigError(f"{where}: header.exptime_s = {hc.exptime_s} must be a positive "
+                          "number of seconds")
+    if not abs(hc.utc_offset_hours) <= _MAX_UTC_OFFSET_H:
+        raise ConfigError(f"{where}: header.utc_offset_hours = {hc.utc_offset_hours} is not "
+                          f"a clock offset (between -{_MAX_UTC_OFFSET_H:g} and "
+                          f"+{_MAX_UTC_OFFSET_H:g} hours)")
+    if hc.time_format is not None:
+        probe = dt.datetime(2019, 3, 6, 8, 30, 37)
+        try:
+            back = dt.datetime.strptime(probe.strftime(hc.time_format), hc.time_format)
+        except ValueError as err:
+            raise ConfigError(f"{where}: header.time_format {hc.time_format!r} is not a "
+                              f"usable strptime format ({err})") from err
+        if back.replace(microsecond=0) != probe:
+            raise ConfigError(f"{where}: header.time_format {hc.time_format!r} does not hold "
+                              "the date and the time to the second (e.g. '%a %b %d %H:%M:%S "
+                              "%Y' for 'WED MAR 06 08:30:37 2019')")
+
+
 def _validate(cam, where):
+    check_header_cards(cam.header, where)
     s = cam.sensor
     if s.dark_region is None and s.bias_adu is None:
         raise ConfigError(f"{where}: sensor needs dark_region or bias_adu")
@@ -319,6 +376,19 @@ def _validate(cam, where):
         raise ConfigError(f"{where}: transparency.nside: {err}") from err
     if len(cam.transparency.clip) != 2 or cam.transparency.clip[0] >= cam.transparency.clip[1]:
         raise ConfigError(f"{where}: transparency.clip must be [low, high] with low < high")
+    ast = cam.astrometry
+    for key in ("gate_match_px", "gate_max_rms_px", "recover_step_px"):
+        if not getattr(ast, key) > 0:
+            raise ConfigError(f"{where}: astrometry.{key} = {getattr(ast, key)} must be > 0")
+    if not 0.0 <= ast.gate_min_fraction <= 1.0:
+        raise ConfigError(f"{where}: astrometry.gate_min_fraction = {ast.gate_min_fraction} "
+                          "must be a fraction between 0 and 1")
+    if not -1.0 <= ast.gate_min_rank_corr <= 1.0:
+        raise ConfigError(f"{where}: astrometry.gate_min_rank_corr = "
+                          f"{ast.gate_min_rank_corr} must be a correlation between -1 and 1")
+    if ast.recover_offset_px < 0:
+        raise ConfigError(f"{where}: astrometry.recover_offset_px = {ast.recover_offset_px} "
+                          "must be >= 0")
     allowed = {"x0", "y0", "rot_deg", "scale", "tilt_n_deg", "tilt_e_deg", "k1", "k2", "k3"}
     bad = sorted(set(cam.astrometry.fit_params) - allowed)
     if bad:

@@ -57,25 +57,42 @@ class ObsTime:
         return self.utc1 - 2400000.5 + self.utc2
 
 
-def parse_time(text, utc_offset_hours=0.0, where="DATE-OBS"):
-    """Parse an ISO 8601 clock time and return the :class:`ObsTime` in UTC.
+def parse_time(text, utc_offset_hours=0.0, where="DATE-OBS", fmt=None):
+    """Parse a clock time and return the :class:`ObsTime` in UTC.
 
     Parameters
     ----------
     text : str
-        ``YYYY-MM-DDThh:mm:ss[.fff]`` (a space instead of ``T`` is accepted,
-        so is a date alone); the clock runs ``utc_offset_hours`` ahead of UTC.
+        With ``fmt`` None: ISO 8601, ``YYYY-MM-DDThh:mm:ss[.fff]`` (a space
+        instead of ``T`` is accepted, so is a date alone); else text in the
+        ``fmt`` layout.  The clock runs ``utc_offset_hours`` ahead of UTC.
     utc_offset_hours : float
         Offset of the clock from UTC in hours (MDM: -7).
     where : str
         Named in the error message.
+    fmt : str, optional
+        A ``datetime.strptime`` format, e.g. ``'%a %b %d %H:%M:%S %Y'`` for
+        ``'WED MAR 06 08:30:37 2019'`` (names of days and months match in
+        any case).
     """
+    if fmt is not None:
+        try:
+            t = _dt.datetime.strptime(" ".join(str(text).split()), fmt)
+        except ValueError as err:
+            raise InputFileError(f"{where} = {text!r} does not match the time format "
+                                 f"{fmt!r}; check header.time_format") from err
+        return _obstime(t, utc_offset_hours, text, where)
     s = str(text).strip().replace(" ", "T").rstrip("Z")
     try:
         t = _dt.datetime.fromisoformat(s)
     except ValueError as err:
         raise InputFileError(f"{where} = {text!r} is not an ISO 8601 time "
                              "(expected YYYY-MM-DDThh:mm:ss)") from err
+    return _obstime(t, utc_offset_hours, text, where)
+
+
+def _obstime(t, utc_offset_hours, text, where):
+    """:class:`ObsTime` of a clock reading ``t`` (a datetime) ``utc_offset_hours`` from UTC."""
     if t.tzinfo is not None:
         t = t.replace(tzinfo=None) - t.utcoffset() + _dt.timedelta(hours=utc_offset_hours)
     t = t - _dt.timedelta(hours=utc_offset_hours)

@@ -147,10 +147,35 @@ def exposure_from_data(path, data, header, camera):
     if not np.any(data):
         raise InputFileError(f"{path}: every pixel is zero; the exposure holds no data")
 
-    card = camera.header.exptime_card
+    exptime = exposure_time(header, camera.header, path, camera.name)
+    t = start_time(header, camera.header, path)
+    return Exposure(path=path, raw=data, header=header, exptime=exptime, time=t)
+
+
+def exposure_time(header, hc, path, camera_name="this camera"):
+    """Exposure time (s) of a raw frame: its ``hc.exptime_card``, else ``hc.exptime_s``.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+    hc : config.HeaderCards
+    path : str
+        Named in the error messages.
+    camera_name : str
+        Named in the error messages.
+
+    Raises
+    ------
+    InputFileError
+        The card is missing, not a number or not positive.
+    """
+    card = hc.exptime_card
+    if card is None:
+        return float(hc.exptime_s)
     if card not in header:
         raise InputFileError(f"{path}: header card {card} (exposure time) is missing; "
-                             "is this a raw frame of camera " + camera.name + "?")
+                             f"is this a raw frame of camera {camera_name}? (a camera without "
+                             "the card: set header.exptime_card to null and give exptime_s)")
     try:
         exptime = float(header[card])
     except (TypeError, ValueError) as err:
@@ -158,12 +183,42 @@ def exposure_from_data(path, data, header, camera):
                              "number of seconds") from err
     if not np.isfinite(exptime) or exptime <= 0:
         raise InputFileError(f"{path}: exposure time {card} = {exptime} s must be positive")
+    return exptime
 
-    dcard = camera.header.dateobs_card
-    if dcard not in header:
-        raise InputFileError(f"{path}: header card {dcard} (start time) is missing")
-    t = parse_time(header[dcard], camera.header.utc_offset_hours, where=f"{path}: {dcard}")
-    return Exposure(path=path, raw=data, header=header, exptime=exptime, time=t)
+
+def start_time(header, hc, path):
+    """UTC start of a raw frame from its header, by the camera's conventions.
+
+    ``hc.dateobs_card`` holds the date and time, or the date alone with the
+    time of day in ``hc.timeobs_card`` (the two values are then joined by
+    one space); the text is ISO 8601 or follows the strptime format
+    ``hc.time_format``; the clock runs ``hc.utc_offset_hours`` ahead of UTC.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+    hc : config.HeaderCards
+    path : str
+        Named in the error messages.
+
+    Returns
+    -------
+    coords.ObsTime
+
+    Raises
+    ------
+    InputFileError
+        A card is missing or its text does not parse.
+    """
+    cards = [hc.dateobs_card] + ([hc.timeobs_card] if hc.timeobs_card else [])
+    for c in cards:
+        if c not in header:
+            raise InputFileError(f"{path}: header card {c} (start "
+                                 f"{'date' if hc.timeobs_card and c == cards[0] else 'time'}) "
+                                 "is missing; check the camera's header section")
+    text = " ".join(str(header[c]).strip() for c in cards)
+    return parse_time(text, hc.utc_offset_hours, where=f"{path}: {'+'.join(cards)}",
+                      fmt=hc.time_format)
 
 
 # ------------------------------------------------------------------ writing

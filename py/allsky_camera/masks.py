@@ -30,7 +30,7 @@ import numpy as np
 HOT_SIGMA = 8.0
 HOT_RATIO = 3.0
 LEVEL_DEPARTURE = 0.35
-WIRE_SIGMA = 2.5
+WIRE_SIGMA = 2.0
 MIN_FEATURE_PX = 40
 DILATE_PX = 2
 #: Median widths (pixels): large-scale level, and the local background of a wire.

@@ -249,3 +249,69 @@ def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime):
     apcor_mag = (zpt - zpa) if np.isfinite(zpt) else a
     nominal = phot.zp_nominal + (apcor_mag if phot.zp_nominal_scale == "aperture" else 0.0)
     return Zeropoint(zpa, zpt, err, rms_mag, n, a, b, src, n_ap, float(nominal), msg)
+
+
+def measured_positions(xc, yc, x_pred, y_pred, flags):
+    """Where each star's flux is measured.
+
+    Stars found are measured at their centroid; stars not found, or whose
+    centroid wandered off (FAINT, NO_FLUX, SHIFT, OTHER_STAR), at the fitted
+    prediction, so clouds read as about zero flux.
+
+    Returns
+    -------
+    x, y : ndarray
+        Pixels (0-based, x = column).
+    """
+    from .flags import bit
+
+    lost = (flags & (bit("FAINT") | bit("NO_FLUX") | bit("SHIFT") | bit("OTHER_STAR"))) > 0
+    found = np.isfinite(xc) & ~lost
+    return np.where(found, xc, x_pred), np.where(found, yc, y_pred)
+
+
+def flux_flags(fluxes):
+    """NO_FLUX (flux not positive) and BAD_PIXEL (masked pixel in the aperture) bits."""
+    from .flags import bit
+
+    f = np.zeros(len(fluxes.flux_adu), dtype=np.int32)
+    f[~(fluxes.flux_adu > 0)] |= bit("NO_FLUX")
+    f[fluxes.n_bad_pix > 0] |= bit("BAD_PIXEL")
+    return f
+
+
+def zeropoint_stars(vmag, flags, fluxes, phot, exptime):
+    """The stars that vote in the zeropoint and in the aperture correction.
+
+    Zeropoint: unflagged, ``vmag <= phot.zp_vmax`` (or ``phot.vmax``), and,
+    when ``phot.zp_min_snr > 0``, expected to reach that S/N on this frame's
+    sky with the nominal zeropoint (on a bright sky faint stars are noise:
+    keep the stars that should be well measured, whatever their own noise
+    did).  Aperture correction: unflagged, ``vmag <= phot.apcor_vmax``.
+
+    Parameters
+    ----------
+    vmag : ndarray
+        Catalog V, mag.
+    flags : ndarray of int
+    fluxes : Fluxes
+    phot : Photometry
+    exptime : float
+        Seconds.
+
+    Returns
+    -------
+    zp_sel, apcor_sel : ndarray of bool
+    """
+    from .transparency import expected_snr
+
+    good = flags == 0
+    zpsel = good & (vmag <= (phot.zp_vmax if phot.zp_vmax is not None else phot.vmax))
+    if phot.zp_min_snr > 0:
+        zp_aper_guess = phot.zp_nominal - (phot.apcor_default_mag
+                                           if phot.zp_nominal_scale == "total" else 0.0)
+        snr_exp = expected_snr(vmag, zp_aper_guess, exptime,
+                               np.nan_to_num(fluxes.sky_sigma_adu, nan=np.inf),
+                               np.pi * phot.aper_radius_px ** 2)
+        zpsel &= snr_exp >= phot.zp_min_snr
+    return zpsel, good & (vmag <= phot.apcor_vmax)

@@ -958,7 +958,8 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
 
     hc = camera.header
     header = fits.Header()
-    header[hc.exptime_card] = (exptime, "[s] exposure time")
+    if hc.exptime_card is not None:     # else the exposure time is the YAML's exptime_s
+        header[hc.exptime_card] = (exptime, "[s] exposure time")
     header[hc.dateobs_card] = (clock, f"start of exposure, clock UTC{offset:+g} h")
     if hc.instrume:
         header["INSTRUME"] = (hc.instrume, "instrument")

@@ -1,0 +1,254 @@
+"""Quality gate of an astrometric solution: is what the model claims true?
+
+A fit always returns a model, even on noise peaks, clouds or a camera that
+moved far from its template.  :func:`evaluate` accepts a model only when the
+stars it predicts are where it says:
+
+1. *matched fraction*: of the bright catalog stars the model predicts on the
+   chip, the fraction whose measured centroid lies within
+   ``gate_match_px`` of the predicted position (a fraction, not a count, so a
+   few chance coincidences on a starless frame do not pass);
+2. *residual RMS* of the matched stars at most ``gate_max_rms_px``, the
+   scatter centroid noise gives on this camera (a fit that reaches its
+   stars only by spreading its error does not pass);
+3. *flux rises with catalog brightness*: Spearman's rank correlation between
+   the matched stars' box flux and ``-V`` at least ``gate_min_rank_corr``
+   (noise peaks have no relation to the catalog);
+4. *a sane model*: radial scale within ``gate_max_scale_dev`` of 1 and the
+   optical axis tilted by at most ``gate_max_tilt_deg``.
+
+The thresholds live in the camera's ``astrometry`` section
+(:class:`allsky_camera.config.Astrometry`).  Everything is numpy on a few
+hundred stars: the gate costs about a millisecond.
+
+Pixel convention: 0-based, x = column (fast axis), pixel centres at integers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Half-width (pixels) of the box whose sum is a matched star's flux, and of
+#: the larger box whose border median is its local background.  Fixed: the
+#: flux is only ranked, so any box holding most of a star's light will do.
+_FLUX_HALF_PX = 2
+_BKG_HALF_PX = 5
+#: Status values written to the ASTSTAT header card.
+STATUSES = ("FIT", "RECOVERED", "TEMPLATE", "FAILED")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Outcome of :func:`evaluate`.
+
+    Attributes
+    ----------
+    ok : bool
+        Every test passed.
+    message : str
+        The first test that failed and its numbers, or a summary when ok.
+    n_predicted : int
+        Bright catalog stars the model puts on the chip.
+    n_matched : int
+        Of those, stars found within ``gate_match_px`` of the prediction.
+    fraction : float
+        ``n_matched / n_predicted`` (0 when nothing is predicted).
+    rms_px : float
+        RMS residual of the matched stars, pixels (NaN if none).
+    rank_corr : float
+        Spearman rank correlation of matched flux against ``-V`` (NaN if
+        fewer than 3 matched stars).
+    """
+
+    ok: bool
+    message: str
+    n_predicted: int
+    n_matched: int
+    fraction: float
+    rms_px: float
+    rank_corr: float
+
+    def header_cards(self):
+        """``(keyword, value, comment)`` cards of the gate's measurements."""
+        def r(v, nd):
+            return round(float(v), nd) if np.isfinite(v) else "NaN"
+        return [("ASTNPRED", self.n_predicted, "bright stars predicted, astrometric gate"),
+                ("ASTNMAT", self.n_matched, "of those, found at the predicted position"),
+                ("ASTFRAC", r(self.fraction, 4), "matched fraction of predicted stars"),
+                ("ASTGRMS", r(self.rms_px, 4), "[pix] RMS residual of the matched stars"),
+                ("ASTRCORR", r(self.rank_corr, 4), "rank correlation, flux vs catalog -V")]
+
+
+def _ranks(a):
+    """0-based ranks of ``a``, ties sharing their average rank."""
+    _, inv, cnt = np.unique(a, return_inverse=True, return_counts=True)
+    first = np.cumsum(cnt) - cnt
+    return (first + 0.5 * (cnt - 1))[inv]
+
+
+def rank_correlation(a, b):
+    """Spearman's rank correlation of two equal-length arrays.
+
+    The Pearson correlation of the ranks, ties given their average rank.
+    Returns NaN for fewer than 3 values or a constant array.
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.size < 3:
+        return float("nan")
+    ra = _ranks(a)
+    rb = _ranks(b)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    den = np.sqrt(np.sum(ra * ra) * np.sum(rb * rb))
+    return float(np.sum(ra * rb) / den) if den > 0 else float("nan")
+
+
+def _box_offsets(half, nx, border):
+    """Flat-index offsets of a (2 half + 1)^2 box (``border``: its edge only)."""
+    o = np.arange(-half, half + 1)
+    dy, dx = np.meshgrid(o, o, indexing="ij")
+    keep = (np.maximum(np.abs(dy), np.abs(dx)) == half) if border else np.ones(dy.shape, bool)
+    return (dy * nx + dx)[keep]
+
+
+def box_flux(image, x, y):
+    """Background-subtracted flux (ADU) in a small box around each position.
+
+    The sum over the ``(2*2+1)^2`` box centred on the nearest pixel, minus
+    that many times the median of the border of an ``(2*5+1)^2`` box.
+    Boxes reaching off the image, and non-finite positions, give NaN.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ny, nx = image.shape
+    out = np.full(x.shape, np.nan)
+    fin = np.isfinite(x) & np.isfinite(y)
+    xi = np.where(fin, np.rint(np.where(fin, x, 0.0)), -1).astype(int)
+    yi = np.where(fin, np.rint(np.where(fin, y, 0.0)), -1).astype(int)
+    h = _BKG_HALF_PX
+    ok = fin & (xi >= h) & (xi < nx - h) & (yi >= h) & (yi < ny - h)
+    if not ok.any():
+        return out
+    flat_img = np.ravel(image)
+    centre = yi[ok] * nx + xi[ok]
+    inner = flat_img[centre[:, None] + _box_offsets(_FLUX_HALF_PX, nx, False)[None, :]]
+    border = flat_img[centre[:, None] + _box_offsets(h, nx, True)[None, :]]
+    out[ok] = inner.sum(axis=1) - inner.shape[1] * np.median(border, axis=1)
+    return out
+
+
+def evaluate(image, model, x_meas, y_meas, alt, az, vmag, cfg):
+    """Judge an astrometric model against measured centroids of bright stars.
+
+    Parameters
+    ----------
+    image : ndarray
+        Detrended image, ``image[y, x]``.
+    model : CameraModel
+        The model to judge (a fit, the template or a recovered model).
+    x_meas, y_meas : ndarray
+        Measured centroids of the bright candidate stars, pixels (NaN where
+        no star was found).
+    alt, az : ndarray
+        Apparent altitude and azimuth of the same stars, deg.
+    vmag : ndarray
+        Their catalog V magnitudes.
+    cfg : Astrometry
+        The camera's astrometry settings (``gate_*`` thresholds).
+
+    Returns
+    -------
+    GateResult
+    """
+    x_meas, y_meas, alt, az, vmag = (np.asarray(v, dtype=float)
+                                     for v in (x_meas, y_meas, alt, az, vmag))
+    ny, nx = image.shape
+    xp, yp = model.altaz_to_xy(alt, az)
+    on = (xp > -0.5) & (xp < nx - 0.5) & (yp > -0.5) & (yp < ny - 0.5)
+    n_pred = int(on.sum())
+    with np.errstate(invalid="ignore"):
+        d = np.hypot(x_meas - xp, y_meas - yp)
+        matched = on & np.isfinite(d) & (d <= cfg.gate_match_px)
+    n_mat = int(matched.sum())
+    frac = n_mat / n_pred if n_pred else 0.0
+    rms_px = float(np.sqrt(np.mean(d[matched] ** 2))) if n_mat else float("nan")
+    flux = box_flux(image, x_meas[matched], y_meas[matched])
+    fin = np.isfinite(flux)
+    corr = rank_correlation(flux[fin], -vmag[matched][fin])
+    tilt = float(np.hypot(model.tilt_n_deg, model.tilt_e_deg))
+
+    def result(ok, msg):
+        return GateResult(ok, msg, n_pred, n_mat, frac, rms_px, corr)
+
+    if n_mat < cfg.min_stars:
+        return result(False, f"{n_mat} of {n_pred} bright stars found at the predicted "
+                             f"positions, fewer than min_stars {cfg.min_stars}")
+    if frac < cfg.gate_min_fraction:
+        return result(False, f"{n_mat} of {n_pred} bright stars found ({frac:.2f}), "
+                             f"below gate_min_fraction {cfg.gate_min_fraction:g}")
+    if not rms_px <= cfg.gate_max_rms_px:
+        return result(False, f"residual RMS {rms_px:.2f} px over gate_max_rms_px "
+                             f"{cfg.gate_max_rms_px:g}")
+    if not corr >= cfg.gate_min_rank_corr:
+        return result(False, f"star fluxes do not follow the catalog (rank correlation "
+                             f"{corr:.2f} < {cfg.gate_min_rank_corr:g}): noise peaks?")
+    if abs(model.scale - 1.0) > cfg.gate_max_scale_dev:
+        return result(False, f"radial scale {model.scale:.4f} differs from 1 by more than "
+                             f"gate_max_scale_dev {cfg.gate_max_scale_dev:g}")
+    if tilt > cfg.gate_max_tilt_deg:
+        return result(False, f"axis tilt {tilt:.2f} deg over gate_max_tilt_deg "
+                             f"{cfg.gate_max_tilt_deg:g}")
+    return result(True, f"{n_mat} of {n_pred} bright stars found ({frac:.2f}), RMS "
+                        f"{rms_px:.2f} px, flux-V rank correlation {corr:.2f}")
+
+
+def withhold_zeropoint(zeropoint, reason):
+    """The zeropoint emptied because the stars' positions are unknown.
+
+    When the astrometry FAILED, fluxes measured at predicted star positions
+    mean nothing: the zeropoints become NaN, no star counts, and
+    ``message`` (the ZPMSG card) says why.  The input is not changed.
+
+    Parameters
+    ----------
+    zeropoint : photometry.Zeropoint
+    reason : str
+        Why, e.g. the solution's message.
+
+    Returns
+    -------
+    photometry.Zeropoint
+    """
+    nan = float("nan")
+    return dataclasses.replace(zeropoint, zp_aper=nan, zp_total=nan, zp_err=nan, rms_mag=nan,
+                               n_stars=0, message=f"astrometry FAILED: {reason}")
+
+
+def withhold_transparency(transparency):
+    """The transparency result emptied because the stars' positions are unknown.
+
+    Per-star transparencies, the cloud map, the median and the clear
+    fraction become NaN and no star votes.  The input is not changed.
+
+    Parameters
+    ----------
+    transparency : transparency.TransparencyResult
+
+    Returns
+    -------
+    transparency.TransparencyResult
+    """
+    nan = float("nan")
+    n = len(transparency.transparency)
+    summary = dataclasses.replace(transparency.summary, median=nan, clear_fraction=nan,
+                                  n_voting=0, n_cells=0)
+    return dataclasses.replace(transparency, transparency=np.full(n, nan), weight=np.zeros(n),
+                               per_cell=np.full(np.shape(transparency.per_cell), nan),
+                               summary=summary)

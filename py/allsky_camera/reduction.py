@@ -1,0 +1,296 @@
+"""Reduce one exposure in memory: the stages in order, no files written.
+
+:func:`reduce_exposure` is the pipeline.  ``ac_proc.py`` (one frame) and
+``ac_night.py`` (a night) both call it, then hand the :class:`Reduction` to
+:mod:`allsky_camera.writers`, so a frame gives the same products either way.
+The science decisions live in the stage modules; this module only passes
+their results on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Timer:
+    """Wall-clock time of each stage, for the log and the benchmark."""
+
+    times: dict = field(default_factory=dict)
+    _t0: float = field(default_factory=time.perf_counter)
+
+    def lap(self, name):
+        """Add the time since the last lap to stage ``name`` (seconds)."""
+        t = time.perf_counter()
+        self.times[name] = self.times.get(name, 0.0) + t - self._t0
+        log.debug("%s: %.3f s", name, t - self._t0)
+        self._t0 = t
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """Everything measured on one exposure.
+
+    Per-star arrays share one order: the catalog stars above the horizon
+    whose fitted prediction falls on the chip.  Pixels are 0-based with
+    pixel centres at integers, x = column (fast axis); angles in degrees.
+
+    Attributes
+    ----------
+    exposure : Exposure
+        The input (not modified).
+    camera : Camera
+    detrended : Detrended
+        From :func:`allsky_camera.detrend.run`.
+    obstruction : ndarray of bool or None
+        Static obstruction mask (True = not sky).
+    site, site_src : Site, str
+        Observatory position and where it was read from.
+    ephem : dict
+        Sun and Moon altitude/azimuth (deg) and Moon illumination.
+    stars : Table
+        Catalog rows (HIP, RA, DEC, VMAG, BV, nn_sep_deg, ...).
+    alt, az : ndarray
+        Apparent (refracted) altitude and azimuth (north through east), deg.
+    x, y : ndarray
+        Predicted positions, fitted model.
+    x_template, y_template : ndarray
+        Predicted positions, static template.
+    xc, yc : ndarray
+        Refined centroids (NaN: failed).
+    fluxes : Fluxes
+        Aperture photometry (at the centroid if found, else the prediction).
+    m_inst : ndarray
+        ``-2.5 log10(flux_adu / exptime)``, mag.
+    moon_sep : ndarray
+        Distance from the Moon, deg.
+    flags : ndarray of int32
+        Quality bits (:mod:`allsky_camera.flags`).
+    zp_sel : ndarray of bool
+        Stars that voted in the zeropoint.
+    zeropoint : Zeropoint
+    apcor : ndarray
+        Aperture correction at each star (total minus aperture zp), mag.
+    transparency : TransparencyResult
+    clouds : CloudMap
+        Cloud state, evidence and confidence per sky cell
+        (:func:`allsky_camera.clouds.run`).
+    solution : Solution
+        The astrometric solution.
+    skymap : SkyMap or None
+        Sky brightness map, when asked for.
+    streaks : Table or None
+        Streak table, when asked for.
+    """
+
+    exposure: object
+    camera: object
+    detrended: object
+    obstruction: object
+    site: object
+    site_src: str
+    ephem: dict
+    stars: object
+    alt: object
+    az: object
+    x: object
+    y: object
+    x_template: object
+    y_template: object
+    xc: object
+    yc: object
+    fluxes: object
+    m_inst: object
+    moon_sep: object
+    flags: object
+    zp_sel: object
+    zeropoint: object
+    apcor: object
+    transparency: object
+    clouds: object
+    solution: object
+    skymap: object = None
+    streaks: object = None
+
+    @property
+    def vmag(self):
+        """Catalog V of each star, mag."""
+        import numpy as np
+        return np.asarray(self.stars["VMAG"], dtype=float)
+
+    @property
+    def zd(self):
+        """Zenith distance of each star, deg."""
+        return 90.0 - self.alt
+
+
+def _static_masks(camera, shape):
+    """The camera's bad-pixel and obstruction masks (None where not configured)."""
+    bpm = obstruction = None
+    s = camera.sensor
+    if s.bad_pixel_mask or s.obstruction_mask:
+        from . import masks
+        if s.bad_pixel_mask:
+            bpm = masks.read_mask(camera.resolve(s.bad_pixel_mask), shape)
+        if s.obstruction_mask:
+            obstruction = masks.read_mask(camera.resolve(s.obstruction_mask), shape)
+    return bpm, obstruction
+
+
+def _log_zeropoint(zp):
+    if zp.message:
+        log.warning("photometry: %s", zp.message)
+    else:
+        log.info("photometry: ZPAPER %.3f ZPTOTAL %.3f +- %.3f mag from %d stars "
+                 "(aperture correction %s, %d stars)", zp.zp_aper, zp.zp_total, zp.zp_err,
+                 zp.n_stars, zp.apcor_source, zp.n_apcor)
+
+
+def reduce_exposure(exposure, camera, products, timer=None):
+    """Reduce one exposure in memory.
+
+    Parameters
+    ----------
+    exposure : Exposure
+        From :func:`allsky_camera.io.read_exposure` (or the simulator); not
+        modified.
+    camera : Camera
+    products : Products
+        What is wanted (the sky map and streaks are computed only if asked).
+    timer : Timer, optional
+        Stage times are added to it.
+
+    Returns
+    -------
+    Reduction
+    """
+    import numpy as np
+
+    from . import astrometry, catalog, centroid, coords, detrend, photometry, transparency
+
+    timer = timer or Timer()
+
+    # 1. static masks and detrend --------------------------------------------
+    bpm, obstruction = _static_masks(camera, exposure.raw.shape)
+    det = detrend.run(exposure.raw, camera, bad_pixel_mask=bpm, path=exposure.path)
+    timer.lap("detrend")
+
+    # 2. catalog: reference stars at this time and place ------------------------
+    site, site_src = coords.site_from_config(camera.site, exposure.header)
+    ph = camera.photometry
+    stars = catalog.reference_stars(exposure.time.jd_tt, ph.vmax)
+    alt, az = coords.radec_to_altaz(stars["RA"], stars["DEC"], exposure.time, site)
+    above = alt > 0
+    stars, alt, az = stars[above], alt[above], az[above]
+    ephem = coords.sun_moon_altaz(exposure.time, site)
+    moon_sep = coords.angular_sep(az, alt, ephem["moon_az"], ephem["moon_alt"])
+    timer.lap("catalog")
+
+    # 3. astrometry: template -> per-exposure fit on bright stars ---------------
+    a = camera.astrometry
+    template = a.model
+    vmag = np.asarray(stars["VMAG"], dtype=float)
+    isolated = catalog.isolated(stars, ph.isolation_deg, ph.neighbour_dv)
+    xt, yt = template.altaz_to_xy(alt, az)
+    clear_of_moon = moon_sep >= ph.moon_exclusion_deg
+    candidates = astrometry.fit_candidates(
+        vmag, isolated, clear_of_moon, np.hypot(xt - template.x0, yt - template.y0), a)
+    sol = astrometry.solve(det.image, alt, az, candidates, camera, vmag=vmag,
+                           where=exposure.path)
+    timer.lap("astrometry")
+
+    # 4. centroids of every star at the fitted prediction, then the final fit --
+    x, y = sol.model.altaz_to_xy(alt, az)
+    ny, nx = det.image.shape
+    on_chip = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    stars, alt, az, x, y, xt, yt, vmag, isolated, clear_of_moon, moon_sep = (
+        v[on_chip] for v in (stars, alt, az, x, y, xt, yt, vmag, isolated, clear_of_moon,
+                             moon_sep))
+    xc, yc, flags = centroid.run(det.image, exposure.raw, x, y, cfg=camera.centroid,
+                                 saturation_adu=camera.sensor.saturation_adu,
+                                 workers=products.centroid_workers)
+    flags |= centroid.position_flags(
+        x, y, vmag, np.hypot(x - sol.model.x0, y - sol.model.y0), isolated, clear_of_moon,
+        box_half_px=camera.centroid.box_half_px, neighbour_dv=ph.neighbour_dv,
+        safe_radius_px=a.safe_radius_px)
+    sol = astrometry.refit(sol, det.image, alt, az, flags == 0, camera, xc, yc, vmag=vmag)
+    x, y = sol.model.altaz_to_xy(alt, az)
+    timer.lap("centroid")
+
+    # 5. photometry and zeropoints --------------------------------------------
+    mask = det.bad if obstruction is None else (
+        obstruction if det.bad is None else det.bad | obstruction)
+    xm, ym = photometry.measured_positions(xc, yc, x, y, flags)
+    fl = photometry.measure(det.image, xm, ym, ph, mask=mask,
+                            quantum=1.0 if exposure.raw.dtype.kind in "iu" else 0.0,
+                            big=vmag <= ph.apcor_vmax)
+    flags |= photometry.flux_flags(fl)
+    zd = 90.0 - alt
+    zpsel, apsel = photometry.zeropoint_stars(vmag, flags, fl, ph, exposure.exptime)
+    zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime)
+    if not sol.stars_known:    # where the stars are is unknown: measure nothing on them
+        from .astrometry_gate import withhold_zeropoint
+        zp = withhold_zeropoint(zp, sol.message)
+    _log_zeropoint(zp)
+    m_inst = photometry.instrumental_mag(fl.flux_adu, exposure.exptime)
+    timer.lap("photometry")
+
+    # 6. transparency: clouds ------------------------------------------------------
+    apc = zp.apcor(zd)
+    tr = transparency.run(vmag=vmag, alt_deg=alt, az_deg=az, flags=flags,
+                          flux_total_adu=fl.flux_adu * 10 ** (0.4 * apc),
+                          sky_sigma_adu=fl.sky_sigma_adu, zp_nominal_total=zp.zp_nominal_total,
+                          apcor_mag=apc, exptime=exposure.exptime,
+                          aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency)
+    if not sol.stars_known:
+        from .astrometry_gate import withhold_transparency
+        tr = withhold_transparency(tr)
+        log.warning("%s: transparency not measured: astrometry FAILED", exposure.path)
+    timer.lap("transparency")
+
+    # 6b. cloud map: star transparency and sky texture in every sky cell -------
+    from . import clouds
+    cloud_map = clouds.run(det.image, sol.model, star_cell=tr.cell, star_transp=tr.transparency,
+                           star_weight=clouds.star_weights(flags, tr.expected_snr,
+                                                           camera.transparency),
+                           stars_known=sol.stars_known,
+                           night=ephem["sun_alt"] <= clouds.TWILIGHT_SUN_ALT_DEG,
+                           cfg=camera.transparency, mask=mask,
+                           moon_altaz=(ephem["moon_alt"], ephem["moon_az"]),
+                           moon_exclusion_deg=ph.moon_exclusion_deg)
+    level, msg = clouds.summary_message(cloud_map, tr.summary, ephem["sun_alt"],
+                                        camera.transparency)
+    log.log(level, "clouds: %s", msg)
+    timer.lap("clouds")
+
+    # 7. sky brightness ---------------------------------------------------------
+    skymap = None
+    if products.sbmap:
+        from . import sbmap
+        skymap = sbmap.run(det.image, sol.model, exposure.exptime, zp.zp_nominal_total,
+                           camera.sbmap, a.safe_radius_px, mask=obstruction,
+                           workers=products.workers)
+        timer.lap("sbmap")
+
+    # 8. streaks --------------------------------------------------------------------
+    streak_table = None
+    if products.streaks:
+        from . import streaks
+        bright = vmag <= camera.streaks.star_mask_vmax
+        streak_table = streaks.detect(det.image, sol.model, cfg=camera.streaks,
+                                      exptime=exposure.exptime, zp=zp.zp_nominal_total,
+                                      time=exposure.time, site=site, mask=obstruction,
+                                      star_xy=(x[bright], y[bright]),
+                                      workers=products.workers)
+        timer.lap("streaks")
+
+    return Reduction(
+        exposure=exposure, camera=camera, detrended=det, obstruction=obstruction, site=site,
+        site_src=site_src, ephem=ephem, stars=stars, alt=alt, az=az, x=x, y=y,
+        x_template=xt, y_template=yt, xc=xc, yc=yc, fluxes=fl, m_inst=m_inst,
+        moon_sep=moon_sep, flags=flags, zp_sel=zpsel, zeropoint=zp, apcor=apc,
+        transparency=tr, clouds=cloud_map, solution=sol, skymap=skymap, streaks=streak_table)
