@@ -80,7 +80,10 @@ def test_confidence_is_twice_the_normal_probability_minus_one():
 
     v = np.array([0.1, 0.5, 0.7, 0.9, 1.3])
     c = clouds.confidence(v, 0.7, 0.2)
-    np.testing.assert_allclose(c, 2 * ndtr(np.abs(v - 0.7) / 0.2) - 1, atol=1e-12)
+    np.testing.assert_allclose(c, 2 * ndtr(np.abs(v - 0.7) / 0.2) - 1, atol=2e-7)
+    z = np.linspace(0.0, 6.0, 601)       # the erf approximation over its range
+    np.testing.assert_allclose(clouds.confidence(z, 0.0, 1.0 / np.sqrt(2)),
+                               2 * ndtr(z * np.sqrt(2)) - 1, atol=2e-7)
     assert clouds.confidence(np.array([np.nan]), 0.7, 0.2)[0] == 0.0
 
 
