@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy.integrate import trapezoid  # numpy < 2 has no np.trapezoid
 
 from allsky_camera import apertures
 from allsky_camera.apertures import annulus_median, aperture_sums, circle_pixel_overlap
@@ -32,7 +33,7 @@ def _integrate(x0, x1, y0, y1, r, n=100_001):
     t = np.linspace(*np.arcsin(np.clip([x0 / r, x1 / r], -1, 1)), n)
     s = r * np.cos(t)
     chord = np.clip(np.minimum(y1, s) - np.maximum(y0, -s), 0.0, None)
-    return np.trapezoid(chord * r * np.cos(t), t)
+    return trapezoid(chord * r * np.cos(t), t)
 
 
 # --- circle_pixel_overlap ----------------------------------------------------
