@@ -88,7 +88,7 @@ def odd_camera():
 
 def test_blind_calibration_of_a_simulated_odd_camera():
     cam = odd_camera()
-    sim = simulate.simulate(cam, seed=4)
+    sim = simulate.simulate(cam, seed=4, ext_coef=0.0)    # geometry only: no extinction
     site, _ = coords.site_from_config(cam.site)
     sol = calibrate.solve(sim.image.astype(np.float32) - 1000.0, sim.truth.time, site)
     t = sim.truth.model
@@ -140,7 +140,9 @@ def dct_reduced(tmp_path_factory):
 def test_dct_frames_reduce(dct_reduced):
     zp5, zp10 = dct_reduced["005"]["zeropoint"], dct_reduced["010"]["zeropoint"]
     assert abs(zp5.zp_total - zp10.zp_total) < 0.05
-    assert dct_reduced["007"]["transparency"].summary.clear_fraction <= 0.05
+    # overcast: no star where the model puts them, so no clear fraction (issue 7)
+    assert dct_reduced["007"]["solution"].status in ("FAILED", "TEMPLATE")
+    assert np.isnan(dct_reduced["007"]["transparency"].summary.clear_fraction)
     assert dct_reduced["005"]["transparency"].summary.clear_fraction >= 0.8
     # twilight: no zeropoint, and it says why
     assert not dct_reduced["002"]["zeropoint"].ok and dct_reduced["002"]["zeropoint"].message
