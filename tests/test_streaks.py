@@ -79,16 +79,21 @@ def noise_map(camera, sim):
 
 
 def faint_streaks(rng, n, model, cfg, noise, *, peak_sigma, length_px, width_px=2.5):
-    """``n`` streaks of ``length_px`` wholly on the searched sky, random in
-    position and angle, whose peak is ``peak_sigma`` times the per-pixel
+    """``n`` streaks of ``length_px`` wholly on the searched sky and the
+    image, random in position and angle, whose peak is ``peak_sigma`` times the per-pixel
     noise ``noise`` (ADU map) at their middle; FWHM ``width_px``."""
+    ny, nx = noise.shape
     r_max = float(model.radius(90.0)) - cfg.horizon_margin_px - 0.5 * length_px - 5
     out = []
-    for _ in range(n):
+    while len(out) < n:
         r = r_max * np.sqrt(rng.uniform())
         phi, ang = rng.uniform(0, 2 * np.pi), rng.uniform(0, np.pi)
         cx, cy = model.x0 + r * np.cos(phi), model.y0 + r * np.sin(phi)
         dx, dy = 0.5 * length_px * np.cos(ang), 0.5 * length_px * np.sin(ang)
+        # both ends on the image too (the lens circle is cut by its edges)
+        if not all(5 <= x <= nx - 6 and 5 <= y <= ny - 6
+                   for x, y in ((cx - dx, cy - dy), (cx + dx, cy + dy))):
+            continue
         peak = peak_sigma * float(noise[round(cy), round(cx)])
         out.append(simulate.Streak(cx - dx, cy - dy, cx + dx, cy + dy, width_px, peak))
     return tuple(out)

@@ -163,6 +163,8 @@ class Photometry:
     vmax: float                              # faintest catalog star used, V mag
     isolation_deg: float                     # stars with a neighbour nearer than this are flagged
     moon_exclusion_deg: float                # stars nearer the Moon than this are flagged
+    planet_exclusion_deg: float = 1.5        # stars nearer Venus, Mars, Jupiter or Saturn than
+                                             # this are flagged PLANET (deg)
     apcor_radius_px: float = 5.0             # "total flux" aperture of the aperture correction
     apcor_vmax: float = 4.0                  # V limit of the aperture-correction stars
     apcor_min_stars: int = 8                 # fewer: use apcor_default_mag
@@ -172,6 +174,23 @@ class Photometry:
     zp_min_snr: float = 0.0                  # zeropoint stars must be EXPECTED (nominal zeropoint,
                                              # this frame's sky noise) to reach this S/N; 0: off
     neighbour_dv: float = 2.5                # neighbours fainter by more than this don't count
+    forced: bool = True                      # measure every star at the fitted astrometric
+                                             # prediction (when the fit is good): centroids of
+                                             # faint stars climb noise peaks and read bright
+    # the photometric model m = V - ZP + k (X - 1) + c (B - V) + v(zd), see photmodel.py;
+    # zp_nominal is its clear-sky ZP at the zenith (X = 1)
+    ext_coef: float = 0.15                   # site default extinction k, mag/airmass (V band)
+    colour_term: float = 0.0                 # camera colour term c, mag per mag of B-V
+    colour_term_err: float = 0.0             # its 1-sigma error (0: not measured)
+    vignetting: tuple[float, ...] = ()       # v(zd) coefficients of (zd/90)^2, (zd/90)^4, ..., mag
+    ext_min_stars: int = 30                  # fewer clear model stars: k is the default
+    ext_min_airmass_span: float = 0.5        # ... or a smaller airmass span (10-90 percentile)
+    model_clip_sigma: float = 3.0            # model fit: clip residuals beyond this, robust sigma
+    model_faint_clip_mag: float = 0.3        # ... and stars this much fainter than the fit (cloud)
+    model_floor_mag: float = 0.02            # model fit weights 1/(err^2 + floor^2), mag
+    model_vmax: float = 5.0                  # model fit on stars to this V: fainter ones read
+                                             # bright (centroids on noise, unlisted neighbours)
+    missing_bv: float = 0.6                  # B-V assumed for stars without one (transparency only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +210,23 @@ class Transparency:
     min_expected_snr: float = 5.0            # stars that should reach a lower S/N do not vote
     clear_threshold: float = 0.7             # a cell is clear above this median transparency
     cloudy_warning: float = 0.5              # warn when the clear fraction is below this
+    haze_min: float = 0.8                    # a grey offset of the whole frame down to this is
+                                             # haze (reported as TRANSGRY), deeper is cloud
+    min_voting_stars: int = 10               # fewer voting stars on a bright sky: 'sky too bright'
+
+
+@dataclasses.dataclass(frozen=True)
+class SkyStatus:
+    """What lights the sky: SKYSTAT 'dark', 'moon', 'twilight' or 'day'."""
+
+    sun_day_alt_deg: float = -0.833          # Sun above this: day (sunrise/sunset, the
+                                             # almanac's refraction + semi-diameter)
+    sun_twilight_alt_deg: float = -18.0      # Sun above this: twilight (astronomical)
+    moon_min_alt_deg: float = 0.0            # Moon above this altitude ...
+    moon_min_illum: float = 0.1              # ... and more illuminated than this: 'moon'
+    dark_sky_mag: float = 20.5               # zenith sky fainter than this (V mag/arcsec^2) on a
+                                             # twilight or moon frame: 'dark' (light negligible)
+    zenith_zd_deg: float = 30.0              # sky level measured within this zenith distance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,7 +275,11 @@ class Simulation:
     fwhm_horizon_px: float                   # PSF FWHM at the horizon, pixels
     hot_pixel_fraction: float = 1e-4         # fraction of pixels that are hot
     vmax: float = 7.0                        # faintest star rendered, V mag
-    zp_true: float | None = None             # true total-flux zeropoint; None: from the config
+    zp_true: float | None = None             # true total-flux zeropoint at the zenith; None:
+                                             # from the config
+    ext_coef: float = 0.0                    # true extinction k rendered, mag/airmass
+    colour_term: float = 0.0                 # true colour term c rendered, mag per mag B-V
+    vignetting: tuple[float, ...] = ()       # true v(zd) coefficients rendered, mag
     horizon_alt_deg: float = 0.0             # sky below this altitude is dark (lens edge)
     dateobs: str = "2020-10-11T21:38:23"     # default DATE-OBS (camera's clock)
 
@@ -259,6 +299,7 @@ class Camera:
     centroid: Centroid = Centroid()
     transparency: Transparency = Transparency()
     streaks: Streaks = Streaks()
+    skystat: SkyStatus = SkyStatus()
     simulation: Simulation | None = None
     calibration: dict | None = None          # how the configuration was made (free form)
     source: str = ""                         # file it was read from (set by the loader)
@@ -288,9 +329,12 @@ KEY_DOCS = {
     "sensor.hot_pixel_sigma": "repair pixels this many noise sigma above all 8 neighbours",
     "sensor.hot_pixel_ratio": "... and this many times their brightest neighbour's excess",
     "header": "where the exposure's metadata live in the raw FITS header",
-    "header.exptime_card": "card holding the exposure time, s",
-    "header.dateobs_card": "card holding the start time, ISO 8601",
+    "header.exptime_card": "card holding the exposure time, s (null: none, give exptime_s)",
+    "header.dateobs_card": "card holding the start time (or its date, see timeobs_card)",
+    "header.timeobs_card": "card holding the time of day when dateobs_card has the date only",
+    "header.time_format": "strptime format of the start time, any case (null: ISO 8601)",
     "header.utc_offset_hours": "DATE-OBS clock minus UTC, hours (MDM: -7)",
+    "header.exptime_s": "exposure time when there is no exposure-time card, s",
     "header.instrume": "INSTRUME value that identifies this camera (null: none)",
     "header.max_exptime_s": "longer exposure times are refused as corrupt, s",
     "site": "observatory position and the air for refraction",
@@ -320,6 +364,18 @@ KEY_DOCS = {
     "astrometry.search_half_px": "half-width of the first-pass search box, pixels",
     "astrometry.clip_sigma": "residual clip of the robust fit, sigma",
     "astrometry.min_stars": "fewer matched stars: keep the template",
+    "astrometry.gate_match_px": "gate: a predicted bright star is found within this, pixels",
+    "astrometry.gate_min_fraction": "gate: fewest found / predicted bright stars (0-1)",
+    "astrometry.gate_max_rms_px": "gate: largest RMS residual of the found stars, pixels",
+    "astrometry.gate_min_rank_corr": "gate: lowest rank correlation of their flux with -V",
+    "astrometry.gate_max_scale_dev": "gate: largest |radial scale - 1| of an accepted model",
+    "astrometry.gate_max_tilt_deg": "gate: largest axis tilt of an accepted model, deg",
+    "astrometry.recover": "search wider when the template fails the gate",
+    "astrometry.recover_offset_px": "recovery: zenith searched this far from the template, px",
+    "astrometry.recover_step_px": "recovery: cell of the zenith-shift vote, pixels",
+    "astrometry.recover_vmax": "recovery: V limit of the stars matched, mag",
+    "astrometry.recover_min_alt_deg": "recovery: lowest altitude of the stars matched, deg",
+    "astrometry.recover_n_detect": "recovery: brightest detections matched",
     "centroid": "iterative windowed centroiding",
     "centroid.box_half_px": "half-width of the centroid box, pixels",
     "centroid.window_sigma_px": "Gaussian window sigma, pixels",
@@ -332,11 +388,13 @@ KEY_DOCS = {
     "photometry": "aperture photometry and zeropoints",
     "photometry.aper_radius_px": "photometric aperture radius, pixels",
     "photometry.annulus_px": "sky annulus [inner, outer] radius, pixels",
-    "photometry.zp_nominal": "nominal zeropoint, mag for 1 ADU/s",
+    "photometry.zp_nominal": "clear-sky zeropoint at the zenith (X = 1), mag for 1 ADU/s",
     "photometry.zp_nominal_scale": "'aperture' or 'total': the flux zp_nominal refers to",
     "photometry.vmax": "faintest catalog star used, V mag",
     "photometry.isolation_deg": "stars with a neighbour nearer than this are flagged, deg",
     "photometry.moon_exclusion_deg": "stars nearer the Moon than this are flagged, deg",
+    "photometry.planet_exclusion_deg": "stars nearer Venus, Mars, Jupiter or Saturn are "
+                                       "flagged PLANET, deg",
     "photometry.apcor_radius_px": "'total flux' aperture of the aperture correction, pixels",
     "photometry.apcor_vmax": "V limit of the aperture-correction stars, mag",
     "photometry.apcor_min_stars": "fewer: use apcor_default_mag",
@@ -345,6 +403,19 @@ KEY_DOCS = {
     "photometry.zp_vmax": "faintest zeropoint star, V mag (null: vmax)",
     "photometry.zp_min_snr": "zeropoint stars must be expected to reach this S/N (0: off)",
     "photometry.neighbour_dv": "neighbours fainter by more than this do not count, mag",
+    "photometry.forced": "measure every star at the fitted prediction (faint centroids read "
+                         "bright)",
+    "photometry.ext_coef": "site default extinction k, mag/airmass (fitted when it can be)",
+    "photometry.colour_term": "camera colour term c, mag per mag of B-V",
+    "photometry.colour_term_err": "its 1-sigma error, mag/mag (0: not measured)",
+    "photometry.vignetting": "v(zd) coefficients of (zd/90)^2, (zd/90)^4, ..., mag",
+    "photometry.ext_min_stars": "fewer clear model stars: k is the site default",
+    "photometry.ext_min_airmass_span": "... or a smaller airmass span (10-90 percentile)",
+    "photometry.model_clip_sigma": "model fit: clip residuals beyond this, robust sigma",
+    "photometry.model_faint_clip_mag": "... and stars this much fainter than the fit, mag",
+    "photometry.model_floor_mag": "model fit weights 1/(err^2 + floor^2), mag",
+    "photometry.model_vmax": "model fit on stars to this V, mag (fainter read bright)",
+    "photometry.missing_bv": "B-V assumed for stars without one (transparency only), mag",
     "sbmap": "sky-brightness map",
     "sbmap.kernel_px": "median filter width, pixels (odd)",
     "sbmap.step_px": "grid step of the fast median, pixels",
@@ -354,6 +425,15 @@ KEY_DOCS = {
     "transparency.min_expected_snr": "stars that should reach a lower S/N do not vote",
     "transparency.clear_threshold": "a cell is clear above this median transparency",
     "transparency.cloudy_warning": "warn when the clear fraction is below this",
+    "transparency.haze_min": "a grey offset of the frame down to this is haze (TRANSGRY)",
+    "transparency.min_voting_stars": "fewer voting stars on a twilight/day sky: too bright",
+    "skystat": "SKYSTAT: dark, moon, twilight or day",
+    "skystat.sun_day_alt_deg": "Sun above this altitude: day, deg (sunrise/sunset)",
+    "skystat.sun_twilight_alt_deg": "Sun above this: twilight, deg (astronomical)",
+    "skystat.moon_min_alt_deg": "Moon above this altitude, deg ...",
+    "skystat.moon_min_illum": "... and more lit than this fraction: moon",
+    "skystat.dark_sky_mag": "zenith sky fainter than this: dark anyway, V mag/arcsec^2",
+    "skystat.zenith_zd_deg": "sky level from star annuli within this zenith distance, deg",
     "streaks": "satellite and aircraft streaks (--detect_streaks)",
     "streaks.horizon_margin_px": "search the lens circle less this margin, pixels",
     "streaks.bkg_kernel_px": "running-median width of the background, pixels",
@@ -393,6 +473,9 @@ KEY_DOCS = {
     "simulation.hot_pixel_fraction": "fraction of pixels that are hot",
     "simulation.vmax": "faintest star rendered, V mag",
     "simulation.zp_true": "true total-flux zeropoint, mag (null: from the config)",
+    "simulation.ext_coef": "true extinction k rendered, mag/airmass",
+    "simulation.colour_term": "true colour term c rendered, mag per mag of B-V",
+    "simulation.vignetting": "true v(zd) coefficients rendered, mag",
     "simulation.horizon_alt_deg": "sky below this altitude is dark (lens edge), deg",
     "simulation.dateobs": "default DATE-OBS, ISO 8601 on the camera's clock",
     "calibration": "how this configuration was made (not used by the pipeline)",
@@ -404,6 +487,12 @@ KEY_DOCS = {
     "calibration.tool": "program and version that wrote this file",
     "calibration.made": "date written",
     "calibration.zp_stars": "stars of the nominal zeropoint",
+    "calibration.phot_frames": "clear frames of the photometric terms (--photometry)",
+    "calibration.phot_zp_frames": "their clear-sky zenith zeropoints, mag",
+    "calibration.phot_k_held": "extinction held there, mag/airmass (v absorbs the rest)",
+    "calibration.phot_n_stars": "stars of the photometric fit",
+    "calibration.phot_rms_mag": "their robust scatter about the model, mag",
+    "calibration.phot_made": "date the photometric terms were measured",
 }
 
 
@@ -508,6 +597,11 @@ RANGES = {
     "sbmap.step_px": (1, None),
     "transparency.min_expected_snr": (0.0, None), "transparency.clear_threshold": (">0", None),
     "transparency.cloudy_warning": (0.0, 1.0),
+    "transparency.haze_min": (">0", 1.0), "transparency.min_voting_stars": (0, None),
+    "photometry.ext_coef": (0.0, None), "photometry.ext_min_stars": (1, None),
+    "photometry.ext_min_airmass_span": (0.0, None), "photometry.model_clip_sigma": (">0", None),
+    "photometry.model_faint_clip_mag": (">0", None), "photometry.model_floor_mag": (">0", None),
+    "skystat.moon_min_illum": (0.0, 1.0), "skystat.zenith_zd_deg": (">0", 90.0),
     "streaks.horizon_margin_px": (0.0, None), "streaks.bkg_kernel_px": (1, None),
     "streaks.bkg_step_px": (1, None), "streaks.mask_grow_px": (0.0, None),
     "streaks.moon_radius_deg": (0.0, 180.0), "streaks.halo_sky_factor": (">0", None),

@@ -31,6 +31,15 @@ log = logging.getLogger(__name__)
 
 #: Seconds per day.
 _DAY_S = 86400.0
+#: ERFA ``eraPlan94`` planet numbers of the planets the pipeline predicts
+#: (the bright ones that are not in the star catalog).
+PLANETS = {"Venus": 2, "Mars": 4, "Jupiter": 5, "Saturn": 6}
+#: Light-time iterations for a planet's geocentric place (one already gives
+#: < 0.1 arcsec; a second makes it converge).
+_LIGHT_TIME_ITER = 2
+#: Solar horizontal parallax, deg: an equatorial Earth radius seen from 1 au
+#: (8.794143 arcsec, IAU 2009 system of astronomical constants).
+_SOLAR_PARALLAX_DEG = 8.794143 / 3600.0
 #: Mean Earth radius over the mean Earth-Moon distance: the Moon's mean
 #: horizontal parallax, 57 arcmin (Meeus, Astronomical Algorithms, ch. 47).
 _MOON_HORIZONTAL_PARALLAX_DEG = 0.9507
@@ -247,6 +256,108 @@ def moon_radec(t):
     """Geocentric RA, Dec (deg) of the Moon (ERFA ``moon98``, GCRS, ~10 arcsec)."""
     pv = erfa.moon98(t.tt1, t.tt2)
     return _vec_to_radec(np.asarray(pv["p"], dtype=float))
+
+
+def planet_radec(t, name):
+    """Geocentric astrometric RA, Dec (deg) and distance (au) of a planet.
+
+    Heliocentric positions from ERFA ``plan94`` (Simon et al. 1994, J2000
+    equatorial; a few arcsec for Venus to Saturn in 1800-2200) at the
+    light-emission time, minus the Earth's heliocentric position from
+    ``epv00``.  The result is an astrometric place: :func:`radec_to_altaz`
+    adds aberration and refraction as for a star.  The diurnal parallax
+    (< 35 arcsec, Venus at its nearest) is added by :func:`planets_altaz`.
+
+    Parameters
+    ----------
+    t : ObsTime
+    name : str
+        One of :data:`PLANETS`.
+
+    Returns
+    -------
+    ra_deg, dec_deg, dist_au : float
+    helio_au : float
+        The planet's distance from the Sun (for its magnitude).
+    """
+    if name not in PLANETS:
+        raise ValueError(f"planet {name!r} is not one of {', '.join(PLANETS)}")
+    return _planet_radec(t, name, _earth_helio(t))
+
+
+def _earth_helio(t):
+    """Heliocentric position of the Earth (au, ICRS-aligned; ERFA ``epv00``)."""
+    pvh, _ = erfa.epv00(t.tt1, t.tt2)
+    return np.asarray(pvh["p"], dtype=float)
+
+
+def _planet_radec(t, name, earth):
+    """:func:`planet_radec` given the Earth's heliocentric position ``earth`` (au)."""
+    tau = 0.0
+    for _ in range(_LIGHT_TIME_ITER):
+        pv = erfa.plan94(t.tt1, t.tt2 - tau, PLANETS[name])   # (2, 3): p, v
+        helio = np.asarray(pv[0], dtype=float)
+        geo = helio - earth
+        tau = float(np.linalg.norm(geo)) / erfa.DC
+    ra, dec = _vec_to_radec(geo)
+    return ra, dec, float(np.linalg.norm(geo)), float(np.linalg.norm(helio))
+
+
+def planets_altaz(t, site):
+    """Observed altitude and azimuth (deg) of Venus, Mars, Jupiter and Saturn.
+
+    The topocentric altitude is the geocentric one lowered by the
+    horizontal parallax (solar parallax over the distance in au) times
+    cos(alt), as for the Moon in :func:`sun_moon_altaz`.  The tests compare
+    the positions with astropy's ``get_body`` (within 10 arcsec).
+
+    Returns
+    -------
+    dict
+        Planet name -> ``(alt_deg, az_deg)``, for every planet of
+        :data:`PLANETS`, above the horizon or not.
+    """
+    earth = _earth_helio(t)
+    pos = [_planet_radec(t, n, earth) for n in PLANETS]
+    alt, az = radec_to_altaz(np.array([p[0] for p in pos]), np.array([p[1] for p in pos]),
+                             t, site)
+    dist = np.array([p[2] for p in pos])
+    alt = alt - _SOLAR_PARALLAX_DEG / dist * np.cos(np.radians(alt))
+    return {n: (float(a), float(z)) for n, a, z in zip(PLANETS, alt, az)}
+
+
+def planet_separation(alt_deg, az_deg, planets, *, min_alt_deg=0.0):
+    """Angular distance (deg) from each position to the nearest planet above ``min_alt_deg``.
+
+    Computed from unit vectors (the arc cosine of the largest dot product),
+    good to 1e-6 deg, so that the trigonometry of thousands of stars is done
+    once whatever the number of planets.
+
+    Parameters
+    ----------
+    alt_deg, az_deg : array_like
+    planets : dict
+        From :func:`planets_altaz`.
+    min_alt_deg : float
+        Planets lower than this are ignored.
+
+    Returns
+    -------
+    ndarray
+        ``inf`` where no planet is up.
+    """
+    alt = np.radians(np.asarray(alt_deg, dtype=float))
+    up = [(np.radians(a), np.radians(z)) for a, z in planets.values() if a > min_alt_deg]
+    if not up:
+        return np.full(alt.shape, np.inf)
+    az = np.radians(np.asarray(az_deg, dtype=float))
+    ca = np.cos(alt)
+    star = (ca * np.cos(az), ca * np.sin(az), np.sin(alt))
+    dot = np.full(alt.shape, -1.0)
+    for pa, pz in up:
+        pv = (np.cos(pa) * np.cos(pz), np.cos(pa) * np.sin(pz), np.sin(pa))
+        dot = np.maximum(dot, star[0] * pv[0] + star[1] * pv[1] + star[2] * pv[2])
+    return np.degrees(np.arccos(np.clip(dot, -1.0, 1.0)))
 
 
 def _vec_to_radec(p):

@@ -16,6 +16,7 @@ FLAGS = {
     "NO_FLUX": (128, "no centroid or aperture flux not positive"),
     "BAD_PIXEL": (256, "masked or obstructed pixel in the aperture"),
     "FAINT": (512, "not detected: S/N below centroid.min_snr"),
+    "PLANET": (1024, "within planet_exclusion_deg of a bright planet"),
 }
 
 
