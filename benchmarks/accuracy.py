@@ -56,8 +56,7 @@ def main(argv=None):
         res = reduce(cam, sim, tmp)
         t, cat, zp, sol = sim.truth, res["catalog"], res["zeropoint"], res["solution"]
         tt = matched_truth(cat, t)
-        used = (cat["flags"] == 0) & (cat["VMAG"] <= (cam.photometry.zp_vmax or 99))
-        zpap_true = np.median(t.zp_true + 2.5 * np.log10(tt["ef_aper"][used]))
+        zpap_true = t.zp_aper_true          # both at the zenith (X = 1)
         sel = ((cat["flags"] == 0) & (cat["VMAG"] < 5) & ~tt["saturated"]
                & isolated_in_truth(tt, t, 6, 2.5))
         d = np.hypot(cat["xcentroid"] - tt["x"], cat["ycentroid"] - tt["y"])[sel]
@@ -65,6 +64,7 @@ def main(argv=None):
         ok = np.isfinite(sb) & np.isfinite(t.sky_mag)
         rows.append({
             "dZPTOTAL": zp.zp_total - t.zp_true, "dZPAPER": zp.zp_aper - zpap_true,
+            "dEXTK": zp.model.k - t.ext_coef,
             "centroid_rms": float(np.sqrt(np.mean(d ** 2))), "n_cen": int(sel.sum()),
             "dx0": sol.model.x0 - t.model.x0, "dy0": sol.model.y0 - t.model.y0,
             "drot": sol.model.rot_deg - t.model.rot_deg,

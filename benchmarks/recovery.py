@@ -9,7 +9,9 @@ process with ``--skip_checkplots --skip_sbmap``, and the astrometric status
 (ASTSTAT), the model's error at the true positions of stars inside the safe
 radius, the zenith and rotation errors and the astrometry stage's time are
 printed.  ``--cases capture`` steps the shift and the rotation outward to
-measure the capture range of the recovery.  The cost of the gate itself on a
+measure the capture range of the recovery; ``--cases hopeless`` reduces
+frames no astrometry should pass (noise, overcast, a clock hours off, a
+mirrored image).  The cost of the gate itself on a
 normal frame is timed by repeating :func:`allsky_camera.astrometry_gate.evaluate`.
 """
 
@@ -36,11 +38,44 @@ CAPTURE = tuple((f"shift {s:g} px", (s / np.sqrt(2), s / np.sqrt(2)), 0.0)
     (f"rot {r:g} deg", (0.0, 0.0), r) for r in (1, 2, 3, -45, 135, 270))
 
 
-def reduce_case(camera, shift, rot, seed, outdir):
+#: Frames no astrometry should pass: name -> (image change, clock shift h, cloud
+#: transmission or None).
+HOPELESS = (("pure noise", "noise", 0.0, None), ("overcast 0.025", None, 0.0, 0.025),
+            ("overcast 0.05", None, 0.0, 0.05), ("clock +1 h", None, 1.0, None),
+            ("clock +3 h", None, 3.0, None), ("clock -6 h", None, -6.0, None),
+            ("clock +12 h", None, 12.0, None), ("mirrored image", "mirror", 0.0, None))
+
+
+def _hopeless_frame(camera, seed, change, hours, transmission):
+    import datetime as dt
+
+    from allsky_camera import simulate
+
+    clouds = None if transmission is None else simulate.Clouds("overcast", transmission)
+    sim = simulate.simulate(camera, seed=seed, clouds=clouds)
+    image, header = sim.image, sim.header.copy()
+    if change == "noise":
+        rng = np.random.default_rng(seed)
+        image = np.clip(rng.normal(camera.simulation.bias_adu + 5.0, 3.0, image.shape), 0,
+                        camera.sensor.saturation_adu).astype(image.dtype)
+    elif change == "mirror":
+        image = image[:, ::-1].copy()
+    if hours:
+        card = camera.header.dateobs_card
+        header[card] = (dt.datetime.fromisoformat(header[card])
+                        + dt.timedelta(hours=hours)).isoformat()
+    return sim, image, header
+
+
+def reduce_case(camera, shift, rot, seed, outdir, hopeless=None):
     from allsky_camera import ac_proc, io, simulate
 
-    sim = simulate.simulate(camera, seed=seed, zenith_shift=shift, rotation_deg=rot)
-    exp = io.exposure_from_data(str(Path(outdir) / "knock.fits"), sim.image, sim.header, camera)
+    if hopeless is None:
+        sim = simulate.simulate(camera, seed=seed, zenith_shift=shift, rotation_deg=rot)
+        image, header = sim.image, sim.header
+    else:
+        sim, image, header = _hopeless_frame(camera, seed, *hopeless)
+    exp = io.exposure_from_data(str(Path(outdir) / "knock.fits"), image, header, camera)
     opts = ac_proc.build_parser().parse_args(
         ["x", "--outdir", str(outdir), "--skip_checkplots", "--skip_sbmap", "--overwrite"])
     timer = ac_proc.Timer()
@@ -96,20 +131,22 @@ def main(argv=None):
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--camera", default="MDM")
-    p.add_argument("--cases", choices=("all", "capture"), default="all")
+    p.add_argument("--cases", choices=("all", "capture", "hopeless"), default="all")
     p.add_argument("--seed", type=int, default=21)
     args = p.parse_args(argv)
     ac_proc.setup_logging(False, True)
     camera = config.load_camera(args.camera)
-    cases = KNOCKS if args.cases == "all" else CAPTURE
+    cases = {"all": KNOCKS, "capture": CAPTURE,
+             "hopeless": [(h[0], (0.0, 0.0), 0.0, h[1:]) for h in HOPELESS]}[args.cases]
+    cases = [c if len(c) == 4 else (*c, None) for c in cases]
     with tempfile.TemporaryDirectory() as tmp:
         (ms1, n1), (ms2, n2) = gate_cost(camera, args.seed, tmp)
         print(f"gate on a normal frame: {ms1:.2f} ms (first pass, {n1} bright stars) + "
               f"{ms2:.2f} ms (final refit, {n2} stars)")
         print(f"{'case':24s} {'ASTSTAT':10s} {'model px':>8s} {'dx0':>7s} {'dy0':>7s} "
               f"{'drot':>8s} {'astrom s':>8s} {'search s':>8s}  ZPTOTAL CLEARFRC")
-        for name, shift, rot in cases:
-            sim, res, times = reduce_case(camera, shift, rot, args.seed, tmp)
+        for name, shift, rot, hopeless in cases:
+            sim, res, times = reduce_case(camera, shift, rot, args.seed, tmp, hopeless)
             sol, t = res["solution"], sim.truth.model
             err = model_error(sol, sim.truth, camera.astrometry.safe_radius_px)
             drot = (sol.model.rot_deg - t.rot_deg + 180.0) % 360.0 - 180.0

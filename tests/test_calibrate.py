@@ -88,7 +88,7 @@ def odd_camera():
 
 def test_blind_calibration_of_a_simulated_odd_camera():
     cam = odd_camera()
-    sim = simulate.simulate(cam, seed=4)
+    sim = simulate.simulate(cam, seed=4, ext_coef=0.0)    # geometry only: no extinction
     site, _ = coords.site_from_config(cam.site)
     sol = calibrate.solve(sim.image.astype(np.float32) - 1000.0, sim.truth.time, site)
     t = sim.truth.model
@@ -140,7 +140,9 @@ def dct_reduced(tmp_path_factory):
 def test_dct_frames_reduce(dct_reduced):
     zp5, zp10 = dct_reduced["005"]["zeropoint"], dct_reduced["010"]["zeropoint"]
     assert abs(zp5.zp_total - zp10.zp_total) < 0.05
-    assert dct_reduced["007"]["transparency"].summary.clear_fraction <= 0.05
+    # overcast: no star where the model puts them, so no clear fraction (issue 7)
+    assert dct_reduced["007"]["solution"].status in ("FAILED", "TEMPLATE")
+    assert np.isnan(dct_reduced["007"]["transparency"].summary.clear_fraction)
     assert dct_reduced["005"]["transparency"].summary.clear_fraction >= 0.8
     # twilight: no zeropoint, and it says why
     assert not dct_reduced["002"]["zeropoint"].ok and dct_reduced["002"]["zeropoint"].message
@@ -165,6 +167,91 @@ def test_calibration_refuses_unsolvable_frames(tmp_path):
         assert not out.exists()
 
 
+@pytest.mark.parametrize("projection, coeffs", [("poly", (6.9, 0.004, -4e-5)),
+                                                 ("equisolid", (180.0, 0.01, -0.002))])
+def test_unit_scale_keeps_the_mapping(projection, coeffs):
+    m = CameraModel(x0=300.0, y0=200.0, rot_deg=20.0, parity=-1, projection=projection,
+                    coeffs=coeffs, scale=0.95, tilt_n_deg=0.5)
+    u = calibrate.unit_scale(m)
+    alt, az = np.linspace(5, 90, 40), np.linspace(0, 359, 40)
+    assert u.scale == 1.0 and m.scale == 0.95          # a new model, the input unchanged
+    np.testing.assert_allclose(u.altaz_to_xy(alt, az), m.altaz_to_xy(alt, az), atol=1e-9)
+
+
 def test_replace_keeps_model_valid():
     m = config.load_camera("DCT").astrometry.model
     assert dataclasses.replace(m, x0=1.0).x0 == 1.0
+
+
+SMALL = REPO / "tests" / "data" / "SMALL640.yaml"
+
+
+def small_camera(projection="equidistant", parity=1, rot_deg=27.3):
+    """The 640x480 8-bit test camera, its lens law put on a 252 px horizon circle (alt 2 deg)."""
+    from allsky_camera.camera_model import _G
+
+    cam = config.load_camera(SMALL)
+    f = 252.0 / float(_G[projection](np.radians(88.0)))
+    m = cam.astrometry.model.replace(projection=projection, coeffs=(f,), parity=parity,
+                                     rot_deg=rot_deg)
+    return dataclasses.replace(cam, astrometry=dataclasses.replace(cam.astrometry, model=m))
+
+
+@pytest.fixture(scope="module")
+def small_solutions(tmp_path_factory):
+    """Blind solutions of two small cameras: one through ac_calibrate.py, one by calibrate.solve."""
+    import yaml
+
+    from allsky_camera import ac_calibrate, sim_extras
+
+    ex = sim_extras.Extras(planets=True, text=sim_extras.TextOverlay(),
+                           dome=sim_extras.Dome(az_deg=150.0, half_width_deg=30.0,
+                                                top_alt_deg=30.0))
+    out = {}
+    tmp = tmp_path_factory.mktemp("small")
+    # the orthographic lens is the one the equidistant-only search could not verify
+    for key, cam in (("equidistant", small_camera()),
+                     ("orthographic", small_camera("orthographic", -1, 203.0))):
+        sim = simulate.simulate(cam, seed=5, extras=ex)
+        site, _ = coords.site_from_config(cam.site)
+        if key == "equidistant":      # the command line, as a new user runs it
+            frame = tmp / "small.fits"
+            fits.PrimaryHDU(sim.image, sim.header).writeto(frame)
+            yml = tmp / "SMALL.yaml"
+            assert ac_calibrate.main([str(frame), "--output", str(yml), "--exptime-card",
+                                      "EXPTIME", "--lat", str(site.lat_deg), "--lon",
+                                      str(site.lon_deg), "--elev", str(site.height_m)]) == 0
+            new = config.load_camera(yml)
+            assert new.sensor.saturation_adu == 255
+            cal = yaml.safe_load(yml.read_text())["calibration"]
+            out[key] = (sim, new.astrometry.model, cal["n_matched"], cal["rms_px"], None)
+        else:
+            bias = cam.simulation.bias_adu
+            sol = calibrate.solve(sim.image.astype(np.float32) - bias, sim.truth.time, site)
+            out[key] = (sim, sol.model, sol.n_matched, sol.rms_px, sol)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["equidistant", "orthographic"])
+def test_blind_calibration_of_a_small_noisy_camera(small_solutions, key):
+    sim, m, n_matched, rms, sol = small_solutions[key]
+    t = sim.truth.model
+    assert sim.image.dtype == np.uint8 and len(sim.truth.extras.planets) == 3
+    # (the family may differ: an equisolid law with radial terms mimics an equidistant one)
+    assert m.parity == t.parity
+    assert abs(m.x0 - t.x0) < 0.3 and abs(m.y0 - t.y0) < 0.3
+    assert abs((m.rot_deg - t.rot_deg + 180) % 360 - 180) < 0.05
+    # the model, not only the zenith: true star positions inside 70 deg zenith distance
+    st = sim.truth.stars
+    inner = np.asarray(st["alt_deg"]) > 20
+    x, y = m.altaz_to_xy(np.asarray(st["alt_deg"])[inner], np.asarray(st["az_deg"])[inner])
+    err = np.hypot(x - np.asarray(st["x"])[inner], y - np.asarray(st["y"])[inner])
+    assert np.sqrt(np.mean(err ** 2)) < 0.3
+    assert n_matched > 200 and rms < 0.7
+    if sol is not None:
+        # no matched centroid sits on a planet or the text
+        ex = sim.truth.extras
+        for p in ex.planets:
+            assert np.hypot(sol.x - p["x"], sol.y - p["y"]).min() > 3.0
+        assert not ex.text[np.rint(sol.y).astype(int), np.rint(sol.x).astype(int)].any()

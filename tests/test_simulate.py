@@ -248,17 +248,32 @@ def test_true_positions_follow_the_perturbed_model(camera, shifted):
         assert abs(jx - 2) <= 1 and abs(jy - 2) <= 1
 
 
+def clear_flux(st, tr, zp=None):
+    """Total flux of each truth star on a clear sky: m = V - ZP + k (X - 1) + c (B-V) + v."""
+    zp = tr.zp_true if zp is None else zp
+    q = ((90.0 - np.asarray(st["alt_deg"])) / 90.0) ** 2
+    vig = sum(a * q ** j for j, a in enumerate(tr.vignetting, start=1))
+    m = (np.asarray(st["VMAG"]) - zp + tr.ext_coef * (np.asarray(st["airmass"]) - 1.0)
+         + tr.colour_term * np.nan_to_num(np.asarray(st["BV"])) + vig)
+    return 10 ** (-0.4 * m) * tr.exptime
+
+
 def test_star_fluxes_and_zeropoints(camera, sim):
     st = sim.truth.stars
     tr = sim.truth
-    np.testing.assert_allclose(st["flux_adu"],
-                               10 ** (-0.4 * (st["VMAG"] - tr.zp_true)) * tr.exptime, rtol=1e-12)
+    assert tr.ext_coef == camera.simulation.ext_coef
+    np.testing.assert_allclose(st["flux_adu"], clear_flux(st, tr), rtol=1e-12)
+    # the airmass of Kasten & Young (1989) at the star's apparent zenith distance
+    z = 90.0 - np.asarray(st["alt_deg"])
+    ky = 1.0 / (np.cos(np.radians(z)) + 0.50572 * (96.07995 - z) ** -1.6364)
+    np.testing.assert_allclose(st["airmass"], ky, rtol=1e-12)
     sigma = st["fwhm_px"] / simulate.FWHM_PER_SIGMA
     np.testing.assert_allclose(st["ef_aper"], simulate.enclosed_fraction(
         camera.photometry.aper_radius_px, sigma))
-    safe = np.hypot(st["x"] - tr.model.x0, st["y"] - tr.model.y0) \
-        <= camera.astrometry.safe_radius_px
-    apcor = np.median(-2.5 * np.log10(st["ef_aper"][safe]))
+    # the nominal aperture zeropoint is read at the zenith PSF
+    apcor = -2.5 * np.log10(simulate.enclosed_fraction(
+        camera.photometry.aper_radius_px, camera.simulation.fwhm_zenith_px
+        / simulate.FWHM_PER_SIGMA))
     assert camera.photometry.zp_nominal_scale == "aperture"
     assert tr.zp_true == pytest.approx(camera.photometry.zp_nominal + apcor, abs=1e-12)
     assert tr.zp_aper_true == pytest.approx(camera.photometry.zp_nominal, abs=1e-9)
@@ -269,8 +284,8 @@ def test_zeropoint_overrides(camera):
     s = simulate.simulate(camera, seed=0, star_vmax=3.0, zp_true=7.25, exptime=30.0)
     assert s.truth.zp_true == 7.25 and s.header["SIMZP"] == 7.25
     assert s.header[camera.header.exptime_card] == 30.0
-    row = s.truth.stars[0]
-    assert row["flux_adu"] == pytest.approx(10 ** (-0.4 * (row["VMAG"] - 7.25)) * 30.0)
+    np.testing.assert_allclose(s.truth.stars["flux_adu"], clear_flux(s.truth.stars, s.truth,
+                                                                     zp=7.25))
     cam = with_sim(camera, zp_true=6.5)
     assert simulate.simulate(cam, star_vmax=3.0).truth.zp_true == 6.5
     cam = dataclasses.replace(camera, photometry=dataclasses.replace(
@@ -381,7 +396,7 @@ def test_quarter_cloud_dims_the_stars_in_its_quadrant(camera, quarter):
     inside = np.abs(daz) < 45.0
     assert 0.1 < inside.mean() < 0.4
     np.testing.assert_array_equal(st["transmission"], np.where(inside, 0.2, 1.0))
-    clear = 10 ** (-0.4 * (st["VMAG"] - quarter.truth.zp_true)) * quarter.truth.exptime
+    clear = clear_flux(st, quarter.truth)
     np.testing.assert_allclose(st["flux_adu"], clear * st["transmission"], rtol=1e-12)
     assert quarter.header["SIMCLOUD"] == "quarter" and quarter.header["SIMCLTR"] == 0.2
 
@@ -581,3 +596,21 @@ def test_main_refuses_existing_output(tmp_path, capsys):
     assert simulate.main([str(tmp_path / "y.fits")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "exists" in err[0]
+
+
+def test_colour_term_and_vignetting_rendered(camera):
+    s = simulate.simulate(camera, seed=0, star_vmax=3.5, ext_coef=0.3, colour_term=-0.2,
+                          vignetting=(0.5, 0.1))
+    tr = s.truth
+    assert (tr.ext_coef, tr.colour_term, tr.vignetting) == (0.3, -0.2, (0.5, 0.1))
+    assert s.header["SIMEXTK"] == 0.3 and s.header["SIMCOLT"] == -0.2
+    assert s.header["SIMVIG2"] == 0.5 and s.header["SIMVIG4"] == 0.1
+    np.testing.assert_allclose(tr.stars["flux_adu"], clear_flux(tr.stars, tr), rtol=1e-12)
+    # the same stars without the terms are brighter by exactly the model's magnitudes
+    plain = simulate.simulate(camera, seed=0, star_vmax=3.5, ext_coef=0.0, colour_term=0.0,
+                              vignetting=())
+    dm = -2.5 * np.log10(tr.stars["flux_adu"] / plain.truth.stars["flux_adu"])
+    zd = 90.0 - np.asarray(tr.stars["alt_deg"])
+    want = (0.3 * (tr.stars["airmass"] - 1) - 0.2 * np.nan_to_num(tr.stars["BV"])
+            + 0.5 * (zd / 90) ** 2 + 0.1 * (zd / 90) ** 4)
+    np.testing.assert_allclose(dm, want, atol=1e-9)

@@ -99,12 +99,18 @@ def test_overcast(camera, tmp_path, transmission, brightening):
     finally:
         log.removeHandler(catch)
     s = res["transparency"].summary
-    assert s.clear_fraction <= 0.05 and s.n_cells > 100
-    assert abs(s.median - transmission) < 0.05
     h = fits.getheader(next(tmp_path.glob("*-cat.fits")), 1)
-    assert h["CLEARFRC"] <= 0.05 and h["TRANSMED"] < 0.15 and h["TRANSNPX"] == s.n_cells
     warned = [r.getMessage() for r in catch.records if r.levelno == logging.WARNING]
-    assert any("mostly cloudy" in m and "clear fraction 0.0" in m for m in warned), warned
+    if h["ASTSTAT"] == "FAILED":
+        # too few stars to trust any geometry (issue 7): nothing is claimed
+        assert not np.isfinite(s.clear_fraction) and h["CLEARFRC"] == "NaN"
+        assert h["ZPMSG"] and any("astrometry FAILED" in m and "frame33" in m
+                                  for m in warned), warned
+    else:
+        assert s.clear_fraction <= 0.05 and s.n_cells > 100
+        assert abs(s.median - transmission) < 0.05
+        assert h["CLEARFRC"] <= 0.05 and h["TRANSMED"] < 0.15 and h["TRANSNPX"] == s.n_cells
+        assert any("mostly cloudy" in m and "clear fraction 0.0" in m for m in warned), warned
     # every product was still written
     assert next(tmp_path.glob("*-healpix.fits")) and next(tmp_path.glob("*-transp.png"))
 
@@ -112,7 +118,7 @@ def test_overcast(camera, tmp_path, transmission, brightening):
 def test_healpix_file_cards(quarter):
     import healpy as hp
 
-    _, _, out = quarter
+    _, truth, out = quarter
     path = next(out.glob("*-healpix.fits"))
     with fits.open(path) as hdul:
         names = [h.name for h in hdul[1:]]
@@ -125,7 +131,12 @@ def test_healpix_file_cards(quarter):
             assert len(hp.read_map(path, hdu=k)) == 768
     zp = hp.read_map(path, hdu=1)
     ok = np.isfinite(zp)
-    assert ok.sum() > 100 and abs(np.median(zp[ok]) - 6.0) < 0.2
+    # the per-cell zeropoint of the stars, extinction included: ZP - k (X - 1)
+    theta, _ = hp.pix2ang(8, np.arange(768))
+    z = np.minimum(np.degrees(theta), 90.0)           # cells with stars are above the horizon
+    x_ky = 1.0 / (np.cos(np.radians(z)) + 0.50572 * (96.07995 - z) ** -1.6364)
+    expect = truth.zp_true - truth.ext_coef * (x_ky - 1.0)
+    assert ok.sum() > 100 and abs(np.median(zp[ok] - expect[ok])) < 0.1
 
 
 def test_weighted_medians_against_brute_force():
@@ -153,9 +164,10 @@ def test_expected_snr_falls_on_bright_sky():
 def _run(cfg, n, **kw):
     args = dict(vmag=np.full(n, 3.0), alt_deg=np.full(n, 60.0), az_deg=np.linspace(0, 350, n),
                 flags=np.zeros(n, dtype=int), flux_total_adu=np.full(n, 0.0),
-                sky_sigma_adu=np.full(n, 2.0), zp_nominal_total=6.0, apcor_mag=np.full(n, 0.3),
+                sky_sigma_adu=np.full(n, 2.0), apcor_mag=np.full(n, 0.3),
                 exptime=60.0, aper_area_px=12.6, cfg=cfg)
-    args["flux_total_adu"] = 10 ** (-0.4 * (args["vmag"] - 6.0)) * 60.0   # fully clear
+    args["expected_total_adu"] = 10 ** (-0.4 * (args["vmag"] - 6.0)) * 60.0
+    args["flux_total_adu"] = args["expected_total_adu"].copy()     # fully clear
     args.update(kw)
     return transparency.run(**args)
 

@@ -4,13 +4,18 @@
     python py/allsky_camera/ac_calibrate.py FRAME --name NAME --output etc/NAME.yaml
         [--lat DEG --lon DEG --elev M] [--masks FRAME ...]
     python py/allsky_camera/ac_calibrate.py --build-masks FRAME ... --output etc/NAME.yaml
+    python py/allsky_camera/ac_calibrate.py --photometry FRAME ... --output etc/NAME.yaml
 
 The first form solves the camera's geometry blind (see
 :mod:`allsky_camera.calibrate`), builds the bad-pixel and obstruction masks
 from FRAME (and the --masks frames), measures the nominal zeropoint on FRAME
 with the new model, and writes a ready-to-use camera configuration, its masks
 beside it, and a diagnostic PNG.  The second form rebuilds only the masks of
-an existing configuration from several frames.  A frame that cannot be
+an existing configuration from several frames.  The third measures the
+camera's photometric terms (colour term, vignetting, clear-sky zeropoint;
+:func:`allsky_camera.photmodel.calibrate_terms`) on one or more clear frames
+with the existing geometry, the extinction held at the configuration's site
+default, and updates only those keys.  A frame that cannot be
 solved (cloudy, twilight, empty) ends with one line on stderr, exit status 2,
 and no YAML.
 """
@@ -54,6 +59,9 @@ ZP_VMAX = 5.5
 #: frame's sky: on the moonlit DCT frame 010 stars to V = 5.5 reach S/N 4,
 #: and their fluxes, lifted by the bright sky, pull its zeropoint up.
 ZP_MIN_SNR = 10.0
+#: Even-polynomial terms of the vignetting v(zd) fitted by --photometry:
+#: (zd/90)^2 and (zd/90)^4, enough for a smooth fall-off to 70 deg.
+VIGNETTING_TERMS = 2
 
 
 def build_parser():
@@ -90,6 +98,9 @@ def build_parser():
                    help="more frames for the bad-pixel and obstruction masks")
     p.add_argument("--build-masks", action="store_true",
                    help="only rebuild the masks of the configuration at --output from FRAMES")
+    p.add_argument("--photometry", action="store_true",
+                   help="only measure the photometric terms (colour term, vignetting, "
+                        "clear-sky zeropoint) of the configuration at --output on FRAMES")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing YAML (with --build-masks: existing masks)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress on stderr")
@@ -106,7 +117,16 @@ def output_path(opts):
     raise AllskyError("give --output PATH.yaml, or --camera-dir DIR and --name NAME")
 
 
+#: Saturation of a frame without DATAMAX whose data type says nothing (floats).
+UINT16_MAX = 65535.0
+
+
 def _read(path):
+    """The frame as float32, its header, and the largest value of its data type.
+
+    The last is the saturation level of a camera whose header has no DATAMAX
+    (255 for 8-bit video cameras); 65535 for floating-point data.
+    """
     from allsky_camera.io import _read_image_hdu
 
     if not Path(path).exists():
@@ -114,18 +134,48 @@ def _read(path):
     data, header = _read_image_hdu(str(path))
     if not np.any(data):
         raise InputFileError(f"{path}: every pixel is zero; nothing to calibrate on")
-    return data.astype(np.float32), header
+    kind_max = float(np.iinfo(data.dtype).max) if data.dtype.kind in "iu" else UINT16_MAX
+    return data.astype(np.float32), header, kind_max
 
 
-def _site(opts, header):
+def _header_number(header, key, path, default=None):
+    """A numeric header card, or InputFileError naming the file, card and value."""
+    if key not in header:
+        return default
+    value = header[key]
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError("a logical value")
+        x = float(value)
+    except (TypeError, ValueError) as err:
+        raise InputFileError(f"{path}: header card {key} = {value!r} is not a number; fix "
+                             "the header or give the value on the command line") from err
+    if not np.isfinite(x):
+        raise InputFileError(f"{path}: header card {key} = {value!r} is not finite; fix "
+                             "the header or give the value on the command line")
+    return x
+
+
+def _check_site(lat, lon, h, where):
+    """Site values within the ranges of :data:`allsky_camera.config.RANGES`."""
+    from allsky_camera.config import RANGES, check_range
+
+    for key, value in (("site.lat_deg", lat), ("site.lon_deg", lon), ("site.height_m", h)):
+        if value is not None:
+            check_range(value, key, where, *RANGES[key])
+
+
+def _site(opts, header, path):
     from allsky_camera import coords
 
     lat, lon, h = opts.lat, opts.lon, opts.elev
+    _check_site(lat, lon, h, "--lat/--lon/--elev")
     for klat, klon, kalt in (("OBSLAT", "OBSLONG", "OBSALT"), ("SITELAT", "SITELONG", "SITEELEV"),
                              ("LATITUDE", "LONGITUD", "ALTITUDE")):
         if lat is None and klat in header and klon in header:
-            lat, lon = float(header[klat]), float(header[klon])
-            h = float(header.get(kalt, 0.0)) if h is None else h
+            lat, lon = _header_number(header, klat, path), _header_number(header, klon, path)
+            h = _header_number(header, kalt, path, 0.0) if h is None else h
+            _check_site(lat, lon, h, f"{path}: header cards {klat}/{klon}/{kalt}")
     if lat is None or lon is None:
         raise InputFileError("the site is unknown: give --lat, --lon and --elev (the header "
                              "has no OBSLAT/OBSLONG)")
@@ -134,7 +184,8 @@ def _site(opts, header):
     return coords.Site(lon, lat, h, pressure * 1000.0), (lat, lon, h, pressure)
 
 
-def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names):
+def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names,
+                 type_max=UINT16_MAX):
     lat, lon, h, pressure = site_vals
     m = sol.model
     ny, nx = data.shape
@@ -143,7 +194,8 @@ def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names):
         "description": f"{header.get('INSTRUME', name)} all-sky camera, calibrated by "
                        f"ac_calibrate.py from {Path(opts.frames[0]).name}",
         "sensor": {"nx": nx, "ny": ny,
-                   "saturation_adu": float(header.get("DATAMAX", np.iinfo(np.uint16).max)),
+                   "saturation_adu": _header_number(header, "DATAMAX", opts.frames[0],
+                                                    type_max),
                    "dark_region": None, "bias_adu": round(float(bias), 1),
                    "bad_pixel_mask": masks_names[0], "obstruction_mask": masks_names[1]},
         "header": dict(header_section(opts), instrume=header.get("INSTRUME") or None),
@@ -193,14 +245,14 @@ def sol_time_iso(header, opts):
     return _start_time(header, opts).iso_utc
 
 
-def _measure_zeropoint(cam_dict, data, header, out_dir):
+def _measure_zeropoint(cam_dict, data, header, out_dir, frame):
     """Reduce the calibration frame with the new configuration; ZPTOTAL."""
     import tempfile
 
     from allsky_camera import ac_proc, config, io
 
     cam = config.camera_from_dict(cam_dict, source=str(out_dir / "x.yaml"))
-    exp = io.exposure_from_data("calibration.fits", data, header, cam)
+    exp = io.exposure_from_data(frame, data, header, cam)
     quiet = logging.getLogger("allsky_camera")
     level = quiet.level
     quiet.setLevel(logging.ERROR)     # the placeholder zeropoint makes the cloud map moot
@@ -242,48 +294,71 @@ def _diagnostic_png(path, data, sol):
 
 
 def calibrate_frame(opts):
-    from allsky_camera import calibrate, camera_yaml, io, masks
+    """Solve, build the masks, measure the zeropoint; publish everything only on success.
 
+    The YAML, both masks and the diagnostic PNG are staged in an
+    :class:`~allsky_camera.outputs.OutputSet` and renamed into place together
+    once the calibration has worked, so a failure leaves no file and an
+    existing camera's files are replaced only with ``--overwrite``.
+    """
+    from allsky_camera import calibrate, camera_yaml, io, masks, outputs
+    from allsky_camera.config import RANGES, check_range
 
     out = output_path(opts)
-    if out.exists() and not opts.overwrite:
-        raise OutputError(f"{out}: exists already; remove it or pass --overwrite")
-    io.check_outdir(out.parent)
-    data, header = _read(opts.frames[0])
-    t = _start_time(header, opts)
-    site, site_vals = _site(opts, header)
-    sol = calibrate.solve(data, t, site)
-    log.info("calibrate: %s projection, %d stars, rms %.3f px", sol.model.projection,
-             sol.n_matched, sol.rms_px)
     name = opts.name or out.stem
-    stack = [data] + [_read(f)[0] for f in opts.masks]
-    bpm = masks.bad_pixels(np.stack(stack))
-    obs = masks.obstructions(np.stack(stack), sol.circle)
-    cx, cy, rad = sol.circle
-    yy, xx = np.ogrid[:data.shape[0], :data.shape[1]]
-    ring = ((xx - cx) ** 2 + (yy - cy) ** 2 > (rad + 10) ** 2)
-    bias = float(np.percentile(data[ring], 1)) if ring.any() else float(np.percentile(data, 0.5))
     names = (f"{name}_bpm.fits", f"{name}_obstruction.fits")
-    d = _camera_dict(name, data, header, opts, sol, site_vals, bias, names)
-    masks.write_mask(bpm, out.parent / names[0])
-    masks.write_mask(obs, out.parent / names[1])
-    zp = _measure_zeropoint(d, data, header, out.parent)
-    if zp.ok:
-        # again with the S/N selection, which needs a nominal zeropoint
+    targets = [out, out.parent / names[0], out.parent / names[1], out.with_suffix(".png")]
+    _check_site(opts.lat, opts.lon, opts.elev, "--lat/--lon/--elev")
+    check_range(opts.utc_offset, "header.utc_offset_hours", "--utc-offset",
+                *RANGES["header.utc_offset_hours"])
+    io.check_outdir(out.parent)
+    frame = opts.frames[0]
+    data, header, type_max = _read(frame)
+    stack = [data]
+    for f in opts.masks:
+        d_ = _read(f)[0]
+        if d_.shape != data.shape:
+            raise InputFileError(f"{f}: --masks frame is {d_.shape[1]}x{d_.shape[0]} pixels but "
+                                 f"{frame} is {data.shape[1]}x{data.shape[0]}; give frames of "
+                                 "the same camera")
+        stack.append(d_)
+    _header_number(header, "DATAMAX", frame)     # checked now, used by _camera_dict
+    t = _start_time(header, opts)
+    site, site_vals = _site(opts, header, frame)
+    with outputs.OutputSet(out.parent, out.stem, targets, overwrite=opts.overwrite) as oset:
+        stage = oset.staging
+        sol = calibrate.solve(data, t, site)
+        log.info("calibrate: %s projection, %d stars, rms %.3f px", sol.model.projection,
+                 sol.n_matched, sol.rms_px)
+        bpm = masks.bad_pixels(np.stack(stack))
+        obs = masks.obstructions(np.stack(stack), sol.circle)
+        cx, cy, rad = sol.circle
+        yy, xx = np.ogrid[:data.shape[0], :data.shape[1]]
+        ring = ((xx - cx) ** 2 + (yy - cy) ** 2 > (rad + 10) ** 2)
+        bias = (float(np.percentile(data[ring], 1)) if ring.any()
+                else float(np.percentile(data, 0.5)))
+        d = _camera_dict(name, data, header, opts, sol, site_vals, bias, names, type_max)
+        # the masks go to the staging directory: the zeropoint run reads them there
+        masks.write_mask(bpm, stage / names[0])
+        masks.write_mask(obs, stage / names[1])
+        zp = _measure_zeropoint(d, data, header, stage, frame)
+        if zp.ok:
+            # again with the S/N selection, which needs a nominal zeropoint
+            d["photometry"]["zp_nominal"] = round(float(zp.zp_total), 4)
+            d["photometry"]["zp_min_snr"] = ZP_MIN_SNR
+            zp = _measure_zeropoint(d, data, header, stage, frame)
+        if not zp.ok:
+            raise AllskyError(f"{frame}: no zeropoint could be measured ({zp.message}); "
+                              "calibrate on a clear frame")
         d["photometry"]["zp_nominal"] = round(float(zp.zp_total), 4)
-        d["photometry"]["zp_min_snr"] = ZP_MIN_SNR
-        zp = _measure_zeropoint(d, data, header, out.parent)
-    if not zp.ok:
-        raise AllskyError(f"{opts.frames[0]}: no zeropoint could be measured ({zp.message}); "
-                          "calibrate on a clear frame")
-    d["photometry"]["zp_nominal"] = round(float(zp.zp_total), 4)
-    d["calibration"]["zp_stars"] = int(zp.n_stars)
-    text = camera_yaml.dump(d, preamble=yaml_preamble(name))
-    with io.atomic_path(out) as tmp:
-        tmp.write_text(text)
-    _diagnostic_png(out.with_suffix(".png"), data, sol)
+        d["calibration"]["zp_stars"] = int(zp.n_stars)
+        (stage / out.name).write_text(camera_yaml.dump(d, preamble=yaml_preamble(name)))
+        _diagnostic_png(stage / out.with_suffix(".png").name, data, sol)
+        oset.commit()
     print(f"wrote {out} ({sol.model.projection}, {sol.n_matched} stars, rms {sol.rms_px:.3f} px, "
           f"zeropoint {zp.zp_total:.3f})")
+    # the camera's photometric terms on the same frame, with the new geometry
+    calibrate_photometry(argparse.Namespace(frames=opts.frames[:1], output=str(out)))
 
 
 def yaml_preamble(name):
@@ -366,18 +441,114 @@ def build_masks_only(opts):
     print(f"wrote {names[0]} and {names[1]} beside {cam.source}")
 
 
+def _reduce_for_photometry(cam, path):
+    """Reduce one clear frame with ``cam``; the catalog table and exposure time (s)."""
+    import tempfile
+
+    from allsky_camera import ac_proc, io
+
+    exp = io.read_exposure(str(path), cam)
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ac_proc.build_parser().parse_args(["x", "--outdir", tmp, "--skip_checkplots",
+                                                  "--skip_sbmap", "--dont_write_detrended",
+                                                  "--dont_write_catalog"])
+        return ac_proc.process(exp, cam, opts)["catalog"], exp.exptime
+
+
+def calibrate_photometry(opts):
+    """Measure c, v(zd) and the clear-sky zeropoint; update only those keys."""
+    import dataclasses
+
+    import yaml
+
+    from allsky_camera import config, photmodel
+    from allsky_camera.exceptions import ConfigError
+
+    cam = config.load_camera(opts.output)
+    ph = cam.photometry
+    if ph.zp_nominal_scale != "total":
+        raise ConfigError(f"{opts.output}: photometry.zp_nominal_scale is "
+                          f"{ph.zp_nominal_scale!r}; --photometry writes a total-flux "
+                          "zeropoint: set it to 'total' first")
+    # reduce without the old terms, so that nothing of them leaks into the new ones
+    bare = dataclasses.replace(cam, photometry=dataclasses.replace(
+        ph, colour_term=0.0, colour_term_err=0.0, vignetting=()))
+    frames = []
+    for f in opts.frames:
+        cat, exptime = _reduce_for_photometry(bare, f)
+        m_tot = -2.5 * np.log10(np.where(cat["flux_total_adu"] > 0, cat["flux_total_adu"],
+                                         np.nan) / exptime)
+        vmag = np.asarray(cat["VMAG"])
+        # weights from the flux the star should have (the bare clear-sky
+        # model), not its measured flux, which would favour upward noise
+        zd = 90.0 - np.asarray(cat["alt_deg"])
+        f_exp = (photmodel.PhotModel(ph.zp_nominal, ph.ext_coef).expected_flux(vmag, 0.0, zd,
+                                                                               exptime)
+                 * 10.0 ** (-0.4 * np.asarray(cat["apcor_mag"])))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m_err = 2.5 / np.log(10.0) * np.asarray(cat["flux_err_adu"]) / f_exp
+        frames.append((m_tot, vmag, np.asarray(cat["BV"]), 90.0 - np.asarray(cat["alt_deg"]),
+                       (np.asarray(cat["flags"]) == 0) & (vmag <= ph.model_vmax),
+                       np.where(m_err > 0, m_err, np.nan)))
+    try:
+        terms = photmodel.calibrate_terms(frames, k=ph.ext_coef, n_vignetting=VIGNETTING_TERMS,
+                                          clip_sigma=ph.model_clip_sigma,
+                                          faint_clip_mag=ph.model_faint_clip_mag,
+                                          min_stars=ph.ext_min_stars,
+                                          floor_mag=ph.model_floor_mag)
+    except ConfigError as err:
+        raise AllskyError(f"{', '.join(map(str, opts.frames))}: {err}") from err
+    path = Path(opts.output)
+    d = yaml.safe_load(path.read_text())
+    p = d["photometry"]
+    p["zp_nominal"] = round(terms.zp, 4)
+    p["ext_coef"] = ph.ext_coef
+    p["colour_term"] = round(terms.colour_term, 4)
+    p["colour_term_err"] = round(terms.colour_term_err, 4)
+    p["vignetting"] = [round(v, 4) for v in terms.vignetting]
+    c = d.setdefault("calibration", {})
+    c["phot_frames"] = [Path(f).name for f in opts.frames]
+    c["phot_zp_frames"] = [round(z, 4) for z in terms.zp_frames]
+    c["phot_k_held"] = ph.ext_coef
+    c["phot_n_stars"] = terms.n_used
+    c["phot_rms_mag"] = round(terms.rms_mag, 4)
+    c["phot_made"] = dt.date.today().isoformat()
+    from allsky_camera import camera_yaml, io
+
+    with io.atomic_path(path) as tmp:
+        tmp.write_text(camera_yaml.dump(d, preamble=yaml_preamble(cam.name)))
+    print(f"updated {path}: zeropoint {terms.zp:.3f}, colour term {terms.colour_term:.3f} "
+          f"+- {terms.colour_term_err:.3f}, vignetting {list(p['vignetting'])} "
+          f"(k held at {ph.ext_coef:g}; {terms.n_used} stars, rms {terms.rms_mag:.3f} mag)")
+
+
 def main(argv=None):
+    """Command-line entry point; returns the exit status.
+
+    Ctrl-C, SIGTERM and SIGHUP end the run with one line, status 128 + the
+    signal's number, and no file written.
+    """
+    from allsky_camera import interrupts
+
     opts = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if opts.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        if opts.build_masks:
-            build_masks_only(opts)
-        else:
-            calibrate_frame(opts)
+        with interrupts.handled():
+            if opts.build_masks:
+                build_masks_only(opts)
+            elif opts.photometry:
+                calibrate_photometry(opts)
+            else:
+                calibrate_frame(opts)
     except AllskyError as err:
         print(f"ac_calibrate.py: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        name, status = interrupts.describe(err)
+        print(f"ac_calibrate.py: error: interrupted by {name}; no file was written",
+              file=sys.stderr)
+        return status
     return 0
 
 

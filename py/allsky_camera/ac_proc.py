@@ -7,12 +7,17 @@ The stages run in the order written in :func:`process`, each a function of
 its own module, passing arrays and tables in memory.  Errors the user can fix
 end the run with one line on stderr and exit status 2; a sky that does not
 allow a measurement (clouds, twilight) is logged, recorded in the output
-header, and the run goes on with what it can produce.
+header, and the run goes on with what it can produce.  The products are
+published together once all are written (:mod:`allsky_camera.outputs`): a run
+that fails, or is ended by Ctrl-C, SIGTERM or SIGHUP (exit status 128 + the
+signal's number), leaves the earlier outputs as they were.  Every log line
+and error names the frame.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -152,28 +157,63 @@ def process(exposure, camera, opts, timer=None, written=None):
             "ephem": red.ephem, "reduction": red}
 
 
-def setup_logging(verbose, quiet):
-    """Log to stderr: INFO by default, DEBUG with -v, WARNING with -q."""
+class FrameFilter(logging.Filter):
+    """Prefix every record with the frame's name, so a night's log says which frame."""
+
+    def __init__(self, frame):
+        super().__init__()
+        self.frame = frame
+
+    def filter(self, record):
+        if self.frame and not getattr(record, "_frame_named", False):
+            msg = record.getMessage()
+            record.msg = msg if self.frame in msg else f"{self.frame}: {msg}"
+            record.args = None
+            record._frame_named = True
+        return True
+
+
+def setup_logging(verbose, quiet, frame=None):
+    """Log to stderr: INFO by default, DEBUG with -v, WARNING with -q.
+
+    Every record, and every Python warning (``logging.captureWarnings``),
+    names ``frame``.  Returns the handler.
+    """
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("allsky_camera")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    handler.addFilter(FrameFilter(frame))
+    for name in ("allsky_camera", "py.warnings"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = [handler]
+        lg.setLevel(level)
+        lg.propagate = False
+    return handler
+
+
+def frame_name(opts):
+    """The name of the frame a run reduces, printable, for log lines and errors."""
+    from allsky_camera.io import fits_text
+
+    if opts.demo:
+        return "demo"
+    return fits_text(Path(opts.fname_in).name) if opts.fname_in else None
 
 
 def run(opts):
-    """Run the pipeline for parsed options; returns the results of :func:`process`."""
-    from allsky_camera import config, io
+    """Run the pipeline for parsed options; returns the results of :func:`process`.
+
+    The products are written into the staging directory of an
+    :class:`~allsky_camera.outputs.OutputSet` and published together at the
+    end, so a failed or interrupted run leaves the previous outputs intact.
+    """
+    from allsky_camera import config, io, outputs
 
     timer = Timer()
     data = header = None
     dirs = config.camera_dirs(getattr(opts, "camera_dir", None) or [])
     if opts.camera is None and not opts.demo:
         # no camera named: pick the configuration that matches the frame
-        if not os.path.exists(opts.fname_in):
-            raise AllskyError(f"{opts.fname_in}: no such file; check the path")
         data, header = io._read_image_hdu(opts.fname_in)
         camera, why = config.select_camera(header, data.shape, dirs)
         log.info("camera %s chosen by %s (give --camera to choose)", camera.name, why)
@@ -197,16 +237,14 @@ def run(opts):
         exposure = io.read_exposure(opts.fname_in, camera)
     timer.lap("read")
     paths = output_paths(opts.outdir, exposure.stem)
-    io.check_not_existing(wanted_outputs(opts, paths), opts.overwrite)
     log.info("%s: camera %s, exposure %.3g s at %s UTC", exposure.path, camera.name,
              exposure.exptime, exposure.time.iso_utc)
-    written = []
-    try:
-        result = process(exposure, camera, opts, timer, written=written)
-    except BaseException:
-        for p in written:   # leave nothing of a failed run behind
-            Path(p).unlink(missing_ok=True)
-        raise
+    with outputs.OutputSet(opts.outdir, exposure.stem, wanted_outputs(opts, paths),
+                           overwrite=opts.overwrite) as oset:
+        staged = argparse.Namespace(**{**vars(opts), "outdir": str(oset.staging)})
+        result = process(exposure, camera, staged, timer)
+        oset.commit()
+    result["paths"] = [oset.final(p) for p in result["paths"]]
     result["times"] = timer.times
     log.info("done in %.2f s (%s)", sum(timer.times.values()),
              ", ".join(f"{k} {v:.2f}" for k, v in timer.times.items()))
@@ -214,10 +252,15 @@ def run(opts):
 
 
 def main(argv=None):
-    """Command-line entry point; returns the exit status."""
+    """Command-line entry point; returns the exit status.
+
+    SIGTERM and SIGHUP end the run like Ctrl-C: its temporaries are removed,
+    one line is printed, and the status is 128 + the signal's number.
+    """
+    from allsky_camera import interrupts
+
     parser = build_parser()
     opts = parser.parse_args(argv)
-    setup_logging(opts.verbose, opts.quiet)
     conflict = check_conflicts(opts)
     if conflict:
         print(f"ac_proc.py: error: {conflict}", file=sys.stderr)
@@ -226,15 +269,53 @@ def main(argv=None):
         parser.print_usage(sys.stderr)
         print("ac_proc.py: error: give a raw exposure file name, or --demo", file=sys.stderr)
         return 2
+    frame = frame_name(opts)
+    setup_logging(opts.verbose, opts.quiet, frame)
+    _route_warnings(True)
     try:
-        run(opts)
+        with interrupts.handled():
+            run(opts)
     except AllskyError as err:
-        print(f"ac_proc.py: error: {err}", file=sys.stderr)
+        msg = str(err)
+        named = frame and (frame in msg or str(opts.fname_in) in msg)
+        print(f"ac_proc.py: error: {msg if named else f'{frame}: {msg}'}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("ac_proc.py: interrupted; no partial output was left", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        name, status = interrupts.describe(err)
+        print(f"ac_proc.py: error: {frame}: interrupted by {name}; no partial output was left",
+              file=sys.stderr)
+        return status
+    finally:
+        _route_warnings(False)
     return 0
+
+
+_SAVED_SHOWWARNING = []
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` replacement: one log line, ``Category: message``."""
+    first = str(message).strip().splitlines()[0] if str(message).strip() else ""
+    logging.getLogger("py.warnings").warning("%s: %s (%s:%d)", category.__name__, first,
+                                            Path(filename).name, lineno)
+
+
+def _route_warnings(on):
+    """Send Python warnings (astropy's too) through our log, which names the frame."""
+    import warnings
+
+    from astropy import log as astropy_log
+    from astropy.logger import LoggingError
+
+    if on:
+        with contextlib.suppress(LoggingError):   # astropy does not own them: fine
+            astropy_log.disable_warnings_logging()
+        _SAVED_SHOWWARNING.append(warnings.showwarning)
+        warnings.showwarning = _log_warning
+    elif _SAVED_SHOWWARNING:
+        warnings.showwarning = _SAVED_SHOWWARNING.pop()
+        with contextlib.suppress(LoggingError):
+            astropy_log.enable_warnings_logging()
 
 
 if __name__ == "__main__":

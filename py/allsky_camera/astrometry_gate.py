@@ -12,8 +12,9 @@ stars it predicts are where it says:
    scatter centroid noise gives on this camera (a fit that reaches its
    stars only by spreading its error does not pass);
 3. *flux rises with catalog brightness*: Spearman's rank correlation between
-   the matched stars' box flux and ``-V`` at least ``gate_min_rank_corr``
-   (noise peaks have no relation to the catalog);
+   the box flux of the matched stars brighter than ``fit_vmax`` and their
+   ``-V`` at least ``gate_min_rank_corr`` (noise peaks have no relation to
+   the catalog);
 4. *a sane model*: radial scale within ``gate_max_scale_dev`` of 1 and the
    optical axis tilted by at most ``gate_max_tilt_deg``.
 
@@ -62,8 +63,8 @@ class GateResult:
     rms_px : float
         RMS residual of the matched stars, pixels (NaN if none).
     rank_corr : float
-        Spearman rank correlation of matched flux against ``-V`` (NaN if
-        fewer than 3 matched stars).
+        Spearman rank correlation of the flux of matched stars with
+        ``V <= fit_vmax`` against ``-V`` (NaN if fewer than 3 such stars).
     """
 
     ok: bool
@@ -179,9 +180,12 @@ def evaluate(image, model, x_meas, y_meas, alt, az, vmag, cfg):
     n_mat = int(matched.sum())
     frac = n_mat / n_pred if n_pred else 0.0
     rms_px = float(np.sqrt(np.mean(d[matched] ** 2))) if n_mat else float("nan")
-    flux = box_flux(image, x_meas[matched], y_meas[matched])
+    # the flux test on the bright matched stars (V <= fit_vmax): fainter ones
+    # add noise and cost, not evidence
+    ranked = matched & (vmag <= cfg.fit_vmax)
+    flux = box_flux(image, x_meas[ranked], y_meas[ranked])
     fin = np.isfinite(flux)
-    corr = rank_correlation(flux[fin], -vmag[matched][fin])
+    corr = rank_correlation(flux[fin], -vmag[ranked][fin])
     tilt = float(np.hypot(model.tilt_n_deg, model.tilt_e_deg))
 
     def result(ok, msg):

@@ -94,6 +94,7 @@ class HeaderCards:
     utc_offset_hours: float = 0.0            # camera clock minus UTC, hours (MDM: -7)
     exptime_s: float | None = None           # exposure time, s, when exptime_card is null
     instrume: str | None = None              # INSTRUME value that identifies this camera
+    max_exptime_s: float = 3600.0            # longer exposure times are refused as corrupt, s
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +163,8 @@ class Photometry:
     vmax: float                              # faintest catalog star used, V mag
     isolation_deg: float                     # stars with a neighbour nearer than this are flagged
     moon_exclusion_deg: float                # stars nearer the Moon than this are flagged
+    planet_exclusion_deg: float = 1.5        # stars nearer Venus, Mars, Jupiter or Saturn than
+                                             # this are flagged PLANET (deg)
     apcor_radius_px: float = 5.0             # "total flux" aperture of the aperture correction
     apcor_vmax: float = 4.0                  # V limit of the aperture-correction stars
     apcor_min_stars: int = 8                 # fewer: use apcor_default_mag
@@ -171,6 +174,23 @@ class Photometry:
     zp_min_snr: float = 0.0                  # zeropoint stars must be EXPECTED (nominal zeropoint,
                                              # this frame's sky noise) to reach this S/N; 0: off
     neighbour_dv: float = 2.5                # neighbours fainter by more than this don't count
+    forced: bool = True                      # measure every star at the fitted astrometric
+                                             # prediction (when the fit is good): centroids of
+                                             # faint stars climb noise peaks and read bright
+    # the photometric model m = V - ZP + k (X - 1) + c (B - V) + v(zd), see photmodel.py;
+    # zp_nominal is its clear-sky ZP at the zenith (X = 1)
+    ext_coef: float = 0.15                   # site default extinction k, mag/airmass (V band)
+    colour_term: float = 0.0                 # camera colour term c, mag per mag of B-V
+    colour_term_err: float = 0.0             # its 1-sigma error (0: not measured)
+    vignetting: tuple[float, ...] = ()       # v(zd) coefficients of (zd/90)^2, (zd/90)^4, ..., mag
+    ext_min_stars: int = 30                  # fewer clear model stars: k is the default
+    ext_min_airmass_span: float = 0.5        # ... or a smaller airmass span (10-90 percentile)
+    model_clip_sigma: float = 3.0            # model fit: clip residuals beyond this, robust sigma
+    model_faint_clip_mag: float = 0.3        # ... and stars this much fainter than the fit (cloud)
+    model_floor_mag: float = 0.02            # model fit weights 1/(err^2 + floor^2), mag
+    model_vmax: float = 5.0                  # model fit on stars to this V: fainter ones read
+                                             # bright (centroids on noise, unlisted neighbours)
+    missing_bv: float = 0.6                  # B-V assumed for stars without one (transparency only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +210,23 @@ class Transparency:
     min_expected_snr: float = 5.0            # stars that should reach a lower S/N do not vote
     clear_threshold: float = 0.7             # a cell is clear above this median transparency
     cloudy_warning: float = 0.5              # warn when the clear fraction is below this
+    haze_min: float = 0.8                    # a grey offset of the whole frame down to this is
+                                             # haze (reported as TRANSGRY), deeper is cloud
+    min_voting_stars: int = 10               # fewer voting stars on a bright sky: 'sky too bright'
+
+
+@dataclasses.dataclass(frozen=True)
+class SkyStatus:
+    """What lights the sky: SKYSTAT 'dark', 'moon', 'twilight' or 'day'."""
+
+    sun_day_alt_deg: float = -0.833          # Sun above this: day (sunrise/sunset, the
+                                             # almanac's refraction + semi-diameter)
+    sun_twilight_alt_deg: float = -18.0      # Sun above this: twilight (astronomical)
+    moon_min_alt_deg: float = 0.0            # Moon above this altitude ...
+    moon_min_illum: float = 0.1              # ... and more illuminated than this: 'moon'
+    dark_sky_mag: float = 20.5               # zenith sky fainter than this (V mag/arcsec^2) on a
+                                             # twilight or moon frame: 'dark' (light negligible)
+    zenith_zd_deg: float = 30.0              # sky level measured within this zenith distance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,21 +236,27 @@ class Streaks:
     horizon_margin_px: float = 15.0          # search the lens circle less this margin, pixels
     bkg_kernel_px: int = 23                  # running-median width of the background, pixels
     bkg_step_px: int = 8                     # grid step of that median, pixels
-    threshold_sigma: float = 4.0             # threshold of the 3x3-smoothed significance
-    min_blob_px: int = 30                    # connected pieces this small are stars or noise
-    hough_threshold: int = 10                # probabilistic Hough accumulator threshold
-    min_length_px: int = 40                  # shortest streak, pixels
+    mask_grow_px: float = 12.0               # not searched within this of the obstruction mask
+    moon_radius_deg: float = 20.0            # nor within this of the Moon, deg, ...
+    halo_sky_factor: float = 1.5             # ... where the sky is this many times the median
+    clip_sigma: float = 3.0                  # high-passed significance clipped to +-this
+    bin_px: int = 6                          # block size of the line search, pixels
+    window_min_px: int = 64                  # shortest window summed along a line, pixels
+    window_max_px: int = 256                 # longest (doubling from the shortest), pixels
+    angle_step_deg: float = 1.5              # angle step of the line search, deg
+    search_snr: float = 9.0                  # a window's summed S/N must reach this
+    max_candidates: int = 40                 # at most this many windows are measured
+    refine_chunk_px: int = 24                # ridge fitted in chunks this long (half for arcs)
+    max_curvature_px: float = 2.0            # sagitta off a line's and a great circle's, pixels
+    max_width_px: float = 5.0                # a wider FWHM is not a streak, pixels
+    min_length_px: int = 64                  # shortest streak, pixels
     line_gap_px: int = 12                    # largest gap bridged along a streak, pixels
-    merge_angle_deg: float = 2.0             # segments this parallel ...
-    merge_dist_px: float = 5.0               # ... and this close to one line are one streak
     star_mask_px: int = 3                    # catalog stars are blanked within this radius
     star_mask_vmax: float = 5.0              # ... when brighter than this V
-    walk_window_px: int = 9                  # running mean along the line, pixels
-    walk_sigma: float = 1.0                  # the streak ends where that mean drops below this
+    walk_sigma: float = 1.0                  # core over sides test: core beats this, noise sigma
     width_half_px: int = 8                   # half-width of the profile across the line
-    min_core_sigma: float = 2.0              # core level below this many noise sigma: not a streak
+    min_core_sigma: float = 0.5              # core below this many local noise sigma: not a streak
     dedupe_px: float = 8.0                   # a streak along a longer one within this is a piece
-    end_gap_px: int = 4                      # a streak's end: no gap in it wider than this
     noise_block_px: int = 32                 # tiles of the local noise map, pixels
     side_contrast: float = 3.0               # core must beat both sides by this factor
 
@@ -232,7 +275,11 @@ class Simulation:
     fwhm_horizon_px: float                   # PSF FWHM at the horizon, pixels
     hot_pixel_fraction: float = 1e-4         # fraction of pixels that are hot
     vmax: float = 7.0                        # faintest star rendered, V mag
-    zp_true: float | None = None             # true total-flux zeropoint; None: from the config
+    zp_true: float | None = None             # true total-flux zeropoint at the zenith; None:
+                                             # from the config
+    ext_coef: float = 0.0                    # true extinction k rendered, mag/airmass
+    colour_term: float = 0.0                 # true colour term c rendered, mag per mag B-V
+    vignetting: tuple[float, ...] = ()       # true v(zd) coefficients rendered, mag
     horizon_alt_deg: float = 0.0             # sky below this altitude is dark (lens edge)
     dateobs: str = "2020-10-11T21:38:23"     # default DATE-OBS (camera's clock)
 
@@ -252,6 +299,7 @@ class Camera:
     centroid: Centroid = Centroid()
     transparency: Transparency = Transparency()
     streaks: Streaks = Streaks()
+    skystat: SkyStatus = SkyStatus()
     simulation: Simulation | None = None
     calibration: dict | None = None          # how the configuration was made (free form)
     source: str = ""                         # file it was read from (set by the loader)
@@ -281,13 +329,14 @@ KEY_DOCS = {
     "sensor.hot_pixel_sigma": "repair pixels this many noise sigma above all 8 neighbours",
     "sensor.hot_pixel_ratio": "... and this many times their brightest neighbour's excess",
     "header": "where the exposure's metadata live in the raw FITS header",
-    "header.exptime_card": "card holding the exposure time, s (null: give exptime_s)",
+    "header.exptime_card": "card holding the exposure time, s (null: none, give exptime_s)",
     "header.dateobs_card": "card holding the start time (or its date, see timeobs_card)",
-    "header.timeobs_card": "card holding the time of day when dateobs_card has the date",
-    "header.time_format": "strptime format of the start time (null: ISO 8601)",
-    "header.utc_offset_hours": "camera clock minus UTC, hours (MDM: -7)",
-    "header.exptime_s": "exposure time, s, when exptime_card is null",
+    "header.timeobs_card": "card holding the time of day when dateobs_card has the date only",
+    "header.time_format": "strptime format of the start time, any case (null: ISO 8601)",
+    "header.utc_offset_hours": "DATE-OBS clock minus UTC, hours (MDM: -7)",
+    "header.exptime_s": "exposure time when there is no exposure-time card, s",
     "header.instrume": "INSTRUME value that identifies this camera (null: none)",
+    "header.max_exptime_s": "longer exposure times are refused as corrupt, s",
     "site": "observatory position and the air for refraction",
     "site.lon_deg": "east longitude, deg (west negative)",
     "site.lat_deg": "geodetic latitude, deg",
@@ -315,18 +364,18 @@ KEY_DOCS = {
     "astrometry.search_half_px": "half-width of the first-pass search box, pixels",
     "astrometry.clip_sigma": "residual clip of the robust fit, sigma",
     "astrometry.min_stars": "fewer matched stars: keep the template",
-    "astrometry.gate_match_px": "quality gate: a predicted star is found within this, pixels",
-    "astrometry.gate_min_fraction": "quality gate: fewest found / predicted bright stars",
-    "astrometry.gate_max_rms_px": "quality gate: largest RMS residual of found stars, pixels",
-    "astrometry.gate_min_rank_corr": "quality gate: lowest rank correlation of flux with -V",
-    "astrometry.gate_max_scale_dev": "quality gate: largest |radial scale - 1|",
-    "astrometry.gate_max_tilt_deg": "quality gate: largest tilt of the optical axis, deg",
+    "astrometry.gate_match_px": "gate: a predicted bright star is found within this, pixels",
+    "astrometry.gate_min_fraction": "gate: fewest found / predicted bright stars (0-1)",
+    "astrometry.gate_max_rms_px": "gate: largest RMS residual of the found stars, pixels",
+    "astrometry.gate_min_rank_corr": "gate: lowest rank correlation of their flux with -V",
+    "astrometry.gate_max_scale_dev": "gate: largest |radial scale - 1| of an accepted model",
+    "astrometry.gate_max_tilt_deg": "gate: largest axis tilt of an accepted model, deg",
     "astrometry.recover": "search wider when the template fails the gate",
     "astrometry.recover_offset_px": "recovery: zenith searched this far from the template, px",
-    "astrometry.recover_step_px": "recovery: grid step of that search, pixels",
-    "astrometry.recover_vmax": "recovery: V limit of the stars of the search, mag",
-    "astrometry.recover_min_alt_deg": "recovery: lowest altitude of the search stars, deg",
-    "astrometry.recover_n_detect": "recovery: brightest detections the search matches",
+    "astrometry.recover_step_px": "recovery: cell of the zenith-shift vote, pixels",
+    "astrometry.recover_vmax": "recovery: V limit of the stars matched, mag",
+    "astrometry.recover_min_alt_deg": "recovery: lowest altitude of the stars matched, deg",
+    "astrometry.recover_n_detect": "recovery: brightest detections matched",
     "centroid": "iterative windowed centroiding",
     "centroid.box_half_px": "half-width of the centroid box, pixels",
     "centroid.window_sigma_px": "Gaussian window sigma, pixels",
@@ -339,11 +388,13 @@ KEY_DOCS = {
     "photometry": "aperture photometry and zeropoints",
     "photometry.aper_radius_px": "photometric aperture radius, pixels",
     "photometry.annulus_px": "sky annulus [inner, outer] radius, pixels",
-    "photometry.zp_nominal": "nominal zeropoint, mag for 1 ADU/s",
+    "photometry.zp_nominal": "clear-sky zeropoint at the zenith (X = 1), mag for 1 ADU/s",
     "photometry.zp_nominal_scale": "'aperture' or 'total': the flux zp_nominal refers to",
     "photometry.vmax": "faintest catalog star used, V mag",
     "photometry.isolation_deg": "stars with a neighbour nearer than this are flagged, deg",
     "photometry.moon_exclusion_deg": "stars nearer the Moon than this are flagged, deg",
+    "photometry.planet_exclusion_deg": "stars nearer Venus, Mars, Jupiter or Saturn are "
+                                       "flagged PLANET, deg",
     "photometry.apcor_radius_px": "'total flux' aperture of the aperture correction, pixels",
     "photometry.apcor_vmax": "V limit of the aperture-correction stars, mag",
     "photometry.apcor_min_stars": "fewer: use apcor_default_mag",
@@ -352,6 +403,19 @@ KEY_DOCS = {
     "photometry.zp_vmax": "faintest zeropoint star, V mag (null: vmax)",
     "photometry.zp_min_snr": "zeropoint stars must be expected to reach this S/N (0: off)",
     "photometry.neighbour_dv": "neighbours fainter by more than this do not count, mag",
+    "photometry.forced": "measure every star at the fitted prediction (faint centroids read "
+                         "bright)",
+    "photometry.ext_coef": "site default extinction k, mag/airmass (fitted when it can be)",
+    "photometry.colour_term": "camera colour term c, mag per mag of B-V",
+    "photometry.colour_term_err": "its 1-sigma error, mag/mag (0: not measured)",
+    "photometry.vignetting": "v(zd) coefficients of (zd/90)^2, (zd/90)^4, ..., mag",
+    "photometry.ext_min_stars": "fewer clear model stars: k is the site default",
+    "photometry.ext_min_airmass_span": "... or a smaller airmass span (10-90 percentile)",
+    "photometry.model_clip_sigma": "model fit: clip residuals beyond this, robust sigma",
+    "photometry.model_faint_clip_mag": "... and stars this much fainter than the fit, mag",
+    "photometry.model_floor_mag": "model fit weights 1/(err^2 + floor^2), mag",
+    "photometry.model_vmax": "model fit on stars to this V, mag (fainter read bright)",
+    "photometry.missing_bv": "B-V assumed for stars without one (transparency only), mag",
     "sbmap": "sky-brightness map",
     "sbmap.kernel_px": "median filter width, pixels (odd)",
     "sbmap.step_px": "grid step of the fast median, pixels",
@@ -361,25 +425,40 @@ KEY_DOCS = {
     "transparency.min_expected_snr": "stars that should reach a lower S/N do not vote",
     "transparency.clear_threshold": "a cell is clear above this median transparency",
     "transparency.cloudy_warning": "warn when the clear fraction is below this",
+    "transparency.haze_min": "a grey offset of the frame down to this is haze (TRANSGRY)",
+    "transparency.min_voting_stars": "fewer voting stars on a twilight/day sky: too bright",
+    "skystat": "SKYSTAT: dark, moon, twilight or day",
+    "skystat.sun_day_alt_deg": "Sun above this altitude: day, deg (sunrise/sunset)",
+    "skystat.sun_twilight_alt_deg": "Sun above this: twilight, deg (astronomical)",
+    "skystat.moon_min_alt_deg": "Moon above this altitude, deg ...",
+    "skystat.moon_min_illum": "... and more lit than this fraction: moon",
+    "skystat.dark_sky_mag": "zenith sky fainter than this: dark anyway, V mag/arcsec^2",
+    "skystat.zenith_zd_deg": "sky level from star annuli within this zenith distance, deg",
     "streaks": "satellite and aircraft streaks (--detect_streaks)",
     "streaks.horizon_margin_px": "search the lens circle less this margin, pixels",
     "streaks.bkg_kernel_px": "running-median width of the background, pixels",
     "streaks.bkg_step_px": "grid step of that median, pixels",
-    "streaks.threshold_sigma": "threshold of the 3x3-smoothed significance, sigma",
-    "streaks.min_blob_px": "connected pieces this small are stars or noise, pixels",
-    "streaks.hough_threshold": "probabilistic Hough accumulator threshold",
+    "streaks.mask_grow_px": "not searched within this of the obstruction mask, pixels",
+    "streaks.moon_radius_deg": "nor within this of the Moon when it is up, deg, ...",
+    "streaks.halo_sky_factor": "... where the sky is this many times the median sky",
+    "streaks.clip_sigma": "significance clipped to +-this for the line search, sigma",
+    "streaks.bin_px": "block size of the line search, pixels",
+    "streaks.window_min_px": "shortest window summed along a line, pixels",
+    "streaks.window_max_px": "longest window (doubling from the shortest), pixels",
+    "streaks.angle_step_deg": "angle step of the line search, deg",
+    "streaks.search_snr": "a window's summed S/N must reach this",
+    "streaks.max_candidates": "at most this many windows are measured",
+    "streaks.refine_chunk_px": "the ridge is fitted in chunks this long (half for arcs), pixels",
+    "streaks.max_curvature_px": "a ridge's sagitta off a line's and a great circle's, pixels",
+    "streaks.max_width_px": "a wider FWHM is not a streak, pixels",
     "streaks.min_length_px": "shortest streak, pixels",
     "streaks.line_gap_px": "largest gap bridged along a streak, pixels",
-    "streaks.merge_angle_deg": "segments this parallel (deg) ...",
-    "streaks.merge_dist_px": "... and this close to one line are one streak, pixels",
     "streaks.star_mask_px": "catalog stars are blanked within this radius, pixels",
     "streaks.star_mask_vmax": "... when brighter than this V, mag",
-    "streaks.walk_window_px": "running mean along the line, pixels",
-    "streaks.walk_sigma": "the streak ends where that mean drops below this, sigma",
+    "streaks.walk_sigma": "the core must also beat its sides by this, sigma",
     "streaks.width_half_px": "half-width of the profile across the line, pixels",
-    "streaks.min_core_sigma": "core level below this many noise sigma: not a streak",
+    "streaks.min_core_sigma": "core below this many local noise sigma: not a streak",
     "streaks.dedupe_px": "a streak along a longer one within this is a piece, pixels",
-    "streaks.end_gap_px": "a streak's end: no gap in it wider than this, pixels",
     "streaks.noise_block_px": "tiles of the local noise map, pixels",
     "streaks.side_contrast": "the core must beat both sides by this factor",
     "simulation": "what the simulator renders for this camera (not the pipeline)",
@@ -394,6 +473,9 @@ KEY_DOCS = {
     "simulation.hot_pixel_fraction": "fraction of pixels that are hot",
     "simulation.vmax": "faintest star rendered, V mag",
     "simulation.zp_true": "true total-flux zeropoint, mag (null: from the config)",
+    "simulation.ext_coef": "true extinction k rendered, mag/airmass",
+    "simulation.colour_term": "true colour term c rendered, mag per mag of B-V",
+    "simulation.vignetting": "true v(zd) coefficients rendered, mag",
     "simulation.horizon_alt_deg": "sky below this altitude is dark (lens edge), deg",
     "simulation.dateobs": "default DATE-OBS, ISO 8601 on the camera's clock",
     "calibration": "how this configuration was made (not used by the pipeline)",
@@ -405,6 +487,12 @@ KEY_DOCS = {
     "calibration.tool": "program and version that wrote this file",
     "calibration.made": "date written",
     "calibration.zp_stars": "stars of the nominal zeropoint",
+    "calibration.phot_frames": "clear frames of the photometric terms (--photometry)",
+    "calibration.phot_zp_frames": "their clear-sky zenith zeropoints, mag",
+    "calibration.phot_k_held": "extinction held there, mag/airmass (v absorbs the rest)",
+    "calibration.phot_n_stars": "stars of the photometric fit",
+    "calibration.phot_rms_mag": "their robust scatter about the model, mag",
+    "calibration.phot_made": "date the photometric terms were measured",
 }
 
 
@@ -479,6 +567,101 @@ def _build(cls, mapping, where):
         raise ConfigError(f"{where}: {err}") from err
 
 
+#: Allowed ranges of the numeric keys, ``"section.key": (low, high)``, both
+#: inclusive; ``">0"`` as low means strictly positive.  Every other number of
+#: a configuration must merely be finite.  Sources: geometry (latitudes,
+#: fractions), the physics of the air (ERFA refraction, eraRefco, needs
+#: 0-1 humidity and a pressure below 1.2 bar anywhere on Earth), UTC offsets
+#: of real time zones (-12 to +14 h), and what each algorithm needs to work
+#: at all (a centroid box of 1 pixel at least).
+RANGES = {
+    "sensor.nx": (1, None), "sensor.ny": (1, None),
+    "sensor.saturation_adu": (">0", None), "sensor.hot_pixel_sigma": (">0", None),
+    "sensor.hot_pixel_ratio": (">0", None),
+    "header.utc_offset_hours": (-14.0, 14.0), "header.max_exptime_s": (">0", None),
+    "site.lon_deg": (-180.0, 360.0), "site.lat_deg": (-90.0, 90.0),
+    "site.height_m": (-1000.0, 10000.0), "site.pressure_bar": (0.0, 1.2),
+    "site.temperature_c": (-100.0, 60.0), "site.humidity": (0.0, 1.0),
+    "site.wavelength_um": (">0", None),
+    "astrometry.safe_radius_px": (">0", None), "astrometry.search_half_px": (1, None),
+    "astrometry.clip_sigma": (">0", None), "astrometry.min_stars": (1, None),
+    "astrometry.model.scale": (">0", None),
+    "centroid.box_half_px": (1, None), "centroid.window_sigma_px": (">0", None),
+    "centroid.n_iter": (1, None), "centroid.max_shift_px": (">0", None),
+    "centroid.edge_margin_px": (0, None), "centroid.blend_radius_px": (0.0, None),
+    "centroid.saturation_radius_px": (0, None), "centroid.min_snr": (0.0, None),
+    "photometry.aper_radius_px": (">0", None), "photometry.isolation_deg": (0.0, 180.0),
+    "photometry.moon_exclusion_deg": (0.0, 180.0), "photometry.apcor_radius_px": (">0", None),
+    "photometry.apcor_min_stars": (1, None), "photometry.min_stars_zp": (1, None),
+    "photometry.zp_min_snr": (0.0, None), "photometry.neighbour_dv": (0.0, None),
+    "sbmap.step_px": (1, None),
+    "transparency.min_expected_snr": (0.0, None), "transparency.clear_threshold": (">0", None),
+    "transparency.cloudy_warning": (0.0, 1.0),
+    "transparency.haze_min": (">0", 1.0), "transparency.min_voting_stars": (0, None),
+    "photometry.ext_coef": (0.0, None), "photometry.ext_min_stars": (1, None),
+    "photometry.ext_min_airmass_span": (0.0, None), "photometry.model_clip_sigma": (">0", None),
+    "photometry.model_faint_clip_mag": (">0", None), "photometry.model_floor_mag": (">0", None),
+    "skystat.moon_min_illum": (0.0, 1.0), "skystat.zenith_zd_deg": (">0", 90.0),
+    "streaks.horizon_margin_px": (0.0, None), "streaks.bkg_kernel_px": (1, None),
+    "streaks.bkg_step_px": (1, None), "streaks.mask_grow_px": (0.0, None),
+    "streaks.moon_radius_deg": (0.0, 180.0), "streaks.halo_sky_factor": (">0", None),
+    "streaks.clip_sigma": (">0", None), "streaks.bin_px": (1, None),
+    "streaks.window_min_px": (1, None), "streaks.window_max_px": (1, None),
+    "streaks.angle_step_deg": (">0", 90.0), "streaks.search_snr": (">0", None),
+    "streaks.max_candidates": (1, None), "streaks.refine_chunk_px": (1, None),
+    "streaks.max_curvature_px": (0.0, None), "streaks.max_width_px": (">0", None),
+    "streaks.min_length_px": (1, None), "streaks.line_gap_px": (0, None),
+    "streaks.star_mask_px": (0, None), "streaks.walk_sigma": (0.0, None),
+    "streaks.width_half_px": (1, None), "streaks.min_core_sigma": (0.0, None),
+    "streaks.dedupe_px": (0.0, None), "streaks.noise_block_px": (1, None),
+    "streaks.side_contrast": (">0", None),
+    "simulation.exptime_s": (">0", None), "simulation.gain_e_per_adu": (">0", None),
+    "simulation.read_noise_e": (0.0, None), "simulation.fwhm_zenith_px": (">0", None),
+    "simulation.fwhm_horizon_px": (">0", None), "simulation.hot_pixel_fraction": (0.0, 1.0),
+}
+
+
+def _numbers(obj, prefix):
+    """``(dotted key, value)`` of every number in a configuration, depth first."""
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(v):
+            yield from _numbers(v, key + ".")
+        elif isinstance(v, tuple):
+            yield from ((f"{key}[{i}]", x) for i, x in enumerate(v)
+                        if isinstance(x, (int, float)) and not isinstance(x, bool))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            yield key, v
+
+
+def check_range(value, key, where, low=None, high=None):
+    """Raise ConfigError unless ``value`` is finite and within ``[low, high]``.
+
+    ``low`` may be ``">0"`` (strictly positive).  The message names the
+    value and the allowed range, i.e. what to change.
+    """
+    import math
+
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: {key} = {value!r} is not a finite number; give a number")
+    lo_open = low == ">0"
+    lo = 0 if lo_open else low
+    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (
+        high is not None and value > high)
+    if bad:
+        left = "(0" if lo_open else ("(-inf" if lo is None else f"[{lo:g}")
+        right = "inf)" if high is None else f"{high:g}]"
+        raise ConfigError(f"{where}: {key} = {value!r} is outside {left}, {right}; "
+                          "set it within that range")
+
+
+def _validate_ranges(cam, where):
+    for key, value in _numbers(cam, ""):
+        low, high = RANGES.get(key, (None, None))
+        check_range(value, key, where, low, high)
+
+
 #: Largest clock offset from UTC, hours (the time zones span UTC-12 to UTC+14).
 _MAX_UTC_OFFSET_H = 14.0
 
@@ -513,6 +696,7 @@ def check_header_cards(hc, where):
 
 def _validate(cam, where):
     check_header_cards(cam.header, where)
+    _validate_ranges(cam, where)
     s = cam.sensor
     if s.dark_region is None and s.bias_adu is None:
         raise ConfigError(f"{where}: sensor needs dark_region or bias_adu")
@@ -665,7 +849,12 @@ def load_camera(name_or_path, dirs=None):
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err.__class__.__name__}: "
                           f"{str(err).splitlines()[0]})") from err
-    return camera_from_dict(d or {}, source=path)
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (name:, "
+                          f"sensor:, ...), not a {type(d).__name__}; see etc/MDM.yaml")
+    return camera_from_dict(d, source=path)
 
 
 def select_camera(header, shape, dirs=None):

@@ -6,16 +6,17 @@ definitions are written to the catalog header as ``FLAGBnn`` cards.
 
 #: name -> (bit value, description)
 FLAGS = {
-    "SHIFT": (1, "centroid moved too far from the fitted prediction"),
-    "OTHER_STAR": (2, "centroid nearer another catalog star's prediction"),
+    "SHIFT": (1, "centroid too far from the fitted prediction"),
+    "OTHER_STAR": (2, "centroid nearer another star's prediction"),
     "SATURATED": (4, "saturated raw pixel at or near the centroid"),
     "EDGE": (8, "too near the image edge"),
     "NOT_ISOLATED": (16, "catalog neighbour within the isolation radius"),
     "MOON": (32, "within the Moon exclusion radius"),
     "OUTSIDE_SAFE": (64, "outside the safe radius from the zenith"),
-    "NO_FLUX": (128, "centroiding failed or aperture flux not positive"),
+    "NO_FLUX": (128, "no centroid or aperture flux not positive"),
     "BAD_PIXEL": (256, "masked or obstructed pixel in the aperture"),
-    "FAINT": (512, "not detected: windowed S/N below centroid.min_snr"),
+    "FAINT": (512, "not detected: S/N below centroid.min_snr"),
+    "PLANET": (1024, "within planet_exclusion_deg of a bright planet"),
 }
 
 
@@ -26,7 +27,8 @@ def bit(name):
 
 def header_cards():
     """``(keyword, value, comment)`` cards describing every flag bit."""
-    return [(f"FLAGB{value.bit_length() - 1:02d}", name, desc[:47])
+    # a description must fit its card: 47 characters after "FLAGBnn = 'NAME    ' / "
+    return [(f"FLAGB{value.bit_length() - 1:02d}", name, desc)
             for name, (value, desc) in FLAGS.items()]
 
 

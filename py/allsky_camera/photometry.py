@@ -1,19 +1,17 @@
 """Aperture photometry, aperture correction and the exposure's zeropoints.
 
 Fluxes are sums over exact circular apertures minus the median of a sky
-annulus times the aperture area (:mod:`allsky_camera.apertures`).  Two
-zeropoints (mag for 1 ADU/s) describe the exposure:
+annulus times the aperture area (:mod:`allsky_camera.apertures`).  The total flux
+is the aperture flux plus an aperture correction ``2.5 log10(F_big / F_aper)``
+measured on bright isolated stars and fitted as ``a + b (zd / 90)^2`` because
+the PSF widens toward the horizon.  Two zeropoints (mag for 1 ADU/s, at the
+zenith, X = 1) describe the exposure:
 
-* ``zp_aper``: for the flux inside the small aperture, the original
-  pipeline's definition (comparable with MDM's nominal 5.66);
-* ``zp_total``: for the total flux, ``zp_aper`` plus an aperture correction
-  ``2.5 log10(F_big / F_aper)`` measured on bright isolated stars and fitted
-  as ``a + b (zd / 90)^2`` because the PSF widens toward the horizon.
-
-Each is ``2.5 log10(median_i(F_i / t * 10^(0.4 V_i)))`` over good stars: the
-median of flux ratios keeps stars whose noisy flux came out negative, so
-faint stars do not bias the zeropoint the way a median of magnitudes of
-positive fluxes would.
+* ``zp_total``: for the total flux, from the photometric model fitted on the
+  zeropoint stars (:mod:`allsky_camera.photmodel`: extinction, colour term,
+  vignetting);
+* ``zp_aper``: for the flux inside the small aperture, ``zp_total`` less
+  the aperture correction at the zenith (MDM's nominal 5.66 is such a value).
 """
 
 from __future__ import annotations
@@ -32,9 +30,14 @@ _MAD_TO_SIGMA = 1.4826
 #: Clipping of the aperture-correction fit: threshold (sigma) and rounds.
 _APCOR_CLIP = 3.0
 _APCOR_ROUNDS = 3
+#: Floor (mag) added in quadrature to a star's aperture-correction error:
+#: PSF differences between stars, so the brightest do not outweigh the rest.
+_APCOR_FLOOR_MAG = 0.01
 #: Normal-distribution efficiency of the median relative to the mean (pi/2),
 #: used for the error of a median.
 _MEDIAN_VAR_FACTOR = np.pi / 2.0
+#: Magnitude error per relative flux error, 2.5 / ln 10.
+MAG_PER_LN = 2.5 / np.log(10.0)
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,8 @@ class Zeropoint:
     Attributes
     ----------
     zp_aper, zp_total : float
-        Zeropoints (mag for 1 ADU/s) for the aperture flux and total flux;
-        NaN when not measured.
+        Zeropoints at the zenith (X = 1), mag for 1 ADU/s, for the aperture
+        flux and total flux; NaN when not measured.
     zp_err : float
         Standard error of ``zp_total`` (mag).
     rms_mag : float
@@ -59,9 +62,13 @@ class Zeropoint:
     n_apcor : int
         Stars used for the aperture correction.
     zp_nominal_total : float
-        The camera's nominal zeropoint on the total-flux scale.
+        The camera's clear-sky zeropoint at the zenith on the total-flux
+        scale (``zp_nominal``, plus the aperture correction at the zenith
+        measured on this frame when ``zp_nominal_scale`` is 'aperture').
     message : str
         Why no zeropoint was measured, or empty.
+    model_fit : ModelFit or None
+        The photometric model fitted on the exposure.
     """
 
     zp_aper: float
@@ -75,6 +82,12 @@ class Zeropoint:
     n_apcor: int
     zp_nominal_total: float
     message: str = ""
+    model_fit: object = None
+
+    @property
+    def model(self):
+        """The exposure's fitted :class:`~allsky_camera.photmodel.PhotModel` (or None)."""
+        return None if self.model_fit is None else self.model_fit.model
 
     def apcor(self, zd_deg):
         """Aperture correction (mag) at zenith distance ``zd_deg``."""
@@ -88,8 +101,8 @@ class Zeropoint:
     def header_cards(self):
         """``(keyword, value, comment)`` cards for the catalog header."""
         return [
-            ("ZPAPER", _r(self.zp_aper), "[mag] zeropoint, flux in the aperture, 1 ADU/s"),
-            ("ZPTOTAL", _r(self.zp_total), "[mag] zeropoint, total flux, 1 ADU/s"),
+            ("ZPAPER", _r(self.zp_aper), "[mag] zenith zeropoint, aperture flux, 1 ADU/s"),
+            ("ZPTOTAL", _r(self.zp_total), "[mag] zenith zeropoint, total flux, 1 ADU/s"),
             ("ZPERR", _r(self.zp_err), "[mag] standard error of ZPTOTAL"),
             ("ZPRMS", _r(self.rms_mag), "[mag] robust scatter of per-star zeropoints"),
             ("ZPNSTAR", self.n_stars, "stars used for the zeropoint"),
@@ -97,8 +110,8 @@ class Zeropoint:
             ("APCORB", _r(self.apcor_b), "[mag] aperture correction b"),
             ("APCORSRC", self.apcor_source, "aperture correction measured or default"),
             ("APCORN", self.n_apcor, "stars used for the aperture correction"),
-            ("ZPNOMTOT", _r(self.zp_nominal_total), "[mag] nominal zeropoint, total flux"),
-        ]
+            ("ZPNOMTOT", _r(self.zp_nominal_total), "[mag] clear-sky zenith zeropoint, total"),
+        ] + (self.model_fit.header_cards() if self.model_fit is not None else [])
 
 
 def _r(v, nd=4):
@@ -175,88 +188,115 @@ def instrumental_mag(flux_adu, exptime):
         return np.where(f > 0, -2.5 * np.log10(np.where(f > 0, f, 1.0)), np.nan)
 
 
-def _median_ratio_zp(vmag, flux_adu, exptime):
-    ratio = flux_adu / exptime * 10.0 ** (0.4 * vmag)
-    med = np.median(ratio)
-    if not med > 0:
-        return np.nan, np.nan
-    zp = 2.5 * np.log10(med)
-    pos = ratio > 0
-    zs = 2.5 * np.log10(ratio[pos])
-    rms_mag = _MAD_TO_SIGMA * np.median(np.abs(zs - zp)) if pos.any() else np.nan
-    return float(zp), float(rms_mag)
-
-
-def fit_apcor(zd_deg, flux_adu, flux_big_adu, sel, phot):
+def fit_apcor(zd_deg, flux_adu, flux_big_adu, sel, phot, *, flux_err_adu=None):
     """Fit the aperture correction ``a + b (zd/90)^2`` on selected stars.
+
+    With ``flux_err_adu`` (the aperture flux's error, ADU) each star weighs
+    ``1 / sigma^2``, sigma the correction's error: the big aperture's sky
+    noise, ``flux_err * apcor_radius / aper_radius`` over the aperture flux
+    (sky-limited stars), so that faint or clouded stars count little.
 
     Returns ``(a, b, n_used, source)``; falls back to the configured
     ``apcor_default_mag`` (b = 0) with fewer than ``apcor_min_stars`` stars.
     """
     use = sel & (flux_adu > 0) & (flux_big_adu > 0)
+    if flux_err_adu is not None:
+        use &= np.isfinite(flux_err_adu) & (np.asarray(flux_err_adu) > 0)
     if use.sum() < phot.apcor_min_stars:
         return phot.apcor_default_mag, 0.0, int(use.sum()), "default"
     q = (np.asarray(zd_deg)[use] / 90.0) ** 2
     ac = 2.5 * np.log10(flux_big_adu[use] / flux_adu[use])
+    if flux_err_adu is None:
+        sw = np.ones(ac.size)
+    else:
+        err = (MAG_PER_LN * np.asarray(flux_err_adu)[use] * phot.apcor_radius_px
+               / phot.aper_radius_px / flux_adu[use])
+        sw = 1.0 / np.hypot(err, _APCOR_FLOOR_MAG)
     keep = np.ones(ac.size, dtype=bool)
     a, b = float(np.median(ac)), 0.0
     for _ in range(_APCOR_ROUNDS):
         if keep.sum() < phot.apcor_min_stars:
             break
-        design = np.stack([np.ones(keep.sum()), q[keep]], axis=1)
-        (a, b), *_ = np.linalg.lstsq(design, ac[keep], rcond=None)
-        res = ac - (a + b * q)
-        sig = _MAD_TO_SIGMA * np.median(np.abs(res[keep]))
-        new = np.abs(res) <= _APCOR_CLIP * max(sig, 1e-3)
+        design = np.stack([np.ones(keep.sum()), q[keep]], axis=1) * sw[keep, None]
+        (a, b), *_ = np.linalg.lstsq(design, ac[keep] * sw[keep], rcond=None)
+        z = (ac - (a + b * q)) * sw
+        sig = _MAD_TO_SIGMA * np.median(np.abs(z[keep]))
+        new = np.abs(z) <= _APCOR_CLIP * max(sig, 1e-3 * float(np.median(sw)))
         if np.array_equal(new, keep):
             break
         keep = new
     return float(a), float(b), int(keep.sum()), "measured"
 
 
-def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime):
-    """Measure the exposure's zeropoints.
+def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime, *, bv=None):
+    """Measure the exposure's zeropoints and photometric model.
+
+    The aperture correction is fitted first (:func:`fit_apcor`); the total
+    fluxes of the zeropoint stars then fit the photometric model
+    (:func:`allsky_camera.photmodel.fit_exposure`): the zenith total-flux
+    zeropoint and, when the clear stars span enough airmass, the extinction.
 
     Parameters
     ----------
     vmag, zd_deg : ndarray
-        Catalog V magnitude and zenith distance (deg) of every star.
+        Catalog V and apparent zenith distance (deg) of every star.
     fluxes : Fluxes
     good : ndarray of bool
-        Stars usable for the zeropoint (unflagged).
+        Stars usable for the zeropoint (unflagged, bright enough); only
+        those to ``phot.model_vmax`` enter the model fit.
     apcor_sel : ndarray of bool
         Stars usable for the aperture correction (bright, isolated, unflagged).
     phot : Photometry
     exptime : float
         Seconds.
+    bv : ndarray, optional
+        Catalog B-V (NaN: none); default 0 for every star (no colour term).
 
     Returns
     -------
     Zeropoint
+        ``zp_total`` is the model's zeropoint at the zenith (X = 1) and
+        ``zp_aper`` the same for the flux inside the aperture (``zp_total``
+        less the aperture correction at the zenith).
     """
-    a, b, n_ap, src = fit_apcor(zd_deg, fluxes.flux_adu, fluxes.flux_big_adu, apcor_sel, phot)
-    use = good & np.isfinite(fluxes.flux_adu)
-    n = int(use.sum())
-    if n < phot.min_stars_zp:
-        zpa = zpt = rms_mag = err = np.nan
-        msg = f"{n} usable stars, fewer than {phot.min_stars_zp}: no zeropoint"
-    else:
-        zpa, rms_mag = _median_ratio_zp(vmag[use], fluxes.flux_adu[use], exptime)
-        apc = a + b * (zd_deg[use] / 90.0) ** 2
-        zpt, _ = _median_ratio_zp(vmag[use] + apc, fluxes.flux_adu[use], exptime)
-        err = float(np.sqrt(_MEDIAN_VAR_FACTOR / n) * rms_mag)
-        msg = "" if np.isfinite(zpt) else "median flux of the stars is not positive: no zeropoint"
-    apcor_mag = (zpt - zpa) if np.isfinite(zpt) else a
-    nominal = phot.zp_nominal + (apcor_mag if phot.zp_nominal_scale == "aperture" else 0.0)
-    return Zeropoint(zpa, zpt, err, rms_mag, n, a, b, src, n_ap, float(nominal), msg)
+    from . import photmodel
+
+    a, b, n_ap, src = fit_apcor(zd_deg, fluxes.flux_adu, fluxes.flux_big_adu, apcor_sel, phot,
+                                flux_err_adu=fluxes.flux_err_adu)
+    zd = np.asarray(zd_deg, dtype=float)
+    bv = np.zeros(zd.shape) if bv is None else np.asarray(bv, dtype=float)
+    use = (np.asarray(good, bool) & np.isfinite(fluxes.flux_adu)
+           & (np.asarray(vmag, dtype=float) <= phot.model_vmax))
+    m_total = instrumental_mag(fluxes.flux_adu * 10.0 ** (0.4 * (a + b * (zd / 90.0) ** 2)),
+                               exptime)
+    # weights from the flux each star should have on a clear night (the
+    # clear-sky model), not from its measured flux: a star that fluctuated up
+    # would otherwise weigh more and bias the zeropoint bright
+    nominal = phot.zp_nominal + (a if phot.zp_nominal_scale == "aperture" else 0.0)
+    clear = photmodel.clear_sky_model(nominal, None, phot)
+    f_aper = (clear.expected_flux(vmag, photmodel.colour_or_mean(bv, phot.missing_bv), zd,
+                                  exptime) * 10.0 ** (-0.4 * (a + b * (zd / 90.0) ** 2)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m_err = MAG_PER_LN * np.asarray(fluxes.flux_err_adu, dtype=float) / f_aper
+    fit = photmodel.fit_exposure(m_total, vmag, bv, zd, use, cfg=phot,
+                                 m_err=np.where(m_err > 0, m_err, np.nan))
+    zpt = fit.model.zp
+    zpa = zpt - a
+    msg = fit.message
+    return Zeropoint(float(zpa), float(zpt), float(fit.zp_err), float(fit.rms_mag), fit.n_used,
+                     a, b, src, n_ap, float(nominal), msg, fit)
 
 
-def measured_positions(xc, yc, x_pred, y_pred, flags):
+def measured_positions(xc, yc, x_pred, y_pred, flags, *, forced=False):
     """Where each star's flux is measured.
 
     Stars found are measured at their centroid; stars not found, or whose
     centroid wandered off (FAINT, NO_FLUX, SHIFT, OTHER_STAR), at the fitted
-    prediction, so clouds read as about zero flux.
+    prediction, so clouds read as about zero flux.  With ``forced`` every
+    star is measured at the prediction (forced photometry; pass it only
+    when the astrometric fit is good): a faint star's centroid climbs the
+    noise peaks around it and its flux reads bright (2-10 % at V 5.5-6.5
+    on the DCT frame 005).
 
     Returns
     -------
@@ -266,7 +306,7 @@ def measured_positions(xc, yc, x_pred, y_pred, flags):
     from .flags import bit
 
     lost = (flags & (bit("FAINT") | bit("NO_FLUX") | bit("SHIFT") | bit("OTHER_STAR"))) > 0
-    found = np.isfinite(xc) & ~lost
+    found = np.isfinite(xc) & ~lost & (not forced)
     return np.where(found, xc, x_pred), np.where(found, yc, y_pred)
 
 

@@ -13,12 +13,26 @@ import logging
 
 import numpy as np
 
+from .exceptions import OutputError
 from .io import atomic_path
 
 log = logging.getLogger(__name__)
 
 #: Figure sizes (inches) and resolution (dots per inch) of the checkplots.
 ZP_FIGSIZE = (6.4, 4.8)
+#: The zeropoint checkplot with the model's residual panels (against B-V
+#: and airmass): figure size (inches) and the gap between panels (fraction
+#: of a panel's width).
+ZP_MODEL_FIGSIZE = (16.0, 4.8)
+ZP_MODEL_WSPACE = 0.3
+ZP_MODEL_MARGINS = (0.05, 0.11, 0.98, 0.9)
+#: Residual panels: the x range is that of the used stars, padded by this
+#: fraction on each side.
+RESID_XPAD = 0.05
+#: Residual panels: the vertical range shown (mag) about 0, and the number
+#: of bins of the running median drawn over the used stars.
+RESID_RANGE_MAG = 1.0
+RESID_BINS = 8
 MAP_FIGSIZE = (8.0, 6.6)
 DPI = 110
 #: Detrended-image rendering: stretch percentiles of the sky pixels, and the
@@ -45,9 +59,19 @@ def new_figure(figsize):
 
 
 def save_figure(fig, path):
-    """Write ``fig`` to ``path`` as PNG, atomically."""
+    """Write ``fig`` to ``path`` as PNG, atomically.
+
+    Raises
+    ------
+    OutputError
+        The file cannot be written (disk full, permissions).
+    """
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+        try:
+            fig.savefig(tmp, format="png", dpi=DPI)
+        except OSError as err:
+            raise OutputError(f"{path}: cannot write ({err.strerror or err}); check the disk "
+                              "and the directory's permissions") from err
     log.info("wrote %s", path)
 
 
@@ -58,7 +82,7 @@ def _finish_map(fig, ax, im, *, label, title):
     fig.colorbar(im, cax=cax).set_label(label)
     ax.set_xlabel("x pixel")
     ax.set_ylabel("y pixel")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
 
 
 def plot_zeropoint(ax, vmag, m_inst, zp, *, title, used=None):
@@ -87,8 +111,51 @@ def plot_zeropoint(ax, vmag, m_inst, zp, *, title, used=None):
         ax.plot(xx, xx - zp, c="tab:red", lw=1.5, label=f"zeropoint {zp:.3f}")
     ax.set_xlabel("catalog V magnitude")
     ax.set_ylabel("−2.5 log10(ADU/s)")   # plain text: mathtext costs 0.2 s to load
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
+
+
+def zp_model_axes(fig):
+    """The three panels of the zeropoint checkplot (V, B-V, airmass) on ``fig``."""
+    left, bottom, right, top = ZP_MODEL_MARGINS
+    fig.subplots_adjust(left=left, bottom=bottom, right=right, top=top, wspace=ZP_MODEL_WSPACE)
+    return fig.subplots(1, 3)
+
+
+def plot_model_residuals(ax, xval, resid, *, used, xlabel, title):
+    """Residuals of the stars about the fitted photometric model against one variable.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    xval : ndarray
+        The variable (B-V, airmass, ...), one per star.
+    resid : ndarray
+        Measured minus model instrumental magnitude, mag (NaN: unmeasured).
+    used : ndarray of bool
+        Stars kept by the model fit (solid; others faint).
+    xlabel, title : str
+    """
+    ok = np.isfinite(xval) & np.isfinite(resid)
+    used = np.asarray(used, bool) & ok
+    ax.scatter(xval[ok & ~used], resid[ok & ~used], s=4, c="0.75", lw=0, label="not used")
+    ax.scatter(xval[used], resid[used], s=5, c="tab:blue", lw=0, label="used by the fit")
+    if used.sum() >= 2 * RESID_BINS:
+        edges = np.quantile(xval[used], np.linspace(0.0, 1.0, RESID_BINS + 1))
+        idx = np.clip(np.searchsorted(edges, xval[used], side="right") - 1, 0, RESID_BINS - 1)
+        mids = [np.median(xval[used][idx == i]) for i in range(RESID_BINS) if (idx == i).any()]
+        meds = [np.median(resid[used][idx == i]) for i in range(RESID_BINS) if (idx == i).any()]
+        ax.plot(mids, meds, c="tab:red", lw=1.5, marker="o", ms=3, label="running median")
+    ax.axhline(0.0, c="k", lw=0.8)
+    ax.set_ylim(RESID_RANGE_MAG, -RESID_RANGE_MAG)     # brighter up, as magnitudes go
+    if used.any():
+        lo, hi = float(np.min(xval[used])), float(np.max(xval[used]))
+        pad = RESID_XPAD * max(hi - lo, 1e-3)
+        ax.set_xlim(lo - pad, hi + pad)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("measured - model (mag)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower left", fontsize=8, frameon=False)
 
 
 def plot_quiver(ax, x, y, dx, dy, *, title, key_px, nx, ny, exaggerate):
@@ -118,7 +185,7 @@ def plot_quiver(ax, x, y, dx, dy, *, title, key_px, nx, ny, exaggerate):
     ax.set_aspect("equal")
     ax.set_xlabel("x pixel")
     ax.set_ylabel("y pixel")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
 
 
 def plot_sbmap(fig, ax, mag, *, title):
@@ -174,7 +241,7 @@ def plot_detrended(ax, image, *, sky_mask, x=None, y=None, title, percentiles, m
     ax.set_ylim(-0.5, image.shape[0] - 0.5)
     ax.set_xlabel("x pixel")
     ax.set_ylabel("y pixel")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
 
 
 #: The transparency map is drawn every this many pixels (it varies on the

@@ -9,6 +9,7 @@ their results on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ class Reduction:
     apcor : ndarray
         Aperture correction at each star (total minus aperture zp), mag.
     transparency : TransparencyResult
+        Transparency against the clear-sky photometric model.
+    sky : SkyState
+        SKYSTAT: what lights the sky (:mod:`allsky_camera.skystat`).
     solution : Solution
         The astrometric solution.
     skymap : SkyMap or None
@@ -111,12 +115,19 @@ class Reduction:
     solution: object
     skymap: object = None
     streaks: object = None
+    sky: object = None
 
     @property
     def vmag(self):
         """Catalog V of each star, mag."""
         import numpy as np
         return np.asarray(self.stars["VMAG"], dtype=float)
+
+    @property
+    def bv(self):
+        """Catalog B-V of each star (NaN: none), mag."""
+        import numpy as np
+        return np.asarray(self.stars["BV"], dtype=float)
 
     @property
     def zd(self):
@@ -141,21 +152,25 @@ def _log_zeropoint(zp):
     if zp.message:
         log.warning("photometry: %s", zp.message)
     else:
-        log.info("photometry: ZPAPER %.3f ZPTOTAL %.3f +- %.3f mag from %d stars "
-                 "(aperture correction %s, %d stars)", zp.zp_aper, zp.zp_total, zp.zp_err,
-                 zp.n_stars, zp.apcor_source, zp.n_apcor)
+        pm = zp.model_fit
+        log.info("photometry: ZPTOTAL %.3f +- %.3f mag at the zenith, k %.3f (%s), from %d "
+                 "stars, scatter %.3f mag (aperture correction %s, %d stars)", zp.zp_total,
+                 zp.zp_err, pm.model.k, pm.k_source, zp.n_stars, pm.rms_mag, zp.apcor_source,
+                 zp.n_apcor)
 
 
 def _log_transparency(s, cfg):
-    if s.n_cells == 0:
+    if s.message:
+        log.warning("transparency: %s: %d stars vote", s.message, s.n_voting)
+    elif s.n_cells == 0:
         log.warning("transparency: no star bright enough to judge the sky on this frame")
     elif s.clear_fraction < cfg.cloudy_warning:
         log.warning("transparency: mostly cloudy: clear fraction %.2f, median transparency %.2f "
                     "(%d stars in %d cells)", s.clear_fraction, s.median, s.n_voting,
                     s.n_cells)
     else:
-        log.info("transparency: clear fraction %.2f, median transparency %.2f (%d stars)",
-                 s.clear_fraction, s.median, s.n_voting)
+        log.info("transparency: clear fraction %.2f, median transparency %.2f, grey %.3f "
+                 "(%d stars)", s.clear_fraction, s.median, s.grey, s.n_voting)
 
 
 def reduce_exposure(exposure, camera, products, timer=None):
@@ -178,7 +193,18 @@ def reduce_exposure(exposure, camera, products, timer=None):
     """
     import numpy as np
 
-    from . import astrometry, catalog, centroid, coords, detrend, photometry, transparency
+    from . import (
+        astrometry,
+        catalog,
+        centroid,
+        coords,
+        detrend,
+        photmodel,
+        photometry,
+        skystat,
+        transparency,
+    )
+    from .flags import bit
 
     timer = timer or Timer()
 
@@ -196,6 +222,7 @@ def reduce_exposure(exposure, camera, products, timer=None):
     stars, alt, az = stars[above], alt[above], az[above]
     ephem = coords.sun_moon_altaz(exposure.time, site)
     moon_sep = coords.angular_sep(az, alt, ephem["moon_az"], ephem["moon_alt"])
+    planet_sep = coords.planet_separation(alt, az, coords.planets_altaz(exposure.time, site))
     timer.lap("catalog")
 
     # 3. astrometry: template -> per-exposure fit on bright stars ---------------
@@ -205,8 +232,10 @@ def reduce_exposure(exposure, camera, products, timer=None):
     isolated = catalog.isolated(stars, ph.isolation_deg, ph.neighbour_dv)
     xt, yt = template.altaz_to_xy(alt, az)
     clear_of_moon = moon_sep >= ph.moon_exclusion_deg
+    clear_of_planets = planet_sep >= ph.planet_exclusion_deg
     candidates = astrometry.fit_candidates(
-        vmag, isolated, clear_of_moon, np.hypot(xt - template.x0, yt - template.y0), a)
+        vmag, isolated, clear_of_moon, np.hypot(xt - template.x0, yt - template.y0),
+        a) & clear_of_planets
     sol = astrometry.solve(det.image, alt, az, candidates, camera, vmag=vmag,
                            where=exposure.path)
     timer.lap("astrometry")
@@ -215,9 +244,9 @@ def reduce_exposure(exposure, camera, products, timer=None):
     x, y = sol.model.altaz_to_xy(alt, az)
     ny, nx = det.image.shape
     on_chip = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
-    stars, alt, az, x, y, xt, yt, vmag, isolated, clear_of_moon, moon_sep = (
+    stars, alt, az, x, y, xt, yt, vmag, isolated, clear_of_moon, moon_sep, clear_of_planets = (
         v[on_chip] for v in (stars, alt, az, x, y, xt, yt, vmag, isolated, clear_of_moon,
-                             moon_sep))
+                             moon_sep, clear_of_planets))
     xc, yc, flags = centroid.run(det.image, exposure.raw, x, y, cfg=camera.centroid,
                                  saturation_adu=camera.sensor.saturation_adu,
                                  workers=products.centroid_workers)
@@ -225,6 +254,7 @@ def reduce_exposure(exposure, camera, products, timer=None):
         x, y, vmag, np.hypot(x - sol.model.x0, y - sol.model.y0), isolated, clear_of_moon,
         box_half_px=camera.centroid.box_half_px, neighbour_dv=ph.neighbour_dv,
         safe_radius_px=a.safe_radius_px)
+    flags[~clear_of_planets] |= bit("PLANET")
     sol = astrometry.refit(sol, det.image, alt, az, flags == 0, camera, xc, yc, vmag=vmag)
     x, y = sol.model.altaz_to_xy(alt, az)
     timer.lap("centroid")
@@ -232,34 +262,47 @@ def reduce_exposure(exposure, camera, products, timer=None):
     # 5. photometry and zeropoints --------------------------------------------
     mask = det.bad if obstruction is None else (
         obstruction if det.bad is None else det.bad | obstruction)
-    xm, ym = photometry.measured_positions(xc, yc, x, y, flags)
+    xm, ym = photometry.measured_positions(xc, yc, x, y, flags, forced=ph.forced and sol.fit.ok)
     fl = photometry.measure(det.image, xm, ym, ph, mask=mask,
                             quantum=1.0 if exposure.raw.dtype.kind in "iu" else 0.0,
                             big=vmag <= ph.apcor_vmax)
     flags |= photometry.flux_flags(fl)
     zd = 90.0 - alt
     zpsel, apsel = photometry.zeropoint_stars(vmag, flags, fl, ph, exposure.exptime)
-    zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime)
+    bv = np.asarray(stars["BV"], dtype=float)
+    zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime, bv=bv)
     if not sol.stars_known:    # where the stars are is unknown: measure nothing on them
         from .astrometry_gate import withhold_zeropoint
-        zp = withhold_zeropoint(zp, sol.message)
+        zp = dataclasses.replace(withhold_zeropoint(zp, sol.message), model_fit=None)
     _log_zeropoint(zp)
     m_inst = photometry.instrumental_mag(fl.flux_adu, exposure.exptime)
     timer.lap("photometry")
 
-    # 6. transparency: clouds ------------------------------------------------------
+    # 6. what lights the sky, and transparency against the clear-sky model ----------
+    sky = skystat.classify(ephem, skystat.zenith_sky_mag(
+        fl.sky_adu, zd, sol.model.pixel_solid_angle(x, y), exposure.exptime,
+        zp.zp_nominal_total, camera.skystat.zenith_zd_deg), camera.skystat)
+    log.info("sky: %s (%s)", sky.status, sky.why)
     apc = zp.apcor(zd)
+    clear = photmodel.clear_sky_model(zp.zp_nominal_total, zp.model_fit, ph)
     tr = transparency.run(vmag=vmag, alt_deg=alt, az_deg=az, flags=flags,
                           flux_total_adu=fl.flux_adu * 10 ** (0.4 * apc),
-                          sky_sigma_adu=fl.sky_sigma_adu, zp_nominal_total=zp.zp_nominal_total,
+                          sky_sigma_adu=fl.sky_sigma_adu,
+                          expected_total_adu=clear.expected_flux(
+                              vmag, photmodel.colour_or_mean(bv, ph.missing_bv), zd,
+                              exposure.exptime),
                           apcor_mag=apc, exptime=exposure.exptime,
-                          aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency)
-    if sol.stars_known:
-        _log_transparency(tr.summary, camera.transparency)
-    else:
+                          aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency,
+                          grey=photmodel.grey_transmission(zp.zp_total, zp.zp_nominal_total))
+    if not sol.stars_known:
         from .astrometry_gate import withhold_transparency
         tr = withhold_transparency(tr)
         log.warning("%s: transparency not measured: astrometry FAILED", exposure.path)
+    else:
+        if skystat.too_bright(sky.status, tr.summary.n_voting,
+                              camera.transparency.min_voting_stars):
+            tr = transparency.sky_too_bright(tr, sky.status)
+        _log_transparency(tr.summary, camera.transparency)
     timer.lap("transparency")
 
     # 7. sky brightness ---------------------------------------------------------
@@ -280,6 +323,8 @@ def reduce_exposure(exposure, camera, products, timer=None):
                                       exptime=exposure.exptime, zp=zp.zp_nominal_total,
                                       time=exposure.time, site=site, mask=obstruction,
                                       star_xy=(x[bright], y[bright]),
+                                      saturated=exposure.raw >= camera.sensor.saturation_adu,
+                                      moon_altaz=(ephem["moon_alt"], ephem["moon_az"]),
                                       workers=products.workers)
         timer.lap("streaks")
 
@@ -288,4 +333,4 @@ def reduce_exposure(exposure, camera, products, timer=None):
         site_src=site_src, ephem=ephem, stars=stars, alt=alt, az=az, x=x, y=y,
         x_template=xt, y_template=yt, xc=xc, yc=yc, fluxes=fl, m_inst=m_inst,
         moon_sep=moon_sep, flags=flags, zp_sel=zpsel, zeropoint=zp, apcor=apc,
-        transparency=tr, solution=sol, skymap=skymap, streaks=streak_table)
+        transparency=tr, solution=sol, skymap=skymap, streaks=streak_table, sky=sky)

@@ -4,7 +4,7 @@
     python py/allsky_camera/simulate.py OUT.fits [--camera MDM] [--seed N]
         [--dateobs ISO] [--exptime S] [--shift DX DY] [--rotate DEG]
         [--clouds {none,patches,band,quarter,overcast}] [--transmission T]
-        [--streaks N] [--overwrite] [-v]
+        [--streaks N] [--planets] [--dome AZ HALF TOP] [--text] [--overwrite] [-v]
 
 :func:`simulate` renders the raw frame a camera would record at a given
 time: Hipparcos stars placed by a perturbed copy of the camera's
@@ -30,8 +30,11 @@ Pixel conventions are those of :mod:`allsky_camera.camera_model`: 0-based,
 ``x`` is the column (fast axis, ``image[y, x]``), pixel centres at
 integers, so pixel ``(i, j)`` covers ``i - 0.5 <= x < i + 0.5``.
 
-Not simulated: atmospheric extinction (a star's flux does not depend on
-its altitude), the Moon and twilight, flat field and vignetting.
+Stars follow the camera's photometric model (:mod:`allsky_camera.photmodel`):
+extinction ``k (X - 1)`` with the Kasten & Young airmass, a colour term
+``c (B - V)`` and lens vignetting ``v(zd)``, all zero unless the
+``simulation`` section or the arguments set them.  Not simulated: the Moon
+and twilight, flat field.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from allsky_camera import __version__
 from allsky_camera.camera_model import CameraModel
 from allsky_camera.coords import ObsTime, parse_time, radec_to_altaz, site_from_config
 from allsky_camera.exceptions import AllskyError, ConfigError, OutputError
+from allsky_camera.photmodel import airmass, vignetting_mag
 
 log = logging.getLogger(__name__)
 
@@ -219,15 +223,22 @@ class Truth:
     hot_pixels : ndarray of bool, shape (ny, nx)
         Pixels set to a hot value.
     zp_aper_true : float
-        Median over the stars within ``astrometry.safe_radius_px`` of the
-        zenith pixel of ``zp_true + 2.5 log10(ef_aper)``: the zeropoint of
-        the flux inside the photometric aperture, mag for 1 ADU/s (NaN when
-        no star is that near).  Clouds do not change it.
+        ``zp_true + 2.5 log10(EF)`` with EF the aperture fraction of the
+        zenith PSF (:func:`enclosed_fraction`): the zenith zeropoint of the
+        flux inside the photometric aperture, mag for 1 ADU/s.  Clouds do
+        not change it.
     transmission : ndarray of float32, shape (ny, nx), or None
         Cloud transmission per pixel (0-1), NaN off the sky; None for a
         clear sky.
     streaks : tuple of Streak
         The streaks injected (their light falls only on the sky).
+    ext_coef, colour_term, vignetting : float, float, tuple of float
+        The photometric model rendered: extinction k (mag/airmass), colour
+        term c (mag per mag B-V) and the v(zd) coefficients of
+        ``(zd/90)^2, (zd/90)^4, ...`` (mag); ``zp_true`` is the model's
+        zenith zeropoint, so a star gives
+        ``10**(-0.4 (V - zp_true + k (X - 1) + c (B - V) + v(zd))) * exptime``
+        ADU (B-V missing: 0).
     """
 
     model: CameraModel
@@ -241,6 +252,10 @@ class Truth:
     zp_aper_true: float
     transmission: np.ndarray | None = None
     streaks: tuple = ()
+    extras: object = None      # sim_extras.ExtrasTruth when extras were rendered
+    ext_coef: float = 0.0
+    colour_term: float = 0.0
+    vignetting: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -658,7 +673,8 @@ def _saturated_stars(raw, hot, x, y, radius_px, saturation_adu):
 # ---------------------------------------------------------------- simulate
 def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0.0),
              rotation_deg=0.0, zp_true=None, sky_zenith_mag=None, clouds=None, streaks=None,
-             star_vmax=None):
+             star_vmax=None, extras=None, ext_coef=None, colour_term=None,
+             vignetting=None):
     """Render a raw exposure of ``camera`` with known truth.
 
     Parameters
@@ -683,12 +699,11 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
         True total-flux zeropoint, mag for 1 ADU/s.  Default
         ``simulation.zp_true``; when that is null, derived from
         ``photometry.zp_nominal``: unchanged when ``zp_nominal_scale`` is
-        ``'total'``; when it is ``'aperture'``, ``zp_nominal`` plus the
-        median over the rendered stars within ``astrometry.safe_radius_px``
-        of ``-2.5 log10 EF``, EF being the fraction of the star's flux that
-        aperture photometry of radius ``photometry.aper_radius_px`` measures
-        (:func:`enclosed_fraction`, pixelated), so the nominal aperture
-        zeropoint is right for the simulated PSF.
+        ``'total'``; when it is ``'aperture'``, ``zp_nominal`` plus
+        ``-2.5 log10 EF``, EF being the fraction of the zenith PSF's flux
+        that aperture photometry of radius ``photometry.aper_radius_px``
+        measures (:func:`enclosed_fraction`, pixelated), so the nominal
+        aperture zeropoint is right at the zenith for the simulated PSF.
     sky_zenith_mag : float, optional
         Sky at the zenith, V mag/arcsec^2; default ``simulation.sky_zenith_mag``.
     clouds : Clouds, optional
@@ -697,6 +712,14 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
         Streaks added to the signal on the sky (not dimmed by the clouds).
     star_vmax : float, optional
         Faintest star rendered, V mag; default ``simulation.vmax``.
+    extras : sim_extras.Extras, optional
+        Planets, a dome and a text overlay (:mod:`allsky_camera.sim_extras`).
+    ext_coef, colour_term : float, optional
+        Extinction k (mag/airmass) and colour term c (mag per mag B-V) of
+        the stars' light; defaults ``simulation.ext_coef``, ``.colour_term``.
+    vignetting : sequence of float, optional
+        Coefficients of ``(zd/90)^2, (zd/90)^4, ...`` (mag) of the lens
+        throughput; default ``simulation.vignetting``.
 
     Returns
     -------
@@ -716,7 +739,8 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     (refraction included) and the true model, and are kept when above
     ``simulation.horizon_alt_deg`` and on the sensor.  **No extinction**: a
     star's total flux is ``10**(-0.4 (V - zp_true)) * exptime`` ADU at any
-    altitude.  The PSF is a circular Gaussian whose FWHM follows
+    altitude unless an extinction, colour term or vignetting is set (see
+    :class:`Truth`).  The PSF is a circular Gaussian whose FWHM follows
     :func:`fwhm_at`; the sky follows :func:`sky_surface_brightness` times
     the true model's pixel solid angle.  Clouds multiply the stars' flux
     and the sky by :func:`cloud_transmission` and add their own light
@@ -779,25 +803,17 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     fwhm = fwhm_at(HORIZON_ZD_DEG - alt, sim.fwhm_zenith_px, sim.fwhm_horizon_px)
     sigma = fwhm / FWHM_PER_SIGMA
     ef = enclosed_fraction(phot.aper_radius_px, sigma)
-    safe = np.hypot(x - model.x0, y - model.y0) <= camera.astrometry.safe_radius_px
 
-    # zeropoint
+    # zeropoint: the nominal aperture zeropoint is read at the zenith (X = 1)
+    ef_zen = float(enclosed_fraction(phot.aper_radius_px, sim.fwhm_zenith_px / FWHM_PER_SIGMA))
     if zp_true is None:
         zp_true = sim.zp_true
     if zp_true is None:
         zp_true = phot.zp_nominal
         if phot.zp_nominal_scale == "aperture":
-            if safe.any():
-                ef_ref = ef[safe]
-            else:   # nothing near the zenith (tiny vmax): the zenith PSF's loss
-                ef_ref = enclosed_fraction(phot.aper_radius_px,
-                                           sim.fwhm_zenith_px / FWHM_PER_SIGMA)
-                log.warning("no simulated star within the safe radius; zp_true uses "
-                            "the aperture loss of the zenith PSF")
-            zp_true = phot.zp_nominal + float(np.median(-2.5 * np.log10(ef_ref)))
+            zp_true = phot.zp_nominal - 2.5 * math.log10(ef_zen)
     zp_true = float(zp_true)
-    zp_aper = (float(np.median(zp_true + 2.5 * np.log10(ef[safe]))) if safe.any()
-               else math.nan)
+    zp_aper = zp_true + 2.5 * math.log10(ef_zen)
 
     # expected signal: sky + stars, nothing beyond the horizon
     zd_pix, omega, on_sky = _sky_geometry(model, nx, ny, sim.horizon_alt_deg)
@@ -816,13 +832,32 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
         sky_adu[on_sky] = _cloudy_sky(sky_adu[on_sky], both[:p_alt.size], clouds.brightening)
         sky_mag[on_sky] = zp_true - 2.5 * np.log10(
             sky_adu[on_sky] / exptime / (omega[on_sky] * ARCSEC2_PER_SR))
-    flux = 10.0 ** (-0.4 * (vmag - zp_true)) * exptime * star_trans
+    k = float(sim.ext_coef if ext_coef is None else ext_coef)
+    c = float(sim.colour_term if colour_term is None else colour_term)
+    vig = tuple(float(v) for v in (sim.vignetting if vignetting is None else vignetting))
+    bv = np.asarray(cat["BV"], dtype=float)
+    xair = airmass(HORIZON_ZD_DEG - alt)
+    dmag = k * (xair - 1.0) + c * np.nan_to_num(bv, nan=0.0) + vignetting_mag(
+        HORIZON_ZD_DEG - alt, vig)
+    flux = 10.0 ** (-0.4 * (vmag - zp_true + dmag)) * exptime * star_trans
     star_img, peak = _render_stars((ny, nx), x, y, flux, sigma)
     signal = sky_adu + np.where(on_sky, star_img, 0.0)
     if streaks:
         signal += np.where(on_sky, render_streaks((ny, nx), streaks), 0.0)
 
+    extra_truth = None
+    if extras is not None:
+        from allsky_camera import sim_extras
+        signal, planets, dome = sim_extras.add_to_signal(
+            signal, extras, model=model, time=t, site=site, zp=zp_true, exptime=exptime,
+            sigma_at=lambda zd: fwhm_at(zd, sim.fwhm_zenith_px, sim.fwhm_horizon_px)
+            / FWHM_PER_SIGMA, render=_render_stars)
+
     raw, hot = _detector(signal, sim, saturation, rng)
+    if extras is not None:
+        raw, text = sim_extras.burn_text(raw, extras, utc_iso=t.iso_utc,
+                                         saturation_adu=saturation)
+        extra_truth = sim_extras.ExtrasTruth(planets=planets, dome=dome, text=text)
     saturated = _saturated_stars(raw, hot, x, y, phot.aper_radius_px, saturation)
 
     hc = camera.header
@@ -843,16 +878,22 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     if clouds is not None:
         header["SIMCLTR"] = (clouds.transmission, "transmission inside the cloud")
     header["SIMNSTRK"] = (len(streaks), "streaks injected")
+    header["SIMEXTK"] = (k, "[mag/airmass] true extinction k")
+    header["SIMCOLT"] = (c, "[mag/mag] true colour term c (B-V)")
+    for j, a in enumerate(vig, start=1):
+        header[f"SIMVIG{2 * j}"] = (a, f"[mag] true vignetting coeff of (zd/90)^{2 * j}")
 
     stars = Table()
     stars["HIP"] = np.asarray(cat["HIP"])
     stars["RA"] = np.asarray(cat["RA"], dtype=float)
     stars["DEC"] = np.asarray(cat["DEC"], dtype=float)
     stars["VMAG"] = vmag
+    stars["BV"] = bv
     stars["x"] = x
     stars["y"] = y
     stars["alt_deg"] = alt
     stars["az_deg"] = az
+    stars["airmass"] = xair
     stars["flux_adu"] = flux
     stars["fwhm_px"] = fwhm
     stars["ef_aper"] = ef
@@ -865,7 +906,8 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
 
     truth = Truth(model=model, zp_true=zp_true, exptime=exptime, time=t, stars=stars,
                   sky_mag=sky_mag, sky_adu=sky_adu.astype(np.float32), hot_pixels=hot,
-                  zp_aper_true=zp_aper, transmission=transmission, streaks=streaks)
+                  zp_aper_true=zp_aper, transmission=transmission, streaks=streaks,
+                  extras=extra_truth, ext_coef=k, colour_term=c, vignetting=vig)
     log.info("simulated %s at %s UTC: %d stars to V=%.1f, zp_true %.3f, zp_aper_true %.3f, "
              "%d saturated, %d hot pixels, clouds %s, %d streaks, %.2f s", camera.name,
              t.iso_utc, len(stars), vmax, zp_true, zp_aper, int(saturated.sum()),
@@ -879,10 +921,12 @@ _STAR_COLUMNS = (
     ("RA", "deg", "ICRS right ascension at the epoch"),
     ("DEC", "deg", "ICRS declination at the epoch"),
     ("VMAG", "mag", "V magnitude"),
+    ("BV", "mag", "B-V colour (NaN: none; rendered as 0)"),
     ("x", "pix", "true x, 0-based, pixel centres at integers"),
     ("y", "pix", "true y, 0-based, pixel centres at integers"),
     ("alt_deg", "deg", "apparent (refracted) altitude"),
     ("az_deg", "deg", "azimuth, north through east"),
+    ("airmass", None, "Kasten & Young (1989) airmass"),
     ("flux_adu", "adu", "total flux in the exposure"),
     ("fwhm_px", "pix", "Gaussian PSF FWHM"),
     ("ef_aper", None, "PSF fraction inside the photometric aperture"),
@@ -917,14 +961,17 @@ def _truth_cards(sim):
     t = sim.truth
     zp_aper = t.zp_aper_true if math.isfinite(t.zp_aper_true) else "NaN"
     cards = [
-        ("ZPTRUE", t.zp_true, "[mag] true total-flux ZP for 1 ADU/s"),
-        ("ZPAPTRUE", zp_aper, "[mag] true aperture ZP, median in safe radius"),
+        ("ZPTRUE", t.zp_true, "[mag] true total-flux zenith ZP for 1 ADU/s"),
+        ("ZPAPTRUE", zp_aper, "[mag] true aperture ZP at the zenith"),
         ("EXPTIME", t.exptime, "[s] exposure time"),
         ("TIMEUTC", t.time.iso_utc, "start of exposure, UTC"),
         ("JDTT", t.time.jd_tt, "[d] start of exposure, TT Julian date"),
         ("NSTARS", len(t.stars), "stars rendered"),
         ("NHOTPIX", int(t.hot_pixels.sum()), "hot pixels"),
-    ]
+        ("EXTK", t.ext_coef, "[mag/airmass] true extinction k"),
+        ("COLTERM", t.colour_term, "[mag/mag] true colour term c (B-V)"),
+    ] + [(f"VIGN{2 * j}", a, f"[mag] true vignetting coeff of (zd/90)^{2 * j}")
+         for j, a in enumerate(t.vignetting, start=1)]
     for key in ("SIMCAM", "SIMSEED", "SIMZP", "SIMDX", "SIMDY", "SIMDROT", "SIMCLOUD",
                 "SIMCLTR", "SIMNSTRK"):
         if key in sim.header:
@@ -1049,6 +1096,8 @@ def build_parser():
                    help=f"transmission inside the clouds, 0-1 (default {Clouds.transmission})")
     p.add_argument("--streaks", type=int, default=0, metavar="N",
                    help="number of random streaks (default 0); a third of them leave the image")
+    from allsky_camera import sim_extras
+    sim_extras.add_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress on stderr")
     p.add_argument("--version", action="version", version=f"allsky_camera {__version__}")
@@ -1067,6 +1116,7 @@ def _setup_logging(verbose):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status (0, or 2 after an error)."""
+    from allsky_camera import sim_extras
     from allsky_camera.config import camera_dirs, load_camera
 
     opts = build_parser().parse_args(argv)
@@ -1083,7 +1133,7 @@ def main(argv=None):
                                  np.random.default_rng(opts.seed).spawn(2)[1])
         sim = simulate(camera, seed=opts.seed, dateobs=opts.dateobs, exptime=opts.exptime,
                        zenith_shift=tuple(opts.shift), rotation_deg=opts.rotate,
-                       clouds=clouds, streaks=streaks)
+                       clouds=clouds, streaks=streaks, extras=sim_extras.from_options(opts))
         raw_path, tpath = write_simulation(sim, opts.out, overwrite=opts.overwrite)
     except AllskyError as err:
         print(f"simulate.py: error: {err}", file=sys.stderr)

@@ -1,9 +1,18 @@
 """Transparency: how much of each star's light got through, and a cloud summary.
 
 A star's transparency is its measured total flux over the flux the camera's
-nominal zeropoint predicts, ``10^(-0.4 (zp_nominal - zp_star))``.  Stars that
-the catalog predicts well above the detection limit but that were not found
-keep their row with a transparency near 0: they are the evidence of cloud.
+clear-sky photometric model predicts for it (:mod:`allsky_camera.photmodel`:
+the clear-sky zenith zeropoint, extinction at its airmass, colour term,
+vignetting), so a clear sky reads 1.00 at every altitude, colour and radius.
+Stars that the catalog predicts well above the detection limit but that were
+not found keep their row with a transparency near 0: they are the evidence
+of cloud.
+
+The exposure's grey offset (dust, dew, thin uniform haze: the fitted
+zeropoint against the clear-sky one, ``TRANSGRY``) is reported apart from
+clouds: cells are judged on the transparency divided by the grey offset, so a
+sky that is uniformly 0.9 is haze, not 10 % cloud cover.  A grey offset deeper
+than ``haze_min`` is not haze: only ``haze_min`` is divided out.
 
 Each star's vote is weighted by the signal-to-noise ratio it *should* have on
 this frame's sky (predicted from its V, the nominal zeropoint and the noise
@@ -35,12 +44,17 @@ class TransparencySummary:
         Stars that voted.
     n_cells : int
         Sky cells sampled.
+    grey : float
+        Grey transmission of the whole frame (haze), the fitted zeropoint
+        against the clear-sky one (NaN: no zeropoint).
     """
 
     median: float
     clear_fraction: float
     n_voting: int
     n_cells: int
+    grey: float = float("nan")
+    message: str = ""
 
     def header_cards(self):
         """``(keyword, value, comment)`` cards for the catalog header."""
@@ -49,28 +63,28 @@ class TransparencySummary:
         return [("TRANSMED", r(self.median), "median transparency of voting stars"),
                 ("CLEARFRC", r(self.clear_fraction), "clear fraction of the sampled sky"),
                 ("TRANSNST", self.n_voting, "stars voting for transparency"),
-                ("TRANSNPX", self.n_cells, "sky cells sampled for CLEARFRC")]
+                ("TRANSNPX", self.n_cells, "sky cells sampled for CLEARFRC"),
+                ("TRANSGRY", r(self.grey), "grey transmission of the frame (haze)")] + (
+                    [("TRANSMSG", self.message[:68], "why clouds were not judged")]
+                    if self.message else [])
 
 
-def star_transparency(flux_total_adu, vmag, zp_nominal_total, exptime, *, clip):
+def star_transparency(flux_total_adu, expected_total_adu, *, clip):
     """Per-star transparency, clipped to ``[clip[0], clip[1]]``.
 
     Parameters
     ----------
     flux_total_adu : ndarray
         Measured total flux (aperture-corrected), ADU; NaN or <= 0 counts as 0.
-    vmag : ndarray
-        Catalog V.
-    zp_nominal_total : float
-        Nominal zeropoint, total flux, mag for 1 ADU/s.
-    exptime : float
-        Seconds.
+    expected_total_adu : ndarray
+        Total flux the clear-sky model predicts for the star, ADU.
     clip : (float, float)
         Range of the result.
     """
-    expected = 10.0 ** (-0.4 * (np.asarray(vmag, dtype=float) - zp_nominal_total)) * exptime
     f = np.nan_to_num(np.asarray(flux_total_adu, dtype=float), nan=0.0)
-    return np.clip(f / expected, clip[0], clip[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = f / np.asarray(expected_total_adu, dtype=float)
+    return np.clip(np.nan_to_num(t, nan=0.0), clip[0], clip[1])
 
 
 def expected_snr(vmag, zp_nominal_aper, exptime, sky_sigma_adu, aper_area_px, gain=None):
@@ -138,7 +152,7 @@ def grouped_weighted_median(groups, values, weights, n_groups):
     return med, counts
 
 
-def summarize(transp, weights, cell, n_cells, clear_threshold):
+def summarize(transp, weights, cell, n_cells, clear_threshold, grey=float("nan"), haze_min=1.0):
     """Exposure summary from per-star transparency.
 
     Parameters
@@ -150,7 +164,12 @@ def summarize(transp, weights, cell, n_cells, clear_threshold):
         coordinates), -1 for stars outside the area summarised.
     n_cells : int
     clear_threshold : float
-        A cell is clear when its weighted median transparency exceeds this.
+        A cell is clear when its weighted median transparency, divided by
+        the haze, exceeds this.
+    grey : float
+        The frame's grey transmission (NaN: unknown, taken as 1).
+    haze_min : float
+        The haze divided out is ``max(grey, haze_min)``.
 
     Returns
     -------
@@ -164,8 +183,9 @@ def summarize(transp, weights, cell, n_cells, clear_threshold):
                                                n_cells)
     sampled = np.isfinite(per_cell)
     n = int(sampled.sum())
-    frac = float(np.mean(per_cell[sampled] > clear_threshold)) if n else float("nan")
-    return TransparencySummary(med, frac, int(vote.sum()), n), per_cell
+    haze = max(grey, haze_min) if np.isfinite(grey) else 1.0
+    frac = float(np.mean(per_cell[sampled] / haze > clear_threshold)) if n else float("nan")
+    return TransparencySummary(med, frac, int(vote.sum()), n, float(grey)), per_cell
 
 
 #: Flags that say nothing about clouds: such stars do not vote.  OTHER_STAR
@@ -174,7 +194,7 @@ def summarize(transp, weights, cell, n_cells, clear_threshold):
 #: FAINT, NO_FLUX and SHIFT are cloud evidence: those stars vote, measured at
 #: their predicted position.
 NON_CLOUD_FLAGS = ("NOT_ISOLATED", "MOON", "OUTSIDE_SAFE", "EDGE", "SATURATED", "BAD_PIXEL",
-                   "OTHER_STAR")
+                   "OTHER_STAR", "PLANET")
 
 
 @dataclass(frozen=True)
@@ -189,8 +209,8 @@ class TransparencyResult:
     summary: TransparencySummary
 
 
-def run(*, vmag, alt_deg, az_deg, flags, flux_total_adu, sky_sigma_adu, zp_nominal_total,
-        apcor_mag, exptime, aper_area_px, cfg):
+def run(*, vmag, alt_deg, az_deg, flags, flux_total_adu, sky_sigma_adu, expected_total_adu,
+        apcor_mag, exptime, aper_area_px, cfg, grey=float("nan")):
     """Transparency of every star and of the sky.
 
     Parameters
@@ -204,8 +224,8 @@ def run(*, vmag, alt_deg, az_deg, flags, flux_total_adu, sky_sigma_adu, zp_nomin
         predicted position when not), ADU.
     sky_sigma_adu : ndarray
         Per-pixel sky noise around each star, ADU.
-    zp_nominal_total : float
-        Nominal zeropoint, total flux.
+    expected_total_adu : ndarray
+        Total flux the clear-sky photometric model predicts for each star, ADU.
     apcor_mag : ndarray
         Aperture correction at each star (total minus aperture zeropoint).
     exptime : float
@@ -213,6 +233,9 @@ def run(*, vmag, alt_deg, az_deg, flags, flux_total_adu, sky_sigma_adu, zp_nomin
         Photometric aperture area, pixels.
     cfg : Transparency
         Settings.
+    grey : float
+        The frame's grey transmission (fitted against clear-sky zeropoint);
+        NaN: unknown.
 
     Returns
     -------
@@ -221,8 +244,12 @@ def run(*, vmag, alt_deg, az_deg, flags, flux_total_adu, sky_sigma_adu, zp_nomin
     from .flags import bit
     from .healpix import ang2pix_ring, npix
 
-    t = star_transparency(flux_total_adu, vmag, zp_nominal_total, exptime, clip=cfg.clip)
-    snr = expected_snr(vmag, zp_nominal_total - np.asarray(apcor_mag), exptime,
+    t = star_transparency(flux_total_adu, expected_total_adu, clip=cfg.clip)
+    expected = np.asarray(expected_total_adu, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # the magnitude whose clear-sky aperture flux is that expected, at 0 mag zeropoint
+        m_aper = -2.5 * np.log10(expected / exptime) + np.asarray(apcor_mag, dtype=float)
+    snr = expected_snr(np.nan_to_num(m_aper, nan=np.inf), 0.0, exptime,
                        np.nan_to_num(sky_sigma_adu, nan=np.inf), aper_area_px)
     spoil = 0
     for name in NON_CLOUD_FLAGS:
@@ -231,8 +258,22 @@ def run(*, vmag, alt_deg, az_deg, flags, flux_total_adu, sky_sigma_adu, zp_nomin
     weight = np.where(votes, snr ** 2, 0.0)
     cell = ang2pix_ring(cfg.nside, 90.0 - np.asarray(alt_deg), np.asarray(az_deg))
     summary, per_cell = summarize(t, weight, np.where(votes, cell, -1), npix(cfg.nside),
-                                  cfg.clear_threshold)
+                                  cfg.clear_threshold, grey, cfg.haze_min)
     return TransparencyResult(t, weight, snr, cell, per_cell, summary)
+
+
+def sky_too_bright(result, status):
+    """``result`` with no clear fraction: the sky is too bright to judge clouds.
+
+    On a twilight or day frame too few stars vote; that is not cloud.  The
+    per-star values stay; the summary's clear fraction becomes NaN and its
+    message says why.
+    """
+    import dataclasses
+
+    summary = dataclasses.replace(result.summary, clear_fraction=float("nan"),
+                                  message=f"sky too bright ({status}) to judge clouds")
+    return dataclasses.replace(result, summary=summary)
 
 
 def cell_image(model, shape, per_cell, nside, radius_px, stride):

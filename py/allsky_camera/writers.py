@@ -42,6 +42,8 @@ def catalog_table(red):
             t[name].unit = unit
         t[name].description = desc
 
+    from .photmodel import airmass
+
     fl, zp, tr = red.fluxes, red.zeropoint, red.transparency
     for name in ("HIP", "RA", "DEC", "VMAG", "BV"):
         t[name] = red.stars[name]
@@ -59,13 +61,16 @@ def catalog_table(red):
         "flux_adu corrected to total flux")
     col("sky_adu", fl.sky_adu, u.adu, "sky per pixel, annulus median")
     col("m_inst", red.m_inst, u.mag, "-2.5 log10(flux_adu / exptime)")
+    col("airmass", airmass(red.zd), None, "Kasten & Young (1989) airmass")
+    col("model_resid", zp.model_fit.residual if zp.model_fit is not None
+        else np.full(len(t), np.nan), u.mag, "total-flux mag minus the fitted model")
     col("zp_adu_per_s", red.vmag - red.m_inst, u.mag,
         "VMAG - m_inst, aperture zeropoint of the star")
     col("apcor_mag", np.full(len(t), np.nan) if len(t) == 0 else zp.apcor(red.zd), u.mag,
         "aperture correction at the star's zenith distance")
     col("moon_sep_deg", red.moon_sep, u.deg, "angular distance from the Moon")
     col("nn_sep_deg", red.stars["nn_sep_deg"], u.deg, "nearest catalog neighbour")
-    col("transparency", tr.transparency, None, "measured / nominal-zeropoint total flux")
+    col("transparency", tr.transparency, None, "measured / clear-sky model total flux")
     col("transp_weight", tr.weight, None, "vote weight in the cloud map (0: no vote)")
     col("expected_snr", tr.expected_snr, None, "S/N the star should reach on this sky")
     col("flags", red.flags.astype(np.int32), None, "quality bits, see FLAGBnn cards; 0 = good")
@@ -85,7 +90,7 @@ def header_cards(red):
         ("PIPELINE", "allsky_camera", "reduction pipeline"),
         ("PIPEVER", __version__, "pipeline version"),
         ("CAMERA", camera.name, "camera configuration"),
-        ("RAWFILE", Path(exposure.path).name[:68], "raw exposure"),
+        ("RAWFILE", Path(exposure.path).name, "raw exposure"),
         ("DATE-OBS", exposure.time.iso_utc, "UTC start of exposure"),
         ("MJD-OBS", round(exposure.time.mjd_utc, 8), "[d] UTC MJD start of exposure"),
         ("EXPTIME", exposure.exptime, "[s] exposure time"),
@@ -104,7 +109,9 @@ def header_cards(red):
     cards += sol.header_cards()
     cards += zp.header_cards()
     if zp.message:
-        cards.append(("ZPMSG", zp.message[:68], "why there is no zeropoint"))
+        cards.append(("ZPMSG", zp.message, "why there is no zeropoint"))
+    if red.sky is not None:
+        cards += red.sky.header_cards()
     if red.skymap is not None:
         sm = red.skymap
         cards += [("SBZENITH", round(sm.zenith_mag, 3), "[mag/arcsec2] sky at the zenith"),
@@ -122,9 +129,15 @@ def _product_cards(red):
 
 
 def detrend_cards(red):
-    """Header cards of the detrended image."""
+    """Header cards of the detrended image: DATE-OBS in UTC, the camera's clock in CAMDATE."""
     det = red.detrended
+    h, exposure = red.camera.header, red.exposure
+    clock = ([("CAMDATE", str(exposure.header[h.dateobs_card]),
+               f"camera clock {h.dateobs_card}, UTC{h.utc_offset_hours:+g} h")]
+             if h.dateobs_card in exposure.header else [])
     return [
+        ("DATE-OBS", exposure.time.iso_utc, "UTC start of exposure"),
+        *clock,
         ("BUNIT", "adu", "detrended counts"),
         ("DETREND", True, "dark+bias subtracted by allsky_camera"),
         ("PIPEVER", __version__, "pipeline version"),
@@ -146,7 +159,7 @@ def write_detrended(red, path):
     """The detrended image (float32) with the raw header and the detrend cards."""
     from . import io
     io.write_image(red.detrended.image, path, header=red.exposure.header,
-                   header_cards=detrend_cards(red))
+                   header_cards=detrend_cards(red), where=red.exposure.path)
 
 
 def write_streaks(red, path):
@@ -185,16 +198,28 @@ def write_sbmap_fits(red, path):
 
 
 def _title(red):
-    return Path(red.exposure.path).name
+    """The frame's file name, printable whatever characters it holds."""
+    from .io import fits_text
+    return fits_text(Path(red.exposure.path).name)
 
 
 def plot_zeropoint(red, path):
-    """Checkplot: instrumental against catalog magnitude, zeropoint stars marked."""
-    from . import plotting
+    """Checkplot: instrumental against catalog magnitude, zeropoint stars marked, and
+    the residuals about the fitted photometric model against B-V and airmass."""
+    from . import photmodel, plotting
     zp = red.zeropoint
-    fig = plotting.new_figure(plotting.ZP_FIGSIZE)
-    plotting.plot_zeropoint(fig.add_subplot(), red.vmag, red.m_inst, zp.zp_aper,
+    fig = plotting.new_figure(plotting.ZP_MODEL_FIGSIZE)
+    axes = plotting.zp_model_axes(fig)
+    plotting.plot_zeropoint(axes[0], red.vmag, red.m_inst, zp.zp_aper,
                             title=f"{_title(red)}  ZPAPER = {zp.zp_aper:.3f}", used=red.zp_sel)
+    pm = zp.model_fit
+    if pm is not None:
+        plotting.plot_model_residuals(axes[1], red.bv, pm.residual, used=pm.used,
+                                      xlabel="B-V (mag)",
+                                      title=f"colour term c = {pm.model.colour_term:.3f}")
+        plotting.plot_model_residuals(axes[2], photmodel.airmass(red.zd), pm.residual,
+                                      used=pm.used, xlabel="airmass (Kasten & Young)",
+                                      title=f"k = {pm.model.k:.3f} ({pm.k_source})")
     plotting.save_figure(fig, path)
 
 
