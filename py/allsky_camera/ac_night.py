@@ -47,8 +47,8 @@ log = logging.getLogger("allsky_camera.ac_night")
 #: ``ac_proc.py`` options that choose the per-frame products (shared as is).
 PRODUCT_OPTIONS = ("dont_write_detrended", "multiproc", "skip_checkplots", "skip_sbmap",
                    "write_sbmap", "force_mp_centroiding", "dont_write_catalog",
-                   "oplot_centroids", "write_healpix", "detect_streaks", "camera",
-                   "camera_dir")
+                   "oplot_centroids", "write_healpix", "write_clouds", "detect_streaks",
+                   "camera", "camera_dir")
 #: Inputs skipped unless asked for: the simulator's truth files.
 DEFAULT_VETO = ("*-truth.fits",)
 #: A frame's astrometric fit starts from the last good fit this many frames
