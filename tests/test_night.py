@@ -232,7 +232,7 @@ def watched(night, tmp_path_factory):
     inbox = tmp_path_factory.mktemp("inbox")
     out = tmp_path_factory.mktemp("watch_out")
     (inbox / "skipme.fits").write_bytes(b"vetoed")
-    p = subprocess.Popen(night_cmd([inbox], out, "--watch", "--settle", "1.5", "--jobs", "1",
+    p = subprocess.Popen(night_cmd([inbox], out, "--watch", "--settle", "4", "--jobs", "1",
                                    "--dont_write_detrended", "--camera", "MDM",
                                    "--veto", "skip*"),
                          env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -261,7 +261,7 @@ def test_watch_takes_frames_once_complete_and_stops_on_sigterm(watched):
     assert rc == 0, stderr
     t = read_summary(out)
     assert sorted(t["file"]) == sorted(names)             # the vetoed file is not there
-    assert list(t["status"]) == ["ok"] * 3                # never taken half-written
+    assert list(t["status"]) == ["ok"] * 3, list(t["message"])   # never taken half-written
     assert len(ledger.read(out)) == 3
     assert (out / ledger.LEDGER_NAME).read_text().count("\n") == 3   # each reduced once
     assert not list(out.glob(".part*"))
