@@ -484,13 +484,12 @@ def run(opts):
     try:
         with Stop() as stop:
             night = Night(opts, products, backend, stop)
-            night.add(find_inputs(opts.inputs, opts.veto, exclude_dir=opts.outdir))
             if opts.watch:
-                if night.paths:
-                    night.run()
-                    night.write_products()
+                # every file, even one there at the start, waits until its size is
+                # stable: a copy may be in progress
                 watch(night, opts, stop)
             else:
+                night.add(find_inputs(opts.inputs, opts.veto, exclude_dir=opts.outdir))
                 if not night.paths:
                     raise AllskyError(f"{', '.join(opts.inputs)}: no FITS file found; "
                                       "check the paths")
