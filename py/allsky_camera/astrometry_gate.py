@@ -111,6 +111,75 @@ def rank_correlation(a, b):
     return float(np.sum(ra * rb) / den) if den > 0 else float("nan")
 
 
+def sky_cells(alt, az, az_step_deg, alt_step_deg):
+    """Index of the sky cell of each position: azimuth sectors x altitude rings.
+
+    Parameters
+    ----------
+    alt, az : ndarray
+        Altitude and azimuth (north through east), deg.
+    az_step_deg, alt_step_deg : float
+        Width of the azimuth sectors and height of the altitude rings, deg.
+
+    Returns
+    -------
+    ndarray of int
+        ``ring * n_sectors + sector``; -1 for non-finite positions.
+    """
+    alt = np.asarray(alt, dtype=float)
+    az = np.asarray(az, dtype=float)
+    n_sec = int(np.ceil(360.0 / az_step_deg))
+    fin = np.isfinite(alt) & np.isfinite(az)
+    sec = np.floor(np.where(fin, az % 360.0, 0.0) / az_step_deg).astype(int) % n_sec
+    ring = np.floor(np.clip(np.where(fin, alt, 0.0), 0.0, 90.0 - 1e-9) / alt_step_deg)
+    return np.where(fin, ring.astype(int) * n_sec + sec, -1)
+
+
+def cell_rank_correlation(flux, minus_v, cell):
+    """Spearman correlation of flux with ``-V`` within sky cells, pooled.
+
+    Clouds dim whole regions of the sky, so a star under cloud is fainter
+    than a clear star of the same V: pooled over the whole sky the ranks
+    mix.  Within one cell the transmission is nearly one value and the
+    ranks keep their order.  Each cell with at least 3 finite fluxes gives
+    its Spearman rho; the result is their mean weighted by the number of
+    stars.  NaN when no cell has 3 stars.
+    """
+    flux = np.asarray(flux, dtype=float)
+    minus_v = np.asarray(minus_v, dtype=float)
+    fin = np.isfinite(flux) & (np.asarray(cell) >= 0)
+    num = den = 0.0
+    for c in np.unique(cell[fin]):
+        k = fin & (cell == c)
+        rho = rank_correlation(flux[k], minus_v[k])
+        if np.isfinite(rho):
+            num += rho * k.sum()
+            den += k.sum()
+    return float(num / den) if den > 0 else float("nan")
+
+
+def clear_cells(cell, matched, min_fraction, min_pred):
+    """Matched stars in the sky cells where the model finds its stars.
+
+    A cell is *clear* when it holds at least ``min_pred`` predicted stars
+    and at least ``min_fraction`` of them are matched.
+
+    Returns
+    -------
+    n_clear : int
+        Matched stars in the clear cells.
+    fraction : float
+        Their fraction of the stars predicted in those cells (NaN if none).
+    """
+    cell = np.asarray(cell)
+    matched = np.asarray(matched, dtype=bool)
+    n_pred = np.bincount(cell[cell >= 0], minlength=1)
+    n_mat = np.bincount(cell[(cell >= 0) & matched], minlength=n_pred.size)
+    clear = (n_pred >= min_pred) & (n_mat >= min_fraction * n_pred)
+    n_c, p_c = int(n_mat[clear].sum()), int(n_pred[clear].sum())
+    return n_c, (n_c / p_c if p_c else float("nan"))
+
+
 def _box_offsets(half, nx, border):
     """Flat-index offsets of a (2 half + 1)^2 box (``border``: its edge only)."""
     o = np.arange(-half, half + 1)
@@ -184,8 +253,10 @@ def evaluate(image, model, x_meas, y_meas, alt, az, vmag, cfg):
     # add noise and cost, not evidence
     ranked = matched & (vmag <= cfg.fit_vmax)
     flux = box_flux(image, x_meas[ranked], y_meas[ranked])
-    fin = np.isfinite(flux)
-    corr = rank_correlation(flux[fin], -vmag[ranked][fin])
+    cell = sky_cells(alt, az, cfg.gate_cell_az_deg, cfg.gate_cell_alt_deg)
+    corr = cell_rank_correlation(flux, -vmag[ranked], cell[ranked])
+    n_clear, clear_frac = clear_cells(cell[on], matched[on], cfg.gate_min_fraction,
+                                      cfg.gate_cell_min_pred)
     tilt = float(np.hypot(model.tilt_n_deg, model.tilt_e_deg))
 
     def result(ok, msg):
@@ -194,9 +265,12 @@ def evaluate(image, model, x_meas, y_meas, alt, az, vmag, cfg):
     if n_mat < cfg.min_stars:
         return result(False, f"{n_mat} of {n_pred} bright stars found at the predicted "
                              f"positions, fewer than min_stars {cfg.min_stars}")
-    if frac < cfg.gate_min_fraction:
+    partial = frac < cfg.gate_min_fraction
+    if partial and n_clear < cfg.gate_min_clear_stars:
         return result(False, f"{n_mat} of {n_pred} bright stars found ({frac:.2f}), "
-                             f"below gate_min_fraction {cfg.gate_min_fraction:g}")
+                             f"below gate_min_fraction {cfg.gate_min_fraction:g}, and "
+                             f"{n_clear} in sky cells that pass it, fewer than "
+                             f"gate_min_clear_stars {cfg.gate_min_clear_stars}")
     if not rms_px <= cfg.gate_max_rms_px:
         return result(False, f"residual RMS {rms_px:.2f} px over gate_max_rms_px "
                              f"{cfg.gate_max_rms_px:g}")
@@ -209,7 +283,9 @@ def evaluate(image, model, x_meas, y_meas, alt, az, vmag, cfg):
     if tilt > cfg.gate_max_tilt_deg:
         return result(False, f"axis tilt {tilt:.2f} deg over gate_max_tilt_deg "
                              f"{cfg.gate_max_tilt_deg:g}")
-    return result(True, f"{n_mat} of {n_pred} bright stars found ({frac:.2f}), RMS "
+    where = (f", {n_clear} of them in clear sky cells ({clear_frac:.2f} found there)"
+             if partial else "")
+    return result(True, f"{n_mat} of {n_pred} bright stars found ({frac:.2f}){where}, RMS "
                         f"{rms_px:.2f} px, flux-V rank correlation {corr:.2f}")
 
 
