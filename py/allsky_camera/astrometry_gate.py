@@ -255,7 +255,7 @@ def evaluate(image, model, x_meas, y_meas, alt, az, vmag, cfg):
     flux = box_flux(image, x_meas[ranked], y_meas[ranked])
     cell = sky_cells(alt, az, cfg.gate_cell_az_deg, cfg.gate_cell_alt_deg)
     corr = cell_rank_correlation(flux, -vmag[ranked], cell[ranked])
-    n_clear, clear_frac = clear_cells(cell[on], matched[on], cfg.gate_min_fraction,
+    n_clear, clear_frac = clear_cells(cell[on], matched[on], cfg.gate_clear_cell_fraction,
                                       cfg.gate_cell_min_pred)
     tilt = float(np.hypot(model.tilt_n_deg, model.tilt_e_deg))
 
@@ -269,7 +269,8 @@ def evaluate(image, model, x_meas, y_meas, alt, az, vmag, cfg):
     if partial and n_clear < cfg.gate_min_clear_stars:
         return result(False, f"{n_mat} of {n_pred} bright stars found ({frac:.2f}), "
                              f"below gate_min_fraction {cfg.gate_min_fraction:g}, and "
-                             f"{n_clear} in sky cells that pass it, fewer than "
+                             f"{n_clear} in clear sky cells (>= {cfg.gate_clear_cell_fraction:g} "
+                             f"found), fewer than "
                              f"gate_min_clear_stars {cfg.gate_min_clear_stars}")
     if not rms_px <= cfg.gate_max_rms_px:
         return result(False, f"residual RMS {rms_px:.2f} px over gate_max_rms_px "
