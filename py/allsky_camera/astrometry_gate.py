@@ -4,23 +4,58 @@ A fit always returns a model, even on noise peaks, clouds or a camera that
 moved far from its template.  :func:`evaluate` accepts a model only when the
 stars it predicts are where it says:
 
-1. *matched fraction*: of the bright catalog stars the model predicts on the
-   chip, the fraction whose measured centroid lies within
-   ``gate_match_px`` of the predicted position (a fraction, not a count, so a
-   few chance coincidences on a starless frame do not pass);
+1. *found stars*: of the bright catalog stars the model predicts on the
+   chip, those whose measured centroid lies within ``gate_match_px`` of the
+   predicted position.  At least ``min_stars`` must be found, and either
+   ``gate_min_fraction`` of all predicted (a fraction, not a count, so a few
+   chance coincidences on a starless frame do not pass), or, on a partly
+   cloudy sky, at least ``gate_min_clear_stars`` in *clear sky cells* (see
+   below);
 2. *residual RMS* of the matched stars at most ``gate_max_rms_px``, the
    scatter centroid noise gives on this camera (a fit that reaches its
    stars only by spreading its error does not pass);
 3. *flux rises with catalog brightness*: Spearman's rank correlation between
    the box flux of the matched stars brighter than ``fit_vmax`` and their
-   ``-V`` at least ``gate_min_rank_corr`` (noise peaks have no relation to
-   the catalog);
+   ``-V``, taken within each sky cell and averaged (weighted by stars), at
+   least ``gate_min_rank_corr`` (noise peaks have no relation to the
+   catalog);
 4. *a sane model*: radial scale within ``gate_max_scale_dev`` of 1 and the
    optical axis tilted by at most ``gate_max_tilt_deg``.
 
+Sky cells and partly cloudy skies
+---------------------------------
+The sky is cut into cells of ``gate_cell_az_deg`` in azimuth by
+``gate_cell_alt_deg`` in altitude (:func:`sky_cells`).  Clouds are spatially
+coherent: a cloud hides a region, and a clear patch shows nearly every
+bright star in it.  A sky 60-80 % under cloud therefore finds well under
+half its predicted stars, but in the clear cells it finds over 90 % of
+them; a cell is *clear* when it has at least ``gate_cell_min_pred``
+predicted stars and at least ``gate_clear_cell_fraction`` of them are found
+(:func:`clear_cells`).  What a wrong model produces is different:
+
+* a wrong model (clock hours off = the sky turned about the pole, a turned
+  or shifted camera beyond the fit's capture, a mirrored image) matches by
+  chance only: the first pass takes the brightest pixel of a search box of
+  ``(2 search_half_px + 1)^2`` pixels, which lands within ``gate_match_px``
+  of the prediction with probability about ``pi 2^2 / 15^2 = 0.06`` on
+  MDM.  Measured (``benchmarks/gate_chance.py``): 0-7 % of the stars, 2-27
+  of ~400, RMS over 1 px.  Chance matches are spread over the whole sky, so
+  a cell of 8 predicted stars reaches 80 % (7 of 8) with binomial
+  probability ~ 8 * 0.1^7 ~ 1e-6: no clear cell, no pass;
+* a thin overcast (transmission 0.05) is found where its brightest stars
+  are, everywhere alike: 20-60 % per cell, hence few clear cells; it stays
+  FAILED as before (``benchmarks/recovery.py --cases hopeless``);
+* the flux ranking is taken within cells because a cloud dims all the stars
+  of a region: pooled over the whole sky, a clear V = 4 star outshines a
+  clouded V = 2 one and the ranks mix (a half-clouded sky gave a pooled rho
+  of 0.18, under the threshold, for a right model), while within one cell
+  the transmission is nearly constant and the order holds.
+
+Residual RMS, rank correlation and sanity apply unchanged to both paths.
+
 The thresholds live in the camera's ``astrometry`` section
 (:class:`allsky_camera.config.Astrometry`).  Everything is numpy on a few
-hundred stars: the gate costs about a millisecond.
+hundred stars: the gate costs milliseconds.
 
 Pixel convention: 0-based, x = column (fast axis), pixel centres at integers.
 """
