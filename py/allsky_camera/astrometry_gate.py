@@ -102,7 +102,8 @@ class GateResult:
         RMS residual of the matched stars, pixels (NaN if none).
     rank_corr : float
         Spearman rank correlation of the flux of matched stars with
-        ``V <= fit_vmax`` against ``-V`` (NaN if fewer than 3 such stars).
+        ``V <= fit_vmax`` against ``-V``, within sky cells and averaged
+        (:func:`cell_rank_correlation`; NaN if no cell has 3 such stars).
     """
 
     ok: bool
@@ -121,7 +122,7 @@ class GateResult:
                 ("ASTNMAT", self.n_matched, "of those, found at the predicted position"),
                 ("ASTFRAC", r(self.fraction, 4), "matched fraction of predicted stars"),
                 ("ASTGRMS", r(self.rms_px, 4), "[pix] RMS residual of the matched stars"),
-                ("ASTRCORR", r(self.rank_corr, 4), "rank correlation, flux vs catalog -V")]
+                ("ASTRCORR", r(self.rank_corr, 4), "flux-V rank correlation within sky cells")]
 
 
 def _ranks(a):
