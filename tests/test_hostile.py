@@ -24,6 +24,7 @@ from astropy.io import fits
 
 from allsky_camera import ac_calibrate, ac_proc, config, io, outputs, simulate
 from allsky_camera.flags import FLAGS
+from tests_helpers import shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "py" / "allsky_camera" / "ac_proc.py"
@@ -230,6 +231,8 @@ def test_bad_camera_yaml_refused(case, base, tmp_path, capsys):
 def test_stock_configurations_are_within_range():
     for name in config.known_cameras():
         config.load_camera(name)        # raises if a value is out of its range
+    keys = {k for k, _ in config._numbers(config.load_camera("MDM"), "")}
+    assert set(config.RANGES) <= keys, "RANGES names keys the configuration no longer has"
 
 
 # ------------------------------------------------------------- file names
@@ -640,10 +643,7 @@ def test_calibrate_refuses_to_replace_existing_masks(base, tmp_path, capsys):
 
 
 # ------------------------------------------------- references outside the project
-#: ../shared beside the checkout (/work/main), or beside the worktrees' folder
-DCT = next((p for p in (REPO.parent / "shared" / "data" / "dct",
-                        REPO.parents[1] / "shared" / "data" / "dct") if p.is_dir()),
-           REPO.parent / "shared" / "data" / "dct")
+DCT = shared_data("dct")
 
 
 @pytest.mark.slow

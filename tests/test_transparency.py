@@ -99,12 +99,18 @@ def test_overcast(camera, tmp_path, transmission, brightening):
     finally:
         log.removeHandler(catch)
     s = res["transparency"].summary
-    assert s.clear_fraction <= 0.05 and s.n_cells > 100
-    assert abs(s.median - transmission) < 0.05
     h = fits.getheader(next(tmp_path.glob("*-cat.fits")), 1)
-    assert h["CLEARFRC"] <= 0.05 and h["TRANSMED"] < 0.15 and h["TRANSNPX"] == s.n_cells
     warned = [r.getMessage() for r in catch.records if r.levelno == logging.WARNING]
-    assert any("mostly cloudy" in m and "clear fraction 0.0" in m for m in warned), warned
+    if h["ASTSTAT"] == "FAILED":
+        # too few stars to trust any geometry (issue 7): nothing is claimed
+        assert not np.isfinite(s.clear_fraction) and h["CLEARFRC"] == "NaN"
+        assert h["ZPMSG"] and any("astrometry FAILED" in m and "frame33" in m
+                                  for m in warned), warned
+    else:
+        assert s.clear_fraction <= 0.05 and s.n_cells > 100
+        assert abs(s.median - transmission) < 0.05
+        assert h["CLEARFRC"] <= 0.05 and h["TRANSMED"] < 0.15 and h["TRANSNPX"] == s.n_cells
+        assert any("mostly cloudy" in m and "clear fraction 0.0" in m for m in warned), warned
     # every product was still written
     assert next(tmp_path.glob("*-healpix.fits")) and next(tmp_path.glob("*-transp.png"))
 
