@@ -327,3 +327,14 @@ def test_readme_flag_table_matches_flags():
         if len(cells) == 4 and cells[2].startswith("`") and cells[0].isdigit():
             rows[cells[2].strip("`")] = (int(cells[0]), int(cells[1]), cells[3])
     assert rows == {n: (v.bit_length() - 1, v, d) for n, (v, d) in FLAGS.items()}
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["f.fits"], "--camera-dir DIR and --name NAME"),
+    (["f.fits", "--build-masks"], "--build-masks: give --output"),
+])
+def test_calibrate_says_where_to_write(argv, says, tmp_path, capsys):
+    assert ac_calibrate.main([str(tmp_path / a) if a.endswith(".fits") else a
+                              for a in argv]) == 2
+    assert says in _one_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []

@@ -222,9 +222,13 @@ def test_default_run_imports_only_what_it_needs(camera, tmp_path):
     """No IERS table, no astropy.coordinates, and none of the heavy optional
     packages are imported by a run without checkplots (start-up stays light,
     and no download can ever be attempted)."""
+    from allsky_camera import catalog
+
     sim = simulate.simulate(camera, seed=6)
     raw = tmp_path / "light.fits"
     simulate.write_simulation(sim, raw)
+    # the catalog cache is built once (that may use scipy); runs after it stay light
+    catalog.load_catalog(camera.photometry.vmax)
     code = (
         "import runpy, sys\n"
         f"sys.argv = [{str(SCRIPT)!r}, {str(raw)!r}, '--outdir', {str(tmp_path)!r}, "

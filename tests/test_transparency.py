@@ -101,6 +101,9 @@ def test_overcast(camera, tmp_path, transmission, brightening):
     s = res["transparency"].summary
     h = fits.getheader(next(tmp_path.glob("*-cat.fits")), 1)
     warned = [r.getMessage() for r in catch.records if r.levelno == logging.WARNING]
+    f = res["clouds"].fractions()
+    # the cloud map is never clear on an overcast
+    assert f["clear"] < 0.03, f
     if h["ASTSTAT"] == "FAILED":
         # too few stars to trust any geometry (issue 7): nothing is claimed
         assert not np.isfinite(s.clear_fraction) and h["CLEARFRC"] == "NaN"
@@ -110,7 +113,8 @@ def test_overcast(camera, tmp_path, transmission, brightening):
         assert s.clear_fraction <= 0.05 and s.n_cells > 100
         assert abs(s.median - transmission) < 0.05
         assert h["CLEARFRC"] <= 0.05 and h["TRANSMED"] < 0.15 and h["TRANSNPX"] == s.n_cells
-        assert any("mostly cloudy" in m and "clear fraction 0.0" in m for m in warned), warned
+        assert any("clouds: mostly cloudy" in m for m in warned), warned
+        assert f["cloud"] > 0.7
     # every product was still written
     assert next(tmp_path.glob("*-healpix.fits")) and next(tmp_path.glob("*-transp.png"))
 
@@ -122,7 +126,8 @@ def test_healpix_file_cards(quarter):
     path = next(out.glob("*-healpix.fits"))
     with fits.open(path) as hdul:
         names = [h.name for h in hdul[1:]]
-        assert names == ["ZP_HOR", "N_ZP_HOR", "ZP_EQU", "N_ZP_EQU", "TRANSP_HOR", "TRANSP_EQU"]
+        assert names == ["ZP_HOR", "N_ZP_HOR", "ZP_EQU", "N_ZP_EQU", "TRANSP_HOR", "TRANSP_EQU",
+                         "CLOUD_HOR", "CLDCONF_HOR"]
         for k, h in enumerate(hdul[1:], start=1):
             assert h.header["PIXTYPE"] == "HEALPIX" and h.header["ORDERING"] == "RING"
             assert h.header["NSIDE"] == 8 and h.header["FIRSTPIX"] == 0
@@ -137,6 +142,16 @@ def test_healpix_file_cards(quarter):
     x_ky = 1.0 / (np.cos(np.radians(z)) + 0.50572 * (96.07995 - z) ** -1.6364)
     expect = truth.zp_true - truth.ext_coef * (x_ky - 1.0)
     assert ok.sum() > 100 and abs(np.median(zp[ok] - expect[ok])) < 0.1
+    # the cloud state per cell: the quarter cloud (azimuth 0-90) is cloud, the
+    # opposite quarter clear (healpy's own cell centres)
+    state = hp.read_map(path, hdu=7, dtype=np.int32)
+    theta, phi = hp.pix2ang(8, np.arange(768))
+    alt, az = 90 - np.degrees(theta), np.degrees(phi)
+    high = alt > 25
+    assert set(np.unique(state)) <= {0, 1, 2, 3}
+    assert np.mean(state[high & (az > 10) & (az < 80)] == 1) > 0.8
+    assert np.mean(state[high & (az > 190) & (az < 260)] == 0) > 0.8
+    assert (state[alt < 0] == 3).all()
 
 
 def test_weighted_medians_against_brute_force():

@@ -62,6 +62,10 @@ ZP_MIN_SNR = 10.0
 #: Even-polynomial terms of the vignetting v(zd) fitted by --photometry:
 #: (zd/90)^2 and (zd/90)^4, enough for a smooth fall-off to 70 deg.
 VIGNETTING_TERMS = 2
+#: A mask frame with the Moon above this altitude (deg) gets a warning: its
+#: halo and glare are transient light (the frames' vote keeps them out of the
+#: masks when most frames are moonless).
+MOON_WARN_ALT_DEG = 0.0
 
 
 def build_parser():
@@ -217,6 +221,36 @@ def _camera_dict(name, data, header, opts, sol, site_vals, bias, masks_names,
     }
 
 
+def warn_moon(paths, headers, header_cards, site):
+    """Log a warning for every mask frame taken with the Moon up.
+
+    Parameters
+    ----------
+    paths, headers : sequence
+        The mask frames' file names and FITS headers.
+    header_cards : config.HeaderCards
+        Where the start time is in the headers.
+    site : coords.Site
+    """
+    from allsky_camera import coords, io
+
+    n_up = 0
+    for path, header in zip(paths, headers):
+        try:
+            t = io.start_time(header, header_cards, path)
+        except AllskyError as err:
+            log.warning("%s: cannot tell whether the Moon was up (%s)", path, err)
+            continue
+        moon = coords.sun_moon_altaz(t, site)["moon_alt"]
+        if moon > MOON_WARN_ALT_DEG:
+            n_up += 1
+            log.warning("%s: the Moon is up (altitude %.1f deg): its halo and glare are "
+                        "transient; the masks keep only what most frames agree on", path, moon)
+    if n_up > len(paths) / 2:
+        log.warning("%d of %d mask frames have the Moon up: add moonless frames to keep its "
+                    "light out of the masks", n_up, len(paths))
+
+
 def header_section(opts):
     """The ``header:`` section of the new YAML from the command line (validated).
 
@@ -301,7 +335,7 @@ def calibrate_frame(opts):
     once the calibration has worked, so a failure leaves no file and an
     existing camera's files are replaced only with ``--overwrite``.
     """
-    from allsky_camera import calibrate, camera_yaml, io, masks, outputs
+    from allsky_camera import calibrate, camera_yaml, config, io, masks, outputs
     from allsky_camera.config import RANGES, check_range
 
     out = output_path(opts)
@@ -314,9 +348,10 @@ def calibrate_frame(opts):
     io.check_outdir(out.parent)
     frame = opts.frames[0]
     data, header, type_max = _read(frame)
-    stack = [data]
+    stack, headers = [data], [header]
     for f in opts.masks:
-        d_ = _read(f)[0]
+        d_, h_, _ = _read(f)
+        headers.append(h_)
         if d_.shape != data.shape:
             raise InputFileError(f"{f}: --masks frame is {d_.shape[1]}x{d_.shape[0]} pixels but "
                                  f"{frame} is {data.shape[1]}x{data.shape[0]}; give frames of "
@@ -325,6 +360,7 @@ def calibrate_frame(opts):
     _header_number(header, "DATAMAX", frame)     # checked now, used by _camera_dict
     t = _start_time(header, opts)
     site, site_vals = _site(opts, header, frame)
+    warn_moon([frame, *opts.masks], headers, config.HeaderCards(**header_section(opts)), site)
     with outputs.OutputSet(out.parent, out.stem, targets, overwrite=opts.overwrite) as oset:
         stage = oset.staging
         sol = calibrate.solve(data, t, site)
@@ -405,7 +441,7 @@ def set_mask_names(text, names, docs):
 def build_masks_only(opts):
     import yaml
 
-    from allsky_camera import calibrate, camera_yaml, config, io, masks
+    from allsky_camera import calibrate, camera_yaml, config, coords, io, masks
 
     if opts.output is None:
         raise AllskyError("--build-masks: give --output, the configuration (a YAML path or a "
@@ -419,7 +455,10 @@ def build_masks_only(opts):
     if existing and not opts.overwrite:
         raise OutputError(f"{', '.join(existing)}: exists already; pass --overwrite to "
                           "replace the masks")
-    stack = np.stack([_read(f)[0] for f in opts.frames])
+    frames = [_read(f) for f in opts.frames]
+    stack = np.stack([f[0] for f in frames])
+    warn_moon(opts.frames, [f[1] for f in frames], cam.header,
+              coords.site_from_config(cam.site)[0])
     if stack.shape[1:] != (cam.sensor.ny, cam.sensor.nx):
         raise InputFileError(f"{opts.frames[0]}: frames are {stack.shape[2]}x{stack.shape[1]}, "
                              f"camera {cam.name} is {cam.sensor.nx}x{cam.sensor.ny}; give "

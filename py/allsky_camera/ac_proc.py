@@ -81,6 +81,8 @@ def build_parser():
                    help="checkplot overlaying centroids on detrended image")
     p.add_argument("--write_healpix", action="store_true",
                    help="write HEALPix map of photometric zeropoint")
+    p.add_argument("--write_clouds", action="store_true",
+                   help="write the cloud map (-clouds.fits: state, transparency, confidence)")
     p.add_argument("--detect_streaks", action="store_true",
                    help="run satellite streak detection/cataloging")
     p.add_argument("--camera", default=None,
@@ -152,7 +154,8 @@ def process(exposure, camera, opts, timer=None, written=None):
     writers.write_products(red, products, output_paths(opts.outdir, exposure.stem),
                            written=written, timer=timer, table=cat, cards=cards)
     return {"catalog": cat, "solution": red.solution, "zeropoint": red.zeropoint,
-            "skymap": red.skymap, "transparency": red.transparency, "streaks": red.streaks,
+            "skymap": red.skymap, "transparency": red.transparency, "clouds": red.clouds,
+            "streaks": red.streaks,
             "detrended": red.detrended, "header_cards": cards, "paths": written,
             "ephem": red.ephem, "reduction": red}
 

@@ -210,6 +210,24 @@ class Transparency:
     min_expected_snr: float = 5.0            # stars that should reach a lower S/N do not vote
     clear_threshold: float = 0.7             # a cell is clear above this median transparency
     cloudy_warning: float = 0.5              # warn when the clear fraction is below this
+    min_cell_stars: int = 1                  # fewer voting stars in a cell: no star evidence there
+    star_scatter: float = 0.3                # per-star transparency scatter on a clear sky (for
+                                             # the confidence of a cell's star call)
+    texture_block_px: int = 12               # sky texture: block side, pixels
+    texture_stride_px: int = 4               # ... sampled every this many pixels in a block
+    texture_model_blocks: int = 5            # smooth model: mean of the 4 blocks this // 2 away
+    texture_ring_deg: float = 5.0            # median residual removed in zenith-distance rings, deg
+    texture_mask_grow_blocks: int = 1        # masked blocks grow by this many (obstruction edges)
+    texture_min_blocks: int = 6              # fewer unmasked blocks in a cell: no texture evidence
+    texture_cloud: float = 0.04              # cloud: block residual RMS above this fraction of sky
+    texture_scatter: float = 0.3             # relative error of a cell's texture amplitude
+    texture_clear_conf_max: float = 0.6      # a smooth sky says clear with at most this confidence
+    texture_clear_max_cloud: float = 0.5     # ... and only when at most this fraction of the
+                                             # cells judged by stars is cloud ...
+    texture_prior_min_cells: int = 10        # ... when stars judge at least this many cells
+    lost_stars_conf: float = 0.6             # confidence of a cloud call from stars the failed
+                                             # astrometry did not find on a night sky
+    min_confidence: float = 0.3              # a cell whose best evidence is less sure is unknown
     haze_min: float = 0.8                    # a grey offset of the whole frame down to this is
                                              # haze (reported as TRANSGRY), deeper is cloud
     min_voting_stars: int = 10               # fewer voting stars on a bright sky: 'sky too bright'
@@ -427,6 +445,22 @@ KEY_DOCS = {
     "transparency.cloudy_warning": "warn when the clear fraction is below this",
     "transparency.haze_min": "a grey offset of the frame down to this is haze (TRANSGRY)",
     "transparency.min_voting_stars": "fewer voting stars on a twilight/day sky: too bright",
+    "transparency.min_cell_stars": "fewer voting stars in a cell: no star evidence there",
+    "transparency.star_scatter": "per-star transparency scatter on a clear sky (star confidence)",
+    "transparency.texture_block_px": "sky texture: block side, pixels (a multiple of the stride)",
+    "transparency.texture_stride_px": "sky texture: blocks sampled every this many pixels",
+    "transparency.texture_model_blocks": "smooth model: mean of the 4 blocks this // 2 away",
+    "transparency.texture_ring_deg": "median residual removed in zenith-distance rings, deg",
+    "transparency.texture_mask_grow_blocks": "masked blocks grow by this many blocks",
+    "transparency.texture_min_blocks": "fewer unmasked blocks in a cell: no texture evidence",
+    "transparency.texture_cloud": "cloud: block residual RMS above this fraction of the sky",
+    "transparency.texture_scatter": "relative error of a cell's texture amplitude",
+    "transparency.texture_clear_conf_max": "a smooth sky says clear with at most this confidence",
+    "transparency.texture_clear_max_cloud": "... only if at most this fraction of star cells "
+                                            "is cloud",
+    "transparency.texture_prior_min_cells": "... when stars judge at least this many cells",
+    "transparency.lost_stars_conf": "confidence of cloud where a failed astrometry lost the stars",
+    "transparency.min_confidence": "a cell whose best evidence is less sure (0-1) is unknown",
     "skystat": "SKYSTAT: dark, moon, twilight or day",
     "skystat.sun_day_alt_deg": "Sun above this altitude: day, deg (sunrise/sunset)",
     "skystat.sun_twilight_alt_deg": "Sun above this: twilight, deg (astronomical)",
@@ -598,6 +632,16 @@ RANGES = {
     "transparency.min_expected_snr": (0.0, None), "transparency.clear_threshold": (">0", None),
     "transparency.cloudy_warning": (0.0, 1.0),
     "transparency.haze_min": (">0", 1.0), "transparency.min_voting_stars": (0, None),
+    "transparency.min_cell_stars": (1, None), "transparency.star_scatter": (">0", None),
+    "transparency.texture_block_px": (2, None), "transparency.texture_stride_px": (1, None),
+    "transparency.texture_model_blocks": (2, None), "transparency.texture_ring_deg": (">0", 90.0),
+    "transparency.texture_mask_grow_blocks": (0, None),
+    "transparency.texture_min_blocks": (1, None), "transparency.texture_cloud": (">0", None),
+    "transparency.texture_scatter": (0.0, None),
+    "transparency.texture_clear_conf_max": (0.0, 1.0),
+    "transparency.texture_clear_max_cloud": (0.0, 1.0),
+    "transparency.texture_prior_min_cells": (0, None),
+    "transparency.lost_stars_conf": (0.0, 1.0), "transparency.min_confidence": (0.0, 1.0),
     "photometry.ext_coef": (0.0, None), "photometry.ext_min_stars": (1, None),
     "photometry.ext_min_airmass_span": (0.0, None), "photometry.model_clip_sigma": (">0", None),
     "photometry.model_faint_clip_mag": (">0", None), "photometry.model_floor_mag": (">0", None),

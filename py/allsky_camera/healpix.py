@@ -108,11 +108,14 @@ EXTENSIONS = {
     "N_ZP_EQU": ("C", "number of stars in ZP_EQU", ""),
     "TRANSP_HOR": ("H", "median transparency of the stars in the pixel", ""),
     "TRANSP_EQU": ("C", "median transparency of the stars in the pixel", ""),
+    "CLOUD_HOR": ("H", "cloud state: 0 clear 1 cloud 2 unknown 3 not sky", ""),
+    "CLDCONF_HOR": ("H", "confidence of CLOUD_HOR, 0 (coin toss) to 1", ""),
 }
 
 
-def build_maps(nside, alt, az, ra, dec, zp_star, zp_ok, transp, transp_ok):
-    """The six maps of :data:`EXTENSIONS` from per-star values.
+def build_maps(nside, alt, az, ra, dec, zp_star, zp_ok, transp, transp_ok, cloud_state,
+               cloud_conf):
+    """The maps of :data:`EXTENSIONS` from per-star values and the cloud map.
 
     Parameters
     ----------
@@ -124,14 +127,22 @@ def build_maps(nside, alt, az, ra, dec, zp_star, zp_ok, transp, transp_ok):
         Stars that enter the zeropoint and transparency maps.
     transp : ndarray
         Per-star transparency.
+    cloud_state, cloud_conf : ndarray, ``npix(nside)``
+        Cloud state and confidence per horizontal cell
+        (:class:`allsky_camera.clouds.CloudMap`, same Nside and RING order).
     """
     alt, az, ra, dec = (np.asarray(v, dtype=float) for v in (alt, az, ra, dec))
     zp_h, n_h = median_map(nside, 90.0 - alt, az, np.where(zp_ok, zp_star, np.nan))
     zp_e, n_e = median_map(nside, 90.0 - dec, ra, np.where(zp_ok, zp_star, np.nan))
     t_h, _ = median_map(nside, 90.0 - alt, az, np.where(transp_ok, transp, np.nan))
     t_e, _ = median_map(nside, 90.0 - dec, ra, np.where(transp_ok, transp, np.nan))
+    if len(cloud_state) != npix(nside) or len(cloud_conf) != npix(nside):
+        raise AllskyError(f"cloud map has {len(cloud_state)} cells, not {npix(nside)} "
+                          f"(Nside {nside}): build it with the same transparency.nside")
     return {"ZP_HOR": zp_h, "N_ZP_HOR": n_h, "ZP_EQU": zp_e, "N_ZP_EQU": n_e,
-            "TRANSP_HOR": t_h, "TRANSP_EQU": t_e}
+            "TRANSP_HOR": t_h, "TRANSP_EQU": t_e,
+            "CLOUD_HOR": np.asarray(cloud_state).astype(np.int32),
+            "CLDCONF_HOR": np.asarray(cloud_conf).astype(np.float32)}
 
 
 def write_maps(maps, nside, path, extra_cards=()):
@@ -163,6 +174,10 @@ def write_maps(maps, nside, path, extra_cards=()):
             ("COORDSYS", coord, "C: equatorial (RA, Dec); H: horizontal (az, alt)"),
             ("TTYPEDSC", desc[:68], "what the map holds"),
             ("BADVAL", "NaN" if fmt == "E" else -1, "empty pixels"),
+            *((("CLDCODE0", "clear", "state code 0"), ("CLDCODE1", "cloud", "state code 1"),
+               ("CLDCODE2", "unknown", "state code 2: no usable evidence"),
+               ("CLDCODE3", "not sky", "state code 3: obstruction, below horizon"))
+              if name == "CLOUD_HOR" else ()),
         ])
         hdus.append(h)
     write_fits_hdus(fits.HDUList(hdus), path)

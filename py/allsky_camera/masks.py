@@ -1,13 +1,19 @@
-"""Static masks of a camera: bad pixels and obstructions, from a stack of frames.
+"""Static masks of a camera: bad pixels and obstructions, from several frames.
 
-* Bad pixels: hot or dead pixels stand out of their 3x3 neighbourhood by many
-  noise sigma in the median of the frames (stars move between frames, hot
-  pixels do not).
+Only what stays the same from frame to frame belongs in a static mask; the
+Moon's halo, glare and clouds come and go.  So each frame is judged on its
+own and a pixel is masked only when more than :data:`VOTE_FRACTION` of the
+frames agree:
+
+* Bad pixels: hot or dead pixels stand alone far above (below) all their
+  8 neighbours (stars are spread over several pixels and move).
 * Obstructions: pixels inside the lens circle where the sky is hidden
-  (trees, buildings, a wire): their large-scale level departs from the sky's
-  radial profile, or they are persistently darker than their surroundings
-  (a thin wire), in the median of the frames; plus everything outside the
-  lens circle.  The mask is dilated a little.
+  (trees, buildings, a wire): their large-scale level falls well below the
+  sky's radial profile of that frame, or they are darker than their
+  surroundings (a thin wire).  Transient light is brighter than the sky,
+  never a silhouette, and what one frame's Moon or twilight gradient makes
+  look dark the other frames outvote.  Everything outside the lens circle is
+  masked, and the mask is dilated a little.
 
 Masks are boolean images (True = bad / hidden), written as compressed uint8
 FITS images beside the camera's YAML.
@@ -24,7 +30,7 @@ import numpy as np
 HOT_SIGMA = 8.0
 HOT_RATIO = 3.0
 LEVEL_DEPARTURE = 0.35
-WIRE_SIGMA = 2.5
+WIRE_SIGMA = 2.0
 MIN_FEATURE_PX = 40
 DILATE_PX = 2
 #: Median widths (pixels): large-scale level, and the local background of a wire.
@@ -32,6 +38,20 @@ LEVEL_KERNEL_PX = 31
 LOCAL_KERNEL_PX = 11
 #: Radial bins (pixels) of the sky profile.
 RADIAL_BIN_PX = 8
+#: A wire sways in the wind: its dark line in each frame is widened by this
+#: many pixels before the frames vote (seen on the DCT frames: the wire
+#: moves by 1-3 px between nights).
+WIRE_SWAY_PX = 3
+#: Glare: large-scale level this fraction above the sky's radial profile
+#: (the Moon's halo, reflections), grown by this many pixels; no dark line is
+#: looked for there.
+GLARE_EXCESS = 0.5
+GLARE_GROW_PX = 10
+#: Frames that must show a thin dark line at the same place.
+LINE_MIN_FRAMES = 2
+#: A pixel enters a static mask when more than this fraction of the frames
+#: find it bad or hidden (a majority: one frame's transient cannot).
+VOTE_FRACTION = 0.5
 
 
 def _robust_sigma(v):
@@ -39,32 +59,51 @@ def _robust_sigma(v):
     return 1.4826 * float(np.median(np.abs(v - np.median(v)))) or 1.0   # MAD to sigma
 
 
+def _vote(per_frame):
+    """Pixels flagged in more than :data:`VOTE_FRACTION` of the frames."""
+    count = np.sum(per_frame, axis=0)
+    return count > VOTE_FRACTION * len(per_frame)
+
+
 def bad_pixels(stack):
     """Hot and dead pixels of a stack of frames (``(n, ny, nx)``).
 
-    A pixel is bad when, in every frame, it stands alone far above (hot) or
+    A pixel is bad when, in most frames, it stands alone far above (hot) or
     below (dead) all its 8 neighbours (:func:`detrend.find_hot_pixels`, which
     a star, spread over several pixels, never passes), so even one frame
     gives a mask that hides no star.
     """
     from .detrend import find_hot_pixels
 
-    bad = None
+    votes = []
     for frame in stack:
         f = np.asarray(frame, dtype=np.float32)
-        b = (find_hot_pixels(f, nsigma=HOT_SIGMA, ratio=HOT_RATIO)
-             | find_hot_pixels(-f, nsigma=HOT_SIGMA, ratio=HOT_RATIO))
-        bad = b if bad is None else bad & b
-    return bad
+        votes.append(find_hot_pixels(f, nsigma=HOT_SIGMA, ratio=HOT_RATIO)
+                     | find_hot_pixels(-f, nsigma=HOT_SIGMA, ratio=HOT_RATIO))
+    return _vote(np.array(votes))
 
 
-def obstructions(stack, circle):
-    """Pixels where the sky is hidden, from a stack of frames and the lens circle."""
+def dark_features(frame, circle):
+    """Pixels of one frame darker than its sky: silhouettes, and thin dark lines
+    widened by :data:`WIRE_SWAY_PX`.
+
+    Parameters
+    ----------
+    frame : ndarray, (ny, nx)
+        Raw or detrended frame, ADU.
+    circle : (float, float, float)
+        Lens circle centre x, y and radius, pixels.
+
+    Returns
+    -------
+    silhouette, line : ndarray of bool
+        Inside the lens circle only (the outside is not judged here).
+    """
     from scipy import ndimage
 
     from .fastmedian import median_filter_fast
 
-    med = np.median(stack, axis=0).astype(np.float32)
+    med = np.asarray(frame, dtype=np.float32)
     ny, nx = med.shape
     cx, cy, r = circle
     yy, xx = np.mgrid[:ny, :nx]
@@ -80,13 +119,52 @@ def obstructions(stack, circle):
     expect = np.asarray(prof)[np.clip(ring, 0, len(prof) - 1)]
     # silhouettes: well below the sky's radial profile (brighter than it is the
     # Milky Way, the Moon's glare or a lit cloud, not an obstruction)
-    depart = lv / np.where(expect > 0, expect, np.nan) < 1.0 - LEVEL_DEPARTURE
-    # thin dark features (a wire): darker than the local median in every frame
+    with np.errstate(invalid="ignore", divide="ignore"):
+        depart = lv / np.where(expect > 0, expect, np.nan) < 1.0 - LEVEL_DEPARTURE
+    # thin dark features (a wire): darker than the local median
     local = median_filter_fast(med, LOCAL_KERNEL_PX, step=2, mask=inside)
     res = np.where(inside, med - local, 0.0)     # no NaN: the box filter would spread it
     sm = ndimage.uniform_filter(res, 3)
     dark = sm < -WIRE_SIGMA * _robust_sigma(sm[inside][::7])
-    feat = (depart | dark) & inside
+    lab, n = ndimage.label(dark)
+    if n:     # thin lines, not speckles of noise
+        sizes = np.bincount(lab.ravel())
+        keep = sizes >= MIN_FEATURE_PX
+        keep[0] = False
+        dark = ndimage.binary_dilation(keep[lab], iterations=WIRE_SWAY_PX)
+    # no lines in glare: the Moon's halo has dark gaps between its rays
+    with np.errstate(invalid="ignore"):
+        glare = lv > (1.0 + GLARE_EXCESS) * expect
+    glare = ndimage.binary_dilation(glare, iterations=GLARE_GROW_PX)
+    return depart & inside, dark & inside & ~glare
+
+
+def obstructions(stack, circle):
+    """Pixels where the sky is hidden, from a stack of frames and the lens circle.
+
+    Parameters
+    ----------
+    stack : sequence of ndarray, each (ny, nx)
+        Frames of the same camera (several nights, Moon and twilight
+        welcome: only what is dark in most of them is kept).
+    circle : (float, float, float)
+        Lens circle centre x, y and radius, pixels.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    from scipy import ndimage
+
+    sil, line = zip(*(dark_features(f, circle) for f in stack))
+    # a silhouette must be dark in most frames; a thin dark line at the same
+    # place in LINE_MIN_FRAMES frames is fixed (light that comes and goes is
+    # never darker than the sky, and the Milky Way's dark lanes move)
+    feat = _vote(np.array(sil)) | (np.sum(line, axis=0) >= min(LINE_MIN_FRAMES, len(stack)))
+    ny, nx = feat.shape
+    cx, cy, r = circle
+    yy, xx = np.mgrid[:ny, :nx]
+    inside = np.hypot(xx - cx, yy - cy) < r
     lab, n = ndimage.label(feat)
     if n:
         sizes = np.bincount(lab.ravel())

@@ -247,25 +247,54 @@ def plot_detrended(ax, image, *, sky_mask, x=None, y=None, title, percentiles, m
 #: The transparency map is drawn every this many pixels (it varies on the
 #: scale of HEALPix cells, tens of pixels).
 TRANSP_STRIDE = 4
+#: Colours of the cloud states, by code (clear, cloud, unknown, not sky):
+#: blue, red, pale yellow, dark grey (distinct also for red-green blindness).
+STATE_COLOURS = ("#2c7bb6", "#d7191c", "#ffffbf", "#404040")
+#: Compass arrows: altitude (deg) of their tips, and their colour.
+COMPASS_ALT_DEG = 60.0
+COMPASS_COLOUR = "white"
 
 
-def plot_transparency(fig, ax, cell_img, *, stride, x, y, t, title):
-    """Transparency over the sky as the camera sees it.
+def plot_cloud_states(ax, state_img, *, stride, names, compass, title, x=None, y=None, t=None):
+    """Cloud states over the sky as the camera sees it, with a compass.
 
     Parameters
     ----------
-    cell_img : ndarray
-        Per-cell transparency on the pixel grid every ``stride`` pixels
-        (NaN: no vote or not sky), from :func:`transparency.cell_image`.
-    x, y, t : ndarray
+    state_img : ndarray of uint8
+        State codes on the pixel grid every ``stride`` pixels (0 clear,
+        1 cloud, 2 unknown, 3 not sky), from :func:`clouds.pixel_maps`.
+    names : dict
+        Code -> state name, for the legend.
+    compass : dict
+        Pixel positions ``zenith``, ``north``, ``east`` (:func:`clouds.compass`).
+    x, y, t : ndarray, optional
         Voting stars' pixel positions and transparencies, drawn as dots.
     """
-    ny, nx = cell_img.shape
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    ny, nx = state_img.shape
     extent = (-0.5, nx * stride - 0.5, -0.5, ny * stride - 0.5)
-    im = ax.imshow(cell_img, origin="lower", cmap="RdYlBu", vmin=0.0, vmax=1.0,
-                   interpolation="nearest", extent=extent)
-    ax.scatter(x, y, c=t, cmap="RdYlBu", vmin=0.0, vmax=1.0, s=3, lw=0.2, edgecolors="k")
-    ax.set_facecolor("0.85")
+    ax.imshow(state_img, origin="lower", cmap=ListedColormap(STATE_COLOURS), vmin=-0.5,
+              vmax=len(STATE_COLOURS) - 0.5, interpolation="nearest", extent=extent)
+    if x is not None and len(x):
+        ax.scatter(x, y, c=t, cmap="RdYlBu", vmin=0.0, vmax=1.0, s=3, lw=0.2, edgecolors="k")
+    zx, zy = compass["zenith"]
+    ax.plot([zx], [zy], marker="+", ms=12, mew=1.5, color=COMPASS_COLOUR)
+    ax.annotate("zenith", (zx, zy), xytext=(6, 6), textcoords="offset points",
+                color=COMPASS_COLOUR, fontsize=8)
+    for key, label in (("north", "N"), ("east", "E")):
+        tx, ty = compass[key]
+        ax.annotate("", xy=(tx, ty), xytext=(zx, zy),
+                    arrowprops={"arrowstyle": "->", "color": COMPASS_COLOUR, "lw": 1.5})
+        ax.annotate(label, (tx, ty), xytext=(3, 3), textcoords="offset points",
+                    color=COMPASS_COLOUR, fontsize=11, fontweight="bold")
+    ax.legend(handles=[Patch(facecolor=c, edgecolor="k", label=names[k])
+                       for k, c in enumerate(STATE_COLOURS)],
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
-    _finish_map(fig, ax, im, label="transparency (red: cloud, blue: clear)", title=title)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x pixel")
+    ax.set_ylabel("y pixel")
+    ax.set_title(title, fontsize=10)

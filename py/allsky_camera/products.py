@@ -27,6 +27,7 @@ _NAMES = {
     "healpix": ("healpix", "fits"),
     "transp": ("transp", "png"),
     "streaks": ("streaks", "fits"),
+    "clouds": ("clouds", "fits"),
 }
 
 
@@ -53,6 +54,8 @@ class Products:
         ``checkplots``, the transparency checkplot).
     streaks : bool
         Detect satellite streaks and write their table.
+    clouds : bool
+        Write the cloud map on the pixel grid (``-clouds.fits``).
     workers : int
         Threads for the heavy stages (sky median, streaks).
     mp_centroiding : bool
@@ -67,6 +70,7 @@ class Products:
     centroid_plot: bool = False
     healpix: bool = False
     streaks: bool = False
+    clouds: bool = False
     workers: int = 1
     mp_centroiding: bool = False
 
@@ -81,6 +85,7 @@ class Products:
                    centroid_plot=opts.oplot_centroids,
                    healpix=opts.write_healpix,
                    streaks=opts.detect_streaks,
+                   clouds=getattr(opts, "write_clouds", False),
                    workers=max(opts.multiproc, 1),
                    mp_centroiding=opts.force_mp_centroiding)
 
@@ -134,6 +139,8 @@ def wanted_paths(products, paths):
         want.append(paths["detrended_png"])
     if products.streaks:
         want.append(paths["streaks"])
+    if products.clouds:
+        want.append(paths["clouds"])
     if products.healpix:
         want.append(paths["healpix"])
         if products.checkplots:

@@ -78,6 +78,9 @@ class Reduction:
         Aperture correction at each star (total minus aperture zp), mag.
     transparency : TransparencyResult
         Transparency against the clear-sky photometric model.
+    clouds : CloudMap
+        Cloud state, evidence and confidence per sky cell
+        (:func:`allsky_camera.clouds.run`).
     sky : SkyState
         SKYSTAT: what lights the sky (:mod:`allsky_camera.skystat`).
     solution : Solution
@@ -112,6 +115,7 @@ class Reduction:
     zeropoint: object
     apcor: object
     transparency: object
+    clouds: object
     solution: object
     skymap: object = None
     streaks: object = None
@@ -305,6 +309,21 @@ def reduce_exposure(exposure, camera, products, timer=None):
         _log_transparency(tr.summary, camera.transparency)
     timer.lap("transparency")
 
+    # 6b. cloud map: star transparency and sky texture in every sky cell -------
+    from . import clouds
+    cloud_map = clouds.run(det.image, sol.model, star_cell=tr.cell, star_transp=tr.transparency,
+                           star_weight=clouds.star_weights(flags, tr.expected_snr,
+                                                           camera.transparency),
+                           stars_known=sol.stars_known,
+                           night=sky.status not in ("twilight", "day"),
+                           cfg=camera.transparency, mask=mask,
+                           moon_altaz=(ephem["moon_alt"], ephem["moon_az"]),
+                           moon_exclusion_deg=ph.moon_exclusion_deg)
+    level, msg = clouds.summary_message(cloud_map, tr.summary, ephem["sun_alt"],
+                                        camera.transparency)
+    log.log(level, "clouds: %s", msg)
+    timer.lap("clouds")
+
     # 7. sky brightness ---------------------------------------------------------
     skymap = None
     if products.sbmap:
@@ -333,4 +352,5 @@ def reduce_exposure(exposure, camera, products, timer=None):
         site_src=site_src, ephem=ephem, stars=stars, alt=alt, az=az, x=x, y=y,
         x_template=xt, y_template=yt, xc=xc, yc=yc, fluxes=fl, m_inst=m_inst,
         moon_sep=moon_sep, flags=flags, zp_sel=zpsel, zeropoint=zp, apcor=apc,
-        transparency=tr, solution=sol, skymap=skymap, streaks=streak_table, sky=sky)
+        transparency=tr, clouds=cloud_map, solution=sol, skymap=skymap, streaks=streak_table,
+        sky=sky)

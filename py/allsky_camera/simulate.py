@@ -92,7 +92,7 @@ PIXEL_VARIANCE_PX2 = 2.0 / 12.0
 _RADIAL_STEP_PX = 0.25
 
 #: Cloud layers :func:`cloud_transmission` draws; ``none`` is a clear sky.
-CLOUD_KINDS = ("none", "patches", "band", "quarter", "overcast")
+CLOUD_KINDS = ("none", "patches", "band", "quarter", "overcast", "thin", "haze")
 #: Cloud geometry: shape choices of the simulator, sized so that each kind
 #: covers a distinct, substantial part of an all-sky frame (deg).
 #: ``quarter``: the azimuth quadrant within this of ``Clouds.az_deg``, a
@@ -109,6 +109,24 @@ PATCH_ALT_RANGE_DEG = (25.0, 80.0)
 PATCH_AZ_SPREAD_DEG = 120.0
 #: ... with radii drawn uniformly in this range (deg).
 PATCH_RADIUS_RANGE_DEG = (10.0, 25.0)
+#: ``thin``: a structured thin cloud over the ``quarter`` footprint, its
+#: transmission varying between ``transmission`` and ``transmission_max``
+#: as a sum of this many random plane waves on the sky ...
+THIN_N_WAVES = 6
+#: ... of this wavelength (deg): cloud structure of ~10 deg, as in real
+#: moonlit cirrus and altocumulus seen by all-sky cameras.
+THIN_WAVELENGTH_DEG = 20.0
+#: Sky light kinds :class:`SkyLight` renders.
+SKY_LIGHT_KINDS = ("twilight", "moon")
+#: Twilight: the added light falls off exponentially with the angular
+#: distance from the (set) Sun, with this scale (deg): bright near the
+#: horizon under the Sun, some 10x fainter at the zenith for a Sun 7 deg down.
+TWILIGHT_SCALE_DEG = 40.0
+#: Moonlight: Rayleigh scattering (1 + cos^2 of the angle from the Moon)
+#: times the airmass, plus a halo (aerosol forward scattering) of this
+#: e-folding radius (deg) and this weight relative to the Rayleigh part.
+MOON_HALO_DEG = 8.0
+MOON_HALO_WEIGHT = 5.0
 
 
 # ---------------------------------------------------------------- inputs
@@ -135,14 +153,20 @@ class Clouds:
         modest brightening (0.24 mag under thick cloud); moonlit or city-lit
         clouds are brighter (2 and more), clouds at a dark site darker (< 1).
     az_deg : float
-        Azimuth the cloud is centred on (``quarter``, ``band``, ``patches``),
-        deg, north through east.
+        Azimuth the cloud is centred on (``quarter``, ``band``, ``patches``,
+        ``thin``), deg, north through east.
+    transmission_max : float, optional
+        ``thin`` only: the transmission varies with structure between
+        ``transmission`` (thickest) and this (thinnest), e.g. 0.5 and 0.9.
+        ``haze`` is a uniform ``transmission`` over the whole sky, without
+        structure (give ``brightening`` 1: haze does not light up).
     """
 
     kind: str
     transmission: float = 0.2
     brightening: float = 1.25
     az_deg: float = 45.0
+    transmission_max: float | None = None
 
     def __post_init__(self):
         if self.kind not in CLOUD_KINDS:
@@ -153,6 +177,73 @@ class Clouds:
                               "between 0 and 1")
         if not (math.isfinite(self.brightening) and self.brightening >= 0.0):
             raise ConfigError(f"clouds brightening {self.brightening}: give a number >= 0")
+        if self.kind == "thin" and not (self.transmission_max is not None
+                                        and self.transmission <= self.transmission_max <= 1.0):
+            raise ConfigError(f"thin clouds need transmission_max between the transmission "
+                              f"{self.transmission} and 1, not {self.transmission_max}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SkyLight:
+    """Light added to the night sky: twilight or moonlight, for :func:`simulate`.
+
+    Attributes
+    ----------
+    kind : str
+        ``twilight`` (the Sun below the horizon) or ``moon``.
+    zenith_ratio : float
+        Added surface brightness at the zenith over the dark sky's zenith
+        surface brightness (e.g. 20: the zenith is 3.3 mag brighter).
+    alt_deg, az_deg : float, optional
+        The source's position, deg; None: the Sun's or the Moon's at the
+        exposure time (:func:`allsky_camera.coords.sun_moon_altaz`).
+    """
+
+    kind: str
+    zenith_ratio: float
+    alt_deg: float | None = None
+    az_deg: float | None = None
+
+    def __post_init__(self):
+        if self.kind not in SKY_LIGHT_KINDS:
+            raise ConfigError(f"sky light kind {self.kind!r}: choose one of "
+                              f"{', '.join(SKY_LIGHT_KINDS)}")
+        if not (math.isfinite(self.zenith_ratio) and self.zenith_ratio >= 0.0):
+            raise ConfigError(f"sky light zenith_ratio {self.zenith_ratio}: give a number >= 0")
+
+
+#: Kasten & Young (1989, Applied Optics 28, 4735) airmass formula constants.
+_KY_A, _KY_B, _KY_C = 0.50572, 96.07995, 1.6364
+
+
+def _airmass(zd_deg):
+    """Kasten & Young (1989) relative airmass at zenith distance ``zd_deg`` (deg)."""
+    z = np.asarray(zd_deg, dtype=float)
+    return 1.0 / (np.cos(np.radians(z)) + _KY_A * (_KY_B - z) ** -_KY_C)
+
+
+def sky_light_shape(light, alt_deg, az_deg, src_alt_deg, src_az_deg):
+    """Relative surface brightness of twilight or moonlight, 1 at the zenith.
+
+    Parameters
+    ----------
+    light : SkyLight
+    alt_deg, az_deg : ndarray
+        Sky positions, deg.
+    src_alt_deg, src_az_deg : float
+        The Sun's (twilight) or the Moon's position, deg.
+    """
+    from allsky_camera.coords import angular_sep
+
+    def shape(alt, az):
+        sep = angular_sep(az, alt, src_az_deg, src_alt_deg)
+        if light.kind == "twilight":
+            return np.exp(-sep / TWILIGHT_SCALE_DEG)
+        rayleigh = (1.0 + np.cos(np.radians(sep)) ** 2) * _airmass(90.0 - np.maximum(alt, 0.0))
+        return rayleigh * (1.0 + MOON_HALO_WEIGHT * np.exp(-sep / MOON_HALO_DEG))
+
+    alt = np.asarray(alt_deg, dtype=float)
+    return shape(alt, np.asarray(az_deg, dtype=float)) / shape(np.array(90.0), np.array(0.0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -510,8 +601,22 @@ def cloud_transmission(clouds, alt_deg, az_deg, rng):
     az = np.asarray(az_deg, dtype=float)
     if clouds is None or clouds.kind == "none":
         return np.ones_like(alt)
-    if clouds.kind == "overcast":
+    if clouds.kind in ("overcast", "haze"):
         inside = np.ones(alt.shape, dtype=bool)
+    elif clouds.kind == "thin":
+        daz = (az - clouds.az_deg + 180.0) % 360.0 - 180.0
+        inside = np.abs(daz) < QUARTER_HALF_WIDTH_DEG
+        # structure: random plane waves in the direction vector, squashed to [0, 1]
+        a, z = np.radians(alt), np.radians(az)
+        v = np.stack([np.cos(a) * np.sin(z), np.cos(a) * np.cos(z), np.sin(a)], axis=-1)
+        k = 360.0 / THIN_WAVELENGTH_DEG
+        field = np.zeros(alt.shape)
+        for _ in range(THIN_N_WAVES):
+            d = rng.normal(size=3)
+            field += np.cos(k * (v @ (d / np.linalg.norm(d))) + rng.uniform(0, 2 * np.pi))
+        f = 0.5 + 0.5 * np.tanh(field / np.sqrt(THIN_N_WAVES / 2.0))
+        t = clouds.transmission + (clouds.transmission_max - clouds.transmission) * f
+        return np.where(inside, t, 1.0)
     elif clouds.kind == "quarter":
         daz = (az - clouds.az_deg + 180.0) % 360.0 - 180.0
         inside = np.abs(daz) < QUARTER_HALF_WIDTH_DEG
@@ -530,6 +635,25 @@ def cloud_transmission(clouds, alt_deg, az_deg, rng):
             radius = rng.uniform(*PATCH_RADIUS_RANGE_DEG)
             inside |= angular_sep(az, alt, c_az, c_alt) < radius
     return np.where(inside, clouds.transmission, 1.0)
+
+
+def _sky_light_adu(light, model, on_sky, omega, zenith_mag, zp, exptime, t, camera):
+    """Twilight or moonlight per pixel, ADU (0 off the sky)."""
+    if light.alt_deg is None or light.az_deg is None:
+        from allsky_camera.coords import sun_moon_altaz
+
+        eph = sun_moon_altaz(t, site_from_config(camera.site)[0])
+        key = "sun" if light.kind == "twilight" else "moon"
+        src = (eph[f"{key}_alt"], eph[f"{key}_az"])
+    else:
+        src = (light.alt_deg, light.az_deg)
+    ys, xs = np.nonzero(on_sky)
+    alt, az = model.xy_to_altaz(xs, ys)
+    zenith_flux = 10.0 ** (-0.4 * (zenith_mag - zp)) * exptime * ARCSEC2_PER_SR   # ADU per sr
+    out = np.zeros(on_sky.shape)
+    out[ys, xs] = (light.zenith_ratio * zenith_flux * omega[ys, xs]
+                   * sky_light_shape(light, alt, az, *src))
+    return out
 
 
 def _cloudy_sky(sky_adu, trans, brightening):
@@ -674,7 +798,7 @@ def _saturated_stars(raw, hot, x, y, radius_px, saturation_adu):
 def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0.0),
              rotation_deg=0.0, zp_true=None, sky_zenith_mag=None, clouds=None, streaks=None,
              star_vmax=None, extras=None, ext_coef=None, colour_term=None,
-             vignetting=None):
+             vignetting=None, sky_light=None):
     """Render a raw exposure of ``camera`` with known truth.
 
     Parameters
@@ -708,6 +832,9 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
         Sky at the zenith, V mag/arcsec^2; default ``simulation.sky_zenith_mag``.
     clouds : Clouds, optional
         A cloud layer; None (the default) for a clear sky.
+    sky_light : SkyLight, optional
+        Twilight or moonlight added to the sky (under a cloud it is part of
+        the sky the cloud dims and, with ``brightening``, lights up).
     streaks : sequence of Streak, optional
         Streaks added to the signal on the sky (not dimmed by the clouds).
     star_vmax : float, optional
@@ -819,6 +946,11 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     zd_pix, omega, on_sky = _sky_geometry(model, nx, ny, sim.horizon_alt_deg)
     sky_mag, sky_adu = _render_sky(zd_pix, omega, on_sky, zenith_mag, sim.sky_horizon_mag,
                                    zp_true, exptime)
+    if sky_light is not None:
+        sky_adu = sky_adu + _sky_light_adu(sky_light, model, on_sky, omega, zenith_mag, zp_true,
+                                           exptime, t, camera)
+        sky_mag[on_sky] = zp_true - 2.5 * np.log10(
+            sky_adu[on_sky] / exptime / (omega[on_sky] * ARCSEC2_PER_SR))
     star_trans = np.ones(x.size)
     transmission = None
     if clouds is not None and clouds.kind != "none":
@@ -882,6 +1014,8 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
     header["SIMCOLT"] = (c, "[mag/mag] true colour term c (B-V)")
     for j, a in enumerate(vig, start=1):
         header[f"SIMVIG{2 * j}"] = (a, f"[mag] true vignetting coeff of (zd/90)^{2 * j}")
+    header["SIMLIGHT"] = (sky_light.kind if sky_light is not None else "none",
+                          "twilight or moonlight added to the sky")
 
     stars = Table()
     stars["HIP"] = np.asarray(cat["HIP"])

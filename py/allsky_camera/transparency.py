@@ -197,6 +197,30 @@ NON_CLOUD_FLAGS = ("NOT_ISOLATED", "MOON", "OUTSIDE_SAFE", "EDGE", "SATURATED", 
                    "OTHER_STAR", "PLANET")
 
 
+def vote_weight(flags, snr, min_snr, *, non_cloud_flags=NON_CLOUD_FLAGS):
+    """Vote weight of each star: expected S/N squared, 0 for stars that do not vote.
+
+    Parameters
+    ----------
+    flags : ndarray of int
+        Quality bits (:mod:`allsky_camera.flags`).
+    snr : ndarray
+        Expected S/N of each star on this sky (:func:`expected_snr`).
+    min_snr : float
+        Stars expected below this S/N do not vote.
+    non_cloud_flags : tuple of str
+        Flags that say nothing about clouds: stars with any of them do not vote.
+    """
+    from .flags import bit
+
+    spoil = 0
+    for name in non_cloud_flags:
+        spoil |= bit(name)
+    snr = np.asarray(snr, dtype=float)
+    votes = ((np.asarray(flags) & spoil) == 0) & (snr >= min_snr)
+    return np.where(votes, snr ** 2, 0.0)
+
+
 @dataclass(frozen=True)
 class TransparencyResult:
     """Per-star transparency and the exposure summary (see :func:`run`)."""
@@ -241,7 +265,6 @@ def run(*, vmag, alt_deg, az_deg, flags, flux_total_adu, sky_sigma_adu, expected
     -------
     TransparencyResult
     """
-    from .flags import bit
     from .healpix import ang2pix_ring, npix
 
     t = star_transparency(flux_total_adu, expected_total_adu, clip=cfg.clip)
@@ -251,11 +274,8 @@ def run(*, vmag, alt_deg, az_deg, flags, flux_total_adu, sky_sigma_adu, expected
         m_aper = -2.5 * np.log10(expected / exptime) + np.asarray(apcor_mag, dtype=float)
     snr = expected_snr(np.nan_to_num(m_aper, nan=np.inf), 0.0, exptime,
                        np.nan_to_num(sky_sigma_adu, nan=np.inf), aper_area_px)
-    spoil = 0
-    for name in NON_CLOUD_FLAGS:
-        spoil |= bit(name)
-    votes = ((np.asarray(flags) & spoil) == 0) & (snr >= cfg.min_expected_snr)
-    weight = np.where(votes, snr ** 2, 0.0)
+    weight = vote_weight(flags, snr, cfg.min_expected_snr)
+    votes = weight > 0
     cell = ang2pix_ring(cfg.nside, 90.0 - np.asarray(alt_deg), np.asarray(az_deg))
     summary, per_cell = summarize(t, weight, np.where(votes, cell, -1), npix(cfg.nside),
                                   cfg.clear_threshold, grey, cfg.haze_min)

@@ -119,7 +119,8 @@ def header_cards(red):
                   ("SBKERNEL", sm.kernel_px, "[pix] sky median kernel")]
     cards = [(k, v if not isinstance(v, float) or np.isfinite(v) else "NaN", c)
              for k, v, c in cards]
-    return cards + red.transparency.summary.header_cards() + flag_cards()
+    return (cards + red.transparency.summary.header_cards() + red.clouds.header_cards()
+            + flag_cards())
 
 
 def _product_cards(red):
@@ -179,7 +180,8 @@ def write_healpix(red, path):
     zp_star_total = red.vmag - red.m_inst + red.apcor
     maps = healpix.build_maps(nside, red.alt, red.az, red.stars["RA"], red.stars["DEC"],
                               zp_star_total, red.flags == 0, red.transparency.transparency,
-                              np.asarray(red.transparency.weight) > 0)
+                              np.asarray(red.transparency.weight) > 0, red.clouds.state,
+                              red.clouds.confidence)
     healpix.write_maps(maps, nside, path, extra_cards=_product_cards(red))
 
 
@@ -251,20 +253,38 @@ def plot_sbmap(red, path):
     plotting.save_figure(fig, path)
 
 
+def _sky_mask(red):
+    """Pixels that are not sky: the obstruction mask and the detrend's bad pixels."""
+    det, obs = red.detrended, red.obstruction
+    return det.bad if obs is None else (obs if det.bad is None else det.bad | obs)
+
+
 def plot_transparency(red, path):
-    """Checkplot: the cloud map (per-cell transparency) and the voting stars."""
-    from . import plotting, transparency
-    tr, tc = red.transparency, red.camera.transparency
-    img = transparency.cell_image(red.solution.model, red.detrended.image.shape, tr.per_cell,
-                                  tc.nside, red.camera.astrometry.safe_radius_px,
-                                  plotting.TRANSP_STRIDE)
+    """Checkplot: the cloud states (clear, cloud, unknown, not sky), compass, zenith."""
+    from . import clouds, plotting
+    tr, cm, st = red.transparency, red.clouds, plotting.TRANSP_STRIDE
+    img, _, _ = clouds.pixel_maps(cm, red.solution.model, red.detrended.image.shape,
+                                  mask=_sky_mask(red), stride=st)
     votes = tr.weight > 0
+    f = cm.fractions()
     fig = plotting.new_figure(plotting.MAP_FIGSIZE)
-    plotting.plot_transparency(
-        fig, fig.add_subplot(), img, stride=plotting.TRANSP_STRIDE,
+    plotting.plot_cloud_states(
+        fig.add_subplot(), img[::st, ::st], stride=st, names=clouds.STATE_NAMES,
+        compass=clouds.compass(red.solution.model, alt_deg=plotting.COMPASS_ALT_DEG),
         x=red.x[votes], y=red.y[votes], t=tr.transparency[votes],
-        title=f"{_title(red)}: transparency, clear fraction {tr.summary.clear_fraction:.2f}")
+        title=(f"{_title(red)}: clouds; clear {f['clear']:.2f}, cloud {f['cloud']:.2f}, "
+               f"unknown {f['unknown']:.2f} of the sky cells"))
     plotting.save_figure(fig, path)
+
+
+def write_clouds(red, path):
+    """The cloud map on the raw frame's pixel grid (``-clouds.fits``)."""
+    from . import clouds
+    state, transp, conf = clouds.pixel_maps(red.clouds, red.solution.model,
+                                            red.exposure.raw.shape, mask=_sky_mask(red),
+                                            stride=clouds.PIXEL_MAP_STRIDE)
+    clouds.write_cloud_image(path, state, transp, conf,
+                             header_cards=[*red.clouds.header_cards(), *_product_cards(red)])
 
 
 def plot_centroids(red, path):
@@ -335,6 +355,8 @@ def write_products(red, products, paths, *, written=None, timer=None, table=None
         put("detrended", write_detrended)
     if red.streaks is not None:
         put("streaks", write_streaks)
+    if products.clouds:
+        put("clouds", write_clouds)
     if products.healpix:
         lap("write")     # the products above are not HEALPix time
         put("healpix", write_healpix)
