@@ -329,7 +329,7 @@ def evaluate(image, model, x_meas, y_meas, alt, az, vmag, cfg):
                         f"{rms_px:.2f} px, flux-V rank correlation {corr:.2f}")
 
 
-def withhold_zeropoint(zeropoint, reason):
+def withhold_zeropoint(zeropoint, reason, *, cause="astrometry FAILED"):
     """The zeropoint emptied because the stars' positions are unknown.
 
     When the astrometry FAILED, fluxes measured at predicted star positions
@@ -341,6 +341,8 @@ def withhold_zeropoint(zeropoint, reason):
     zeropoint : photometry.Zeropoint
     reason : str
         Why, e.g. the solution's message.
+    cause : str
+        What withholds it, the start of the message.
 
     Returns
     -------
@@ -348,7 +350,7 @@ def withhold_zeropoint(zeropoint, reason):
     """
     nan = float("nan")
     return dataclasses.replace(zeropoint, zp_aper=nan, zp_total=nan, zp_err=nan, rms_mag=nan,
-                               n_stars=0, message=f"astrometry FAILED: {reason}")
+                               n_stars=0, message=f"{cause}: {reason}")
 
 
 def withhold_transparency(transparency):
