@@ -123,3 +123,40 @@ def test_withheld_results_are_nan_and_inputs_unchanged():
     assert np.isnan(t2.summary.clear_fraction) and np.isnan(t2.summary.median)
     assert np.isnan(t2.transparency).all() and not t2.weight.any()
     assert zp.zp_total == 5.8 and tr.summary.clear_fraction == 0.8 and tr.weight.all()
+
+
+def test_clustered_partial_sky_passes_scattered_fails(sky, cfg):
+    """A quarter of the stars found: in one clear region, a partly cloudy sky
+    (passes); spread at random over the sky, chance matches (fails)."""
+    img, alt, az, vmag, xm, ym = sky
+    clear = (az % 360.0) < 90.0             # one azimuth quadrant clear, 3/4 clouded
+    nan = np.full(xm.shape, np.nan)
+    g = gate.evaluate(img, cfg.model, np.where(clear, xm, nan), np.where(clear, ym, nan),
+                      alt, az, vmag, dataclasses.replace(cfg, gate_min_clear_stars=20))
+    assert g.fraction < cfg.gate_min_fraction and clear.sum() >= 20
+    assert g.ok, g.message
+    assert "clear sky cells" in g.message
+    rng = np.random.default_rng(3)
+    scattered = rng.permutation(clear)      # as many found stars, anywhere
+    g2 = gate.evaluate(img, cfg.model, np.where(scattered, xm, nan),
+                       np.where(scattered, ym, nan), alt, az, vmag,
+                       dataclasses.replace(cfg, gate_min_clear_stars=20))
+    assert not g2.ok and "gate_min_clear_stars" in g2.message
+
+
+def test_rank_correlation_within_cells_ignores_cloud():
+    """Half the stars dimmed 3 magnitudes by a cloud over their cell: pooled,
+    the ranks mix; within cells they keep Spearman's rho of 1."""
+    rng = np.random.default_rng(4)
+    v = rng.uniform(1.0, 4.5, 200)
+    cell = np.repeat([0, 1], 100)
+    flux = 10 ** (-0.4 * (v + np.where(cell == 1, 3.0, 0.0)))
+    assert gate.rank_correlation(flux, -v) < 0.8
+    assert gate.cell_rank_correlation(flux, -v, cell) == pytest.approx(1.0)
+
+
+def test_sky_cells_index():
+    c = gate.sky_cells(np.array([10.0, 10.0, 89.9, 45.0, np.nan]),
+                       np.array([0.0, 359.0, 100.0, 725.0, 0.0]), 45.0, 30.0)
+    # 8 sectors x 3 rings; 725 deg azimuth is 5 deg
+    assert c.tolist() == [0, 7, 2 * 8 + 2, 8 + 0, -1]

@@ -752,3 +752,20 @@ def test_library_warnings_name_the_frame(base, tmp_path, capsys, monkeypatch):
     assert rc == 0, err
     line, = [x for x in err.splitlines() if "a library complains" in x]
     assert line.startswith("WARNING py.warnings: base.fits: ")
+
+
+def test_daylight_frame_claims_no_zeropoint(tmp_path, capsys):
+    """Stars that seem to match at local noon (Sun near +81 deg) mean a wrong
+    clock or site: the run warns, naming the frame, and claims no zeropoint,
+    transparency or clear fraction (the Sun's altitude is checked against
+    astropy in tests/test_coords.py)."""
+    camera = config.load_camera("MDM")
+    sim = simulate.simulate(camera, seed=3, dateobs="2020-06-21T12:20:00")
+    path = tmp_path / "noon.fits"
+    fits.PrimaryHDU(data=sim.image, header=sim.header.copy()).writeto(path)
+    rc, err = run([path, "--outdir", tmp_path, *FAST], capsys)
+    assert rc == 0
+    h = fits.getheader(tmp_path / "noon-cat.fits", 1)
+    assert h["SUNALT"] > 79 and h["SKYSTAT"] == "day"
+    assert h["ZPTOTAL"] == "NaN" and h["CLEARFRC"] == "NaN" and "daylight" in h["ZPMSG"]
+    assert "noon.fits" in err and "daylight" in err and "Traceback" not in err

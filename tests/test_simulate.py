@@ -614,3 +614,14 @@ def test_colour_term_and_vignetting_rendered(camera):
     want = (0.3 * (tr.stars["airmass"] - 1) - 0.2 * np.nan_to_num(tr.stars["BV"])
             + 0.5 * (zd / 90) ** 2 + 0.1 * (zd / 90) ** 4)
     np.testing.assert_allclose(dm, want, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind, covered", [("quarter", 0.25), ("half", 0.5),
+                                           ("three-quarter", 0.75)])
+def test_sector_clouds_cover_their_share_of_the_sky(kind, covered):
+    """Directions drawn uniformly on the upper hemisphere (uniform sin(alt))."""
+    rng = np.random.default_rng(8)
+    alt = np.degrees(np.arcsin(rng.uniform(0.0, 1.0, 20000)))
+    az = rng.uniform(0.0, 360.0, alt.size)
+    t = simulate.cloud_transmission(simulate.Clouds(kind, 0.1, az_deg=300.0), alt, az, rng)
+    assert np.mean(t < 1.0) == pytest.approx(covered, abs=0.01)

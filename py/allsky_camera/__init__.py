@@ -2,7 +2,7 @@
 
 Stages (one module each, wired in order by ``ac_proc.py``): io, detrend,
 catalog, astrometry, centroid, photometry, sbmap, streaks, plotting.
-Heavy packages (matplotlib, scikit-image, scipy) are imported only
+Heavy packages (matplotlib, scipy) are imported only
 by the functions that need them.
 """
 

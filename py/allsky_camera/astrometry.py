@@ -254,6 +254,15 @@ def _first_pass(image, start, alt, az, camera):
     return xc, yc, fit
 
 
+def _fit_matched(start, xm, ym, alt, az, a):
+    """The fit on the stars found within ``gate_match_px`` of ``start``'s predictions."""
+    dx, dy = residuals(start, xm, ym, alt, az)
+    with np.errstate(invalid="ignore"):
+        near = np.hypot(dx, dy) <= a.gate_match_px
+    return fit_model(start, np.where(near, xm, np.nan), np.where(near, ym, np.nan), alt, az,
+                     params=a.fit_params, clip_sigma=a.clip_sigma, min_stars=a.min_stars)
+
+
 def solve(image, alt, az, candidates, camera, *, vmag, where="exposure"):
     """Fit the camera model on an exposure, judged by the quality gate.
 
@@ -301,6 +310,16 @@ def solve(image, alt, az, candidates, camera, *, vmag, where="exposure"):
         return Solution(template, fit.model, fit, trms, "", "FIT", g_fit)
     why_fit = fit.message if not fit.ok else f"fit rejected: {g_fit.message}"
     g_tpl = gate.evaluate(image, template, xm, ym, al, azs, vm, a)
+    if g_tpl.ok:
+        # under heavy partial cloud most first-pass "stars" are noise peaks that
+        # pull the fit: refit on the stars the template finds, gated again
+        mfit = _fit_matched(template, xm, ym, al, azs, a)
+        g_m = gate.evaluate(image, mfit.model, xm, ym, al, azs, vm, a) if mfit.ok else None
+        if g_m is not None and g_m.ok:
+            log.info("astrometry: %d stars found by the template refitted (first fit "
+                     "rejected: %s), rms %.3f px; gate: %s", mfit.n_used, why_fit,
+                     mfit.rms_px, g_m.message)
+            return Solution(template, mfit.model, mfit, trms, "", "FIT", g_m)
     # no fit accepted: the cards (ASTFIT F, ASTNSTAR, ASTRMS) describe the template
     kept = dataclasses.replace(fit, model=template, ok=False, n_used=g_tpl.n_matched,
                                rms_px=g_tpl.rms_px, message=why_fit)

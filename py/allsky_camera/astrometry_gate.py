@@ -4,23 +4,61 @@ A fit always returns a model, even on noise peaks, clouds or a camera that
 moved far from its template.  :func:`evaluate` accepts a model only when the
 stars it predicts are where it says:
 
-1. *matched fraction*: of the bright catalog stars the model predicts on the
-   chip, the fraction whose measured centroid lies within
-   ``gate_match_px`` of the predicted position (a fraction, not a count, so a
-   few chance coincidences on a starless frame do not pass);
+1. *found stars*: of the bright catalog stars the model predicts on the
+   chip, those whose measured centroid lies within ``gate_match_px`` of the
+   predicted position.  At least ``min_stars`` must be found, and either
+   ``gate_min_fraction`` of all predicted (a fraction, not a count, so a few
+   chance coincidences on a starless frame do not pass), or, on a partly
+   cloudy sky, at least ``gate_min_clear_stars`` in *clear sky cells* (see
+   below);
 2. *residual RMS* of the matched stars at most ``gate_max_rms_px``, the
    scatter centroid noise gives on this camera (a fit that reaches its
    stars only by spreading its error does not pass);
 3. *flux rises with catalog brightness*: Spearman's rank correlation between
    the box flux of the matched stars brighter than ``fit_vmax`` and their
-   ``-V`` at least ``gate_min_rank_corr`` (noise peaks have no relation to
-   the catalog);
+   ``-V``, taken within each sky cell and averaged (weighted by stars), at
+   least ``gate_min_rank_corr`` (noise peaks have no relation to the
+   catalog);
 4. *a sane model*: radial scale within ``gate_max_scale_dev`` of 1 and the
    optical axis tilted by at most ``gate_max_tilt_deg``.
 
+Sky cells and partly cloudy skies
+---------------------------------
+The sky is cut into cells of ``gate_cell_az_deg`` in azimuth by
+``gate_cell_alt_deg`` in altitude (:func:`sky_cells`).  Clouds are spatially
+coherent: a cloud hides a region, and a clear patch shows nearly every
+bright star in it.  A sky 60-80 % under cloud therefore finds well under
+half its predicted stars, but in the clear cells it finds over 90 % of
+them; a cell is *clear* when it has at least ``gate_cell_min_pred``
+predicted stars and at least ``gate_clear_cell_fraction`` of them are found
+(:func:`clear_cells`).  What a wrong model produces is different:
+
+* a wrong model (clock hours off = the sky turned about the pole, a turned
+  or shifted camera beyond the fit's capture, a mirrored image) matches by
+  chance only: the first pass takes the brightest pixel of a search box of
+  ``(2 search_half_px + 1)^2`` pixels, which lands within ``gate_match_px``
+  of the prediction with probability about ``pi 2^2 / 15^2 = 0.06`` on
+  MDM.  Measured (``benchmarks/gate_chance.py``, 3 seeds, 11 wrong models
+  each): 7-25 of 369-399 stars (1.8-6.8 %), RMS 1.2-1.6 px, and no clear
+  cell in any of the 33.  Chance matches are spread over the whole sky, so
+  a cell of 8 predicted stars reaches 80 % (7 of 8) with binomial
+  probability ~ 8 * 0.07^7 ~ 1e-7: no clear cell, no pass.  The right model
+  under three quarters of thick cloud finds 108-121 (27-30 %), 81-82 of
+  them in clear cells, RMS 0.52-0.60 px;
+* a thin overcast (transmission 0.05) is found where its brightest stars
+  are, everywhere alike: 20-60 % per cell, hence few clear cells; it stays
+  FAILED as before (``benchmarks/recovery.py --cases hopeless``);
+* the flux ranking is taken within cells because a cloud dims all the stars
+  of a region: pooled over the whole sky, a clear V = 4 star outshines a
+  clouded V = 2 one and the ranks mix (a half-clouded sky gave a pooled rho
+  of 0.18, under the threshold, for a right model), while within one cell
+  the transmission is nearly constant and the order holds.
+
+Residual RMS, rank correlation and sanity apply unchanged to both paths.
+
 The thresholds live in the camera's ``astrometry`` section
 (:class:`allsky_camera.config.Astrometry`).  Everything is numpy on a few
-hundred stars: the gate costs about a millisecond.
+hundred stars: the gate costs milliseconds.
 
 Pixel convention: 0-based, x = column (fast axis), pixel centres at integers.
 """
@@ -64,7 +102,8 @@ class GateResult:
         RMS residual of the matched stars, pixels (NaN if none).
     rank_corr : float
         Spearman rank correlation of the flux of matched stars with
-        ``V <= fit_vmax`` against ``-V`` (NaN if fewer than 3 such stars).
+        ``V <= fit_vmax`` against ``-V``, within sky cells and averaged
+        (:func:`cell_rank_correlation`; NaN if no cell has 3 such stars).
     """
 
     ok: bool
@@ -83,7 +122,7 @@ class GateResult:
                 ("ASTNMAT", self.n_matched, "of those, found at the predicted position"),
                 ("ASTFRAC", r(self.fraction, 4), "matched fraction of predicted stars"),
                 ("ASTGRMS", r(self.rms_px, 4), "[pix] RMS residual of the matched stars"),
-                ("ASTRCORR", r(self.rank_corr, 4), "rank correlation, flux vs catalog -V")]
+                ("ASTRCORR", r(self.rank_corr, 4), "flux-V rank correlation within sky cells")]
 
 
 def _ranks(a):
@@ -109,6 +148,75 @@ def rank_correlation(a, b):
     rb -= rb.mean()
     den = np.sqrt(np.sum(ra * ra) * np.sum(rb * rb))
     return float(np.sum(ra * rb) / den) if den > 0 else float("nan")
+
+
+def sky_cells(alt, az, az_step_deg, alt_step_deg):
+    """Index of the sky cell of each position: azimuth sectors x altitude rings.
+
+    Parameters
+    ----------
+    alt, az : ndarray
+        Altitude and azimuth (north through east), deg.
+    az_step_deg, alt_step_deg : float
+        Width of the azimuth sectors and height of the altitude rings, deg.
+
+    Returns
+    -------
+    ndarray of int
+        ``ring * n_sectors + sector``; -1 for non-finite positions.
+    """
+    alt = np.asarray(alt, dtype=float)
+    az = np.asarray(az, dtype=float)
+    n_sec = int(np.ceil(360.0 / az_step_deg))
+    fin = np.isfinite(alt) & np.isfinite(az)
+    sec = np.floor(np.where(fin, az % 360.0, 0.0) / az_step_deg).astype(int) % n_sec
+    ring = np.floor(np.clip(np.where(fin, alt, 0.0), 0.0, 90.0 - 1e-9) / alt_step_deg)
+    return np.where(fin, ring.astype(int) * n_sec + sec, -1)
+
+
+def cell_rank_correlation(flux, minus_v, cell):
+    """Spearman correlation of flux with ``-V`` within sky cells, pooled.
+
+    Clouds dim whole regions of the sky, so a star under cloud is fainter
+    than a clear star of the same V: pooled over the whole sky the ranks
+    mix.  Within one cell the transmission is nearly one value and the
+    ranks keep their order.  Each cell with at least 3 finite fluxes gives
+    its Spearman rho; the result is their mean weighted by the number of
+    stars.  NaN when no cell has 3 stars.
+    """
+    flux = np.asarray(flux, dtype=float)
+    minus_v = np.asarray(minus_v, dtype=float)
+    fin = np.isfinite(flux) & (np.asarray(cell) >= 0)
+    num = den = 0.0
+    for c in np.unique(cell[fin]):
+        k = fin & (cell == c)
+        rho = rank_correlation(flux[k], minus_v[k])
+        if np.isfinite(rho):
+            num += rho * k.sum()
+            den += k.sum()
+    return float(num / den) if den > 0 else float("nan")
+
+
+def clear_cells(cell, matched, min_fraction, min_pred):
+    """Matched stars in the sky cells where the model finds its stars.
+
+    A cell is *clear* when it holds at least ``min_pred`` predicted stars
+    and at least ``min_fraction`` of them are matched.
+
+    Returns
+    -------
+    n_clear : int
+        Matched stars in the clear cells.
+    fraction : float
+        Their fraction of the stars predicted in those cells (NaN if none).
+    """
+    cell = np.asarray(cell)
+    matched = np.asarray(matched, dtype=bool)
+    n_pred = np.bincount(cell[cell >= 0], minlength=1)
+    n_mat = np.bincount(cell[(cell >= 0) & matched], minlength=n_pred.size)
+    clear = (n_pred >= min_pred) & (n_mat >= min_fraction * n_pred)
+    n_c, p_c = int(n_mat[clear].sum()), int(n_pred[clear].sum())
+    return n_c, (n_c / p_c if p_c else float("nan"))
 
 
 def _box_offsets(half, nx, border):
@@ -184,8 +292,10 @@ def evaluate(image, model, x_meas, y_meas, alt, az, vmag, cfg):
     # add noise and cost, not evidence
     ranked = matched & (vmag <= cfg.fit_vmax)
     flux = box_flux(image, x_meas[ranked], y_meas[ranked])
-    fin = np.isfinite(flux)
-    corr = rank_correlation(flux[fin], -vmag[ranked][fin])
+    cell = sky_cells(alt, az, cfg.gate_cell_az_deg, cfg.gate_cell_alt_deg)
+    corr = cell_rank_correlation(flux, -vmag[ranked], cell[ranked])
+    n_clear, clear_frac = clear_cells(cell[on], matched[on], cfg.gate_clear_cell_fraction,
+                                      cfg.gate_cell_min_pred)
     tilt = float(np.hypot(model.tilt_n_deg, model.tilt_e_deg))
 
     def result(ok, msg):
@@ -194,9 +304,13 @@ def evaluate(image, model, x_meas, y_meas, alt, az, vmag, cfg):
     if n_mat < cfg.min_stars:
         return result(False, f"{n_mat} of {n_pred} bright stars found at the predicted "
                              f"positions, fewer than min_stars {cfg.min_stars}")
-    if frac < cfg.gate_min_fraction:
+    partial = frac < cfg.gate_min_fraction
+    if partial and n_clear < cfg.gate_min_clear_stars:
         return result(False, f"{n_mat} of {n_pred} bright stars found ({frac:.2f}), "
-                             f"below gate_min_fraction {cfg.gate_min_fraction:g}")
+                             f"below gate_min_fraction {cfg.gate_min_fraction:g}, and "
+                             f"{n_clear} in clear sky cells (>= {cfg.gate_clear_cell_fraction:g} "
+                             f"found), fewer than "
+                             f"gate_min_clear_stars {cfg.gate_min_clear_stars}")
     if not rms_px <= cfg.gate_max_rms_px:
         return result(False, f"residual RMS {rms_px:.2f} px over gate_max_rms_px "
                              f"{cfg.gate_max_rms_px:g}")
@@ -209,11 +323,13 @@ def evaluate(image, model, x_meas, y_meas, alt, az, vmag, cfg):
     if tilt > cfg.gate_max_tilt_deg:
         return result(False, f"axis tilt {tilt:.2f} deg over gate_max_tilt_deg "
                              f"{cfg.gate_max_tilt_deg:g}")
-    return result(True, f"{n_mat} of {n_pred} bright stars found ({frac:.2f}), RMS "
+    where = (f", {n_clear} of them in clear sky cells ({clear_frac:.2f} found there)"
+             if partial else "")
+    return result(True, f"{n_mat} of {n_pred} bright stars found ({frac:.2f}){where}, RMS "
                         f"{rms_px:.2f} px, flux-V rank correlation {corr:.2f}")
 
 
-def withhold_zeropoint(zeropoint, reason):
+def withhold_zeropoint(zeropoint, reason, *, cause="astrometry FAILED"):
     """The zeropoint emptied because the stars' positions are unknown.
 
     When the astrometry FAILED, fluxes measured at predicted star positions
@@ -225,6 +341,8 @@ def withhold_zeropoint(zeropoint, reason):
     zeropoint : photometry.Zeropoint
     reason : str
         Why, e.g. the solution's message.
+    cause : str
+        What withholds it, the start of the message.
 
     Returns
     -------
@@ -232,7 +350,7 @@ def withhold_zeropoint(zeropoint, reason):
     """
     nan = float("nan")
     return dataclasses.replace(zeropoint, zp_aper=nan, zp_total=nan, zp_err=nan, rms_mag=nan,
-                               n_stars=0, message=f"astrometry FAILED: {reason}")
+                               n_stars=0, message=f"{cause}: {reason}")
 
 
 def withhold_transparency(transparency):

@@ -129,6 +129,11 @@ class Astrometry:
     gate_min_rank_corr: float = 0.3          # lowest rank correlation of flux with -V
     gate_max_scale_dev: float = 0.03         # largest |radial scale - 1|
     gate_max_tilt_deg: float = 2.0           # largest tilt of the optical axis, deg
+    gate_cell_az_deg: float = 45.0           # azimuth width of the gate's sky cells, deg
+    gate_cell_alt_deg: float = 30.0          # altitude height of the gate's sky cells, deg
+    gate_cell_min_pred: int = 8              # a sky cell is judged with this many stars
+    gate_clear_cell_fraction: float = 0.8    # a sky cell with this found fraction is clear
+    gate_min_clear_stars: int = 30           # below gate_min_fraction: found in clear cells
     # recovery search when the template fails the gate (allsky_camera.astrometry_recover)
     recover: bool = True                     # search wider when the template fails the gate
     recover_offset_px: float = 48.0          # zenith searched this far from the template, pixels
@@ -388,6 +393,12 @@ KEY_DOCS = {
     "astrometry.gate_min_rank_corr": "gate: lowest rank correlation of their flux with -V",
     "astrometry.gate_max_scale_dev": "gate: largest |radial scale - 1| of an accepted model",
     "astrometry.gate_max_tilt_deg": "gate: largest axis tilt of an accepted model, deg",
+    "astrometry.gate_cell_az_deg": "gate: azimuth width of its sky cells, deg",
+    "astrometry.gate_cell_alt_deg": "gate: altitude height of its sky cells, deg",
+    "astrometry.gate_cell_min_pred": "gate: fewest predicted stars of a judged sky cell",
+    "astrometry.gate_clear_cell_fraction": "gate: found fraction of a clear sky cell (0-1)",
+    "astrometry.gate_min_clear_stars": "gate: below gate_min_fraction, fewest stars found "
+                                       "in clear cells (partly cloudy sky)",
     "astrometry.recover": "search wider when the template fails the gate",
     "astrometry.recover_offset_px": "recovery: zenith searched this far from the template, px",
     "astrometry.recover_step_px": "recovery: cell of the zenith-shift vote, pixels",
@@ -767,12 +778,14 @@ def _validate(cam, where):
     if len(cam.transparency.clip) != 2 or cam.transparency.clip[0] >= cam.transparency.clip[1]:
         raise ConfigError(f"{where}: transparency.clip must be [low, high] with low < high")
     ast = cam.astrometry
-    for key in ("gate_match_px", "gate_max_rms_px", "recover_step_px"):
+    for key in ("gate_match_px", "gate_max_rms_px", "recover_step_px", "gate_cell_az_deg",
+                "gate_cell_alt_deg", "gate_cell_min_pred", "gate_min_clear_stars"):
         if not getattr(ast, key) > 0:
             raise ConfigError(f"{where}: astrometry.{key} = {getattr(ast, key)} must be > 0")
-    if not 0.0 <= ast.gate_min_fraction <= 1.0:
-        raise ConfigError(f"{where}: astrometry.gate_min_fraction = {ast.gate_min_fraction} "
-                          "must be a fraction between 0 and 1")
+    for key in ("gate_min_fraction", "gate_clear_cell_fraction"):
+        if not 0.0 <= getattr(ast, key) <= 1.0:
+            raise ConfigError(f"{where}: astrometry.{key} = {getattr(ast, key)} "
+                              "must be a fraction between 0 and 1")
     if not -1.0 <= ast.gate_min_rank_corr <= 1.0:
         raise ConfigError(f"{where}: astrometry.gate_min_rank_corr = "
                           f"{ast.gate_min_rank_corr} must be a correlation between -1 and 1")

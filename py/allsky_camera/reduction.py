@@ -334,6 +334,12 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
         fl.sky_adu, zd, sol.model.pixel_solid_angle(x, y), exposure.exptime,
         zp.zp_nominal_total, camera.skystat.zenith_zd_deg), camera.skystat)
     log.info("sky: %s (%s)", sky.status, sky.why)
+    daylight = skystat.daylight_reason(sky)
+    if daylight and sol.stars_known:
+        from .astrometry_gate import withhold_zeropoint
+        zp = dataclasses.replace(withhold_zeropoint(zp, daylight, cause="no zeropoint"),
+                                 model_fit=None)
+        log.warning("%s: %s", exposure.path, daylight)
     apc = zp.apcor(zd)
     zp_clear = zp.zp_nominal_total if clear_zp_total is None else clear_zp_total
     clear = photmodel.clear_sky_model(zp_clear, zp.model_fit, ph)
@@ -346,10 +352,11 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
                           apcor_mag=apc, exptime=exposure.exptime,
                           aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency,
                           grey=photmodel.grey_transmission(zp.zp_total, zp_clear))
-    if not sol.stars_known:
+    if not sol.stars_known or daylight:
         from .astrometry_gate import withhold_transparency
         tr = withhold_transparency(tr)
-        log.warning("%s: transparency not measured: astrometry FAILED", exposure.path)
+        log.warning("%s: transparency not measured: %s", exposure.path,
+                    "daylight" if sol.stars_known else "astrometry FAILED")
     else:
         if skystat.too_bright(sky.status, tr.summary.n_voting,
                               camera.transparency.min_voting_stars):

@@ -3,7 +3,8 @@
 
     python py/allsky_camera/simulate.py OUT.fits [--camera MDM] [--seed N]
         [--dateobs ISO] [--exptime S] [--shift DX DY] [--rotate DEG]
-        [--clouds {none,patches,band,quarter,overcast}] [--transmission T]
+        [--clouds {none,patches,band,quarter,half,three-quarter,overcast,thin,haze}]
+        [--transmission T]
         [--streaks N] [--planets] [--dome AZ HALF TOP] [--text] [--overwrite] [-v]
 
 :func:`simulate` renders the raw frame a camera would record at a given
@@ -92,12 +93,17 @@ PIXEL_VARIANCE_PX2 = 2.0 / 12.0
 _RADIAL_STEP_PX = 0.25
 
 #: Cloud layers :func:`cloud_transmission` draws; ``none`` is a clear sky.
-CLOUD_KINDS = ("none", "patches", "band", "quarter", "overcast", "thin", "haze")
+CLOUD_KINDS = ("none", "patches", "band", "quarter", "half", "three-quarter", "overcast",
+               "thin", "haze")
 #: Cloud geometry: shape choices of the simulator, sized so that each kind
 #: covers a distinct, substantial part of an all-sky frame (deg).
 #: ``quarter``: the azimuth quadrant within this of ``Clouds.az_deg``, a
 #: quarter of the sky by solid angle at every altitude.
 QUARTER_HALF_WIDTH_DEG = 45.0
+#: ``half`` and ``three-quarter``: the same, azimuths within 90 and 135 deg of
+#: ``Clouds.az_deg`` (half and three quarters of the sky).
+SECTOR_HALF_WIDTH_DEG = {"quarter": QUARTER_HALF_WIDTH_DEG, "half": 90.0,
+                         "three-quarter": 135.0}
 #: ``band``: within this angular distance of the great circle through the
 #: zenith at azimuth ``Clouds.az_deg`` (a band 20 deg wide, ~17 % of the sky).
 BAND_HALF_WIDTH_DEG = 10.0
@@ -140,7 +146,9 @@ class Clouds:
         One of :data:`CLOUD_KINDS`: ``patches`` (:data:`N_CLOUD_PATCHES`
         round clouds at random places), ``band`` (a strip along a great
         circle through the zenith), ``quarter`` (one azimuth quadrant, a
-        quarter of the sky), ``overcast`` (the whole sky), ``none``.
+        quarter of the sky), ``half`` and ``three-quarter`` (azimuth sectors
+        of half and three quarters of the sky), ``overcast`` (the whole
+        sky), ``none``.
     transmission : float
         Fraction of the light (stars and sky above the cloud) that passes
         through the cloud, 0-1; 1 outside it.
@@ -617,9 +625,9 @@ def cloud_transmission(clouds, alt_deg, az_deg, rng):
         f = 0.5 + 0.5 * np.tanh(field / np.sqrt(THIN_N_WAVES / 2.0))
         t = clouds.transmission + (clouds.transmission_max - clouds.transmission) * f
         return np.where(inside, t, 1.0)
-    elif clouds.kind == "quarter":
+    elif clouds.kind in SECTOR_HALF_WIDTH_DEG:
         daz = (az - clouds.az_deg + 180.0) % 360.0 - 180.0
-        inside = np.abs(daz) < QUARTER_HALF_WIDTH_DEG
+        inside = np.abs(daz) < SECTOR_HALF_WIDTH_DEG[clouds.kind]
     elif clouds.kind == "band":
         # angular distance from the great circle through the zenith at az_deg
         a, z = np.radians(alt), np.radians(az - clouds.az_deg)

@@ -113,6 +113,27 @@ def classify(ephem, zenith_mag, cfg):
     return SkyState(status, sun, moon, ill, float(zenith_mag), why)
 
 
+def daylight_reason(state):
+    """Why nothing is measured on the stars of a 'day' frame ('' otherwise).
+
+    Stars cannot be measured in daylight: a 'day' frame whose stars seem to
+    match the catalog has a clock or site that is wrong, so its zeropoint
+    and transparency are not claimed.
+
+    Parameters
+    ----------
+    state : SkyState
+
+    Returns
+    -------
+    str
+    """
+    if state.status != "day":
+        return ""
+    return (f"daylight ({state.why}): no star photometry; if the frame shows stars, "
+            "check DATE-OBS, the camera clock and header.utc_offset_hours")
+
+
 def too_bright(status, n_voting, min_voting):
     """True when a twilight or day sky leaves too few stars to judge clouds."""
     return status in ("twilight", "day") and n_voting < min_voting

@@ -2,17 +2,20 @@
 
 1. Flatten: subtract the sky (a coarse running median) and divide by the
    robust noise, local in tiles, inside the sky circle and outside the
-   static mask (obstructions, the DCT camera's wire); catalog stars are
-   blanked so that they cannot line up.
-2. Threshold the lightly smoothed significance image and drop compact
-   blobs (stars, hot pixels): a streak is long and thin.
-3. Find straight segments with scikit-image's probabilistic Hough transform.
-4. Merge collinear segments (a streak broken by a star or a noise gap is one
-   streak), then measure each along its line: endpoints where the signal
-   ends (at the edge of the sky area for streaks that leave it), width from
-   the second moment across the line, and mean surface brightness above sky.
-   A line must be thin (its core well above both sides), so that a cloud's
-   rim or a gradient's edge is not taken for a streak.
+   static mask (obstructions, the DCT camera's wire, grown by a margin),
+   the Moon's halo and saturated pixels; catalog stars are blanked so that
+   they cannot line up.
+2. Search along lines, not pixel by pixel (:mod:`allsky_camera.line_search`):
+   the clipped significance image, binned, is summed along strips over
+   windows of several lengths and angles, a matched filter for a faint,
+   long trail; the strongest non-overlapping windows are the candidates.
+3. Refine each candidate at full resolution: refit the line to its ridge,
+   place its ends by a step estimator on the residual along the line, and
+   merge pieces of one streak.
+4. Reject what is not a trail: too wide, not thin against both sides, too
+   short, or bent (a ridge whose sagitta departs both from a straight line
+   and from the great circle through its ends, computed with the camera
+   model: a lens reflection arc or a cloud's rim).
 
 Pixel convention: 0-based, x = column, pixel centres at integers.  The
 position angle ``pa_deg`` is measured in the image from the +y axis toward
