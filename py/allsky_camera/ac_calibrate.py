@@ -360,12 +360,14 @@ def calibrate_frame(opts):
     _header_number(header, "DATAMAX", frame)     # checked now, used by _camera_dict
     t = _start_time(header, opts)
     site, site_vals = _site(opts, header, frame)
-    warn_moon([frame, *opts.masks], headers, config.HeaderCards(**header_section(opts)), site)
     with outputs.OutputSet(out.parent, out.stem, targets, overwrite=opts.overwrite) as oset:
         stage = oset.staging
         sol = calibrate.solve(data, t, site)
         log.info("calibrate: %s projection, %d stars, rms %.3f px", sol.model.projection,
                  sol.n_matched, sol.rms_px)
+        # said once the frame is solved, so that a refusal stays one line
+        warn_moon([frame, *opts.masks], headers, config.HeaderCards(**header_section(opts)),
+                  site)
         bpm = masks.bad_pixels(np.stack(stack))
         obs = masks.obstructions(np.stack(stack), sol.circle)
         cx, cy, rad = sol.circle
