@@ -15,27 +15,17 @@ from astropy.io import fits
 
 import dct_labels
 from allsky_camera import ac_proc, clouds, config, io, simulate
+from tests_helpers import RecordingHandler, shared_data
 
 pytestmark = pytest.mark.slow
 
 FRAMES = ("002", "005", "010", "006", "019", "007")
-INDEPENDENT = dct_labels.REPO.parent / "shared" / "data" / "independent"
-if not INDEPENDENT.is_dir():
-    INDEPENDENT = dct_labels.REPO.parent.parent / "shared" / "data" / "independent"
-
-
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
+INDEPENDENT = shared_data("independent")
 
 
 def _reduce(exposure, camera, outdir):
     log = logging.getLogger("allsky_camera")
-    catch = _Records()
+    catch = RecordingHandler()
     log.addHandler(catch)
     try:
         opts = ac_proc.build_parser().parse_args(

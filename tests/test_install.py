@@ -16,6 +16,7 @@ from astropy.io import fits
 
 from allsky_camera import __version__, ac_calibrate, ac_proc, camera_yaml, config, simulate
 from allsky_camera.exceptions import ConfigError
+from tests_helpers import RecordingHandler
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -77,7 +78,7 @@ def test_wheel_ships_every_stock_file_the_configurations_need():
 def test_declared_scripts_and_version():
     assert PYPROJECT["project"]["version"] == __version__
     scripts = PYPROJECT["project"]["scripts"]
-    assert set(scripts) == {"ac_proc", "ac_calibrate", "ac_simulate"}
+    assert set(scripts) == {"ac_proc", "ac_calibrate", "ac_simulate", "ac_night"}
     for target in scripts.values():
         mod, func = target.split(":")
         module = __import__(mod, fromlist=[func])
@@ -185,21 +186,10 @@ def test_ambiguous_instrume_on_the_command_line(tmp_path, capsys, mdm_dict):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cams", "f.fits"]
 
 
-class _Records(logging.Handler):
-    """Collects the messages logged to it (whatever the CLI did to the handlers)."""
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def test_same_size_cameras_warn_naming_both(tmp_path, mdm_dict):
     for n in ("SIZE_A", "SIZE_B"):
         _write_camera(tmp_path, _tagged(mdm_dict, n, None, nx=64, ny=48))
-    rec = _Records()
+    rec = RecordingHandler(logging.WARNING)
     logger = logging.getLogger("allsky_camera.config")
     logger.addHandler(rec)
     try:

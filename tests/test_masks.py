@@ -8,6 +8,7 @@ from astropy.io import fits
 
 import dct_labels
 from allsky_camera import ac_calibrate, config, coords, io, masks
+from tests_helpers import RecordingHandler
 
 CIRCLE = (200.0, 150.0, 140.0)
 
@@ -126,15 +127,6 @@ def test_dct_mask_holds_the_trees_at_the_top(dct_obstruction):
     assert dark.sum() > 1000 and obs[top][dark].mean() > 0.9
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
 def test_calibration_warns_for_frames_with_the_moon_up():
     cam = config.load_camera("DCT")
     site, _ = coords.site_from_config(cam.site)
@@ -142,7 +134,7 @@ def test_calibration_warns_for_frames_with_the_moon_up():
     headers = [fits.Header({"DATE-OBS": "2018-06-29T10:34:17"}),
                fits.Header({"DATE-OBS": "2018-08-06T05:17:04"})]
     log = logging.getLogger("allsky_camera")
-    catch = _Records()
+    catch = RecordingHandler()
     log.addHandler(catch)
     try:
         ac_calibrate.warn_moon(["010", "005"], headers, cam.header, site)

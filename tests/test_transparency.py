@@ -7,6 +7,7 @@ import pytest
 from astropy.io import fits
 
 from allsky_camera import ac_proc, config, io, simulate, transparency
+from tests_helpers import RecordingHandler
 
 
 @pytest.fixture(scope="module")
@@ -75,23 +76,12 @@ def test_lost_stars_stay_in_catalog_near_zero(quarter):
     assert np.median(cat["transparency"][cloudy]) < 0.35
 
 
-class _Records(logging.Handler):
-    """Collects the pipeline's log records (its logger may not propagate)."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
 # brightening 6: clouds lit from below (Moon, city) six times the clear sky, so
 # most catalog stars are noise on this sky and must not vote it clear
 @pytest.mark.parametrize("transmission, brightening", [(0.05, 1.25), (0.08, 6.0)])
 def test_overcast(camera, tmp_path, transmission, brightening):
     log = logging.getLogger("allsky_camera")
-    catch = _Records()
+    catch = RecordingHandler()
     log.addHandler(catch)
     try:
         res, _ = reduce(camera, tmp_path, simulate.Clouds("overcast", transmission,

@@ -1,5 +1,7 @@
 """Analytic test images shared by the tests."""
 
+import logging
+
 import numpy as np
 from scipy.special import erf
 
@@ -38,3 +40,19 @@ def shared_data(*parts):
     candidates = [base / "shared" / "data" / Path(*parts) for base in (repo.parent,
                                                                       repo.parent.parent)]
     return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+class RecordingHandler(logging.Handler):
+    """Collects the log records sent to it (the pipeline's logger may not
+    propagate to pytest's caplog once a CLI run has set its handlers)."""
+
+    def __init__(self, level=logging.DEBUG):
+        super().__init__(level)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+    @property
+    def messages(self):
+        return [r.getMessage() for r in self.records]

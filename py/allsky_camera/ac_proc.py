@@ -160,20 +160,22 @@ def process(exposure, camera, opts, timer=None, written=None):
             "ephem": red.ephem, "reduction": red}
 
 
-class FrameFilter(logging.Filter):
-    """Prefix every record with the frame's name, so a night's log says which frame."""
+class FrameFormatter(logging.Formatter):
+    """Put the frame's name before every message, so a night's log says which
+    frame; the record itself is left as it was, for any other handler."""
 
     def __init__(self, frame):
-        super().__init__()
+        super().__init__("%(levelname)s %(name)s: %(message)s")
         self.frame = frame
 
-    def filter(self, record):
-        if self.frame and not getattr(record, "_frame_named", False):
-            msg = record.getMessage()
-            record.msg = msg if self.frame in msg else f"{self.frame}: {msg}"
-            record.args = None
-            record._frame_named = True
-        return True
+    def formatMessage(self, record):
+        message = record.message
+        if self.frame and self.frame not in message:
+            record.message = f"{self.frame}: {message}"
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
 
 
 def setup_logging(verbose, quiet, frame=None):
@@ -184,8 +186,7 @@ def setup_logging(verbose, quiet, frame=None):
     """
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(FrameFilter(frame))
+    handler.setFormatter(FrameFormatter(frame))
     for name in ("allsky_camera", "py.warnings"):
         lg = logging.getLogger(name)
         lg.handlers[:] = [handler]
