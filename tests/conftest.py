@@ -19,3 +19,24 @@ def temporary_cache(tmp_path_factory):
         mp.setenv("ALLSKY_CAMERA_CACHE", str(folder))
         mp.delenv("ALLSKY_CAMERA_PATH", raising=False)   # the stock cameras only
         yield folder
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """Each test starts and ends with the package's loggers as Python left them.
+
+    A command-line ``main()`` run in-process sets its own stderr handler, level
+    and ``propagate = False`` on these loggers (right for a program that owns
+    its process); without this reset, later tests' ``caplog`` would see nothing.
+    """
+    import logging
+
+    names = ("allsky_camera", "py.warnings")
+    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level,
+                 logging.getLogger(n).propagate) for n in names}
+    yield
+    for n, (handlers, level, propagate) in saved.items():
+        lg = logging.getLogger(n)
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate

@@ -433,13 +433,20 @@ def write_fits_hdus(hdus, path):
     The checksum cards' comments carry no time stamp, so the same products
     are the same bytes whenever they are written.
     """
+    from astropy.io import fits
+
     hdus.verify("exception")
-    for hdu in hdus:
-        hdu.add_datasum(when=DATASUM_COMMENT)
-        hdu.add_checksum(when=CHECKSUM_COMMENT, override_datasum=True)
+    # a tile-compressed HDU's checksum is only right when astropy computes it
+    # while writing (astropy 6.0 cannot sum one before): those files get
+    # astropy's own checksum cards, time-stamped
+    compressed = any(isinstance(h, fits.CompImageHDU) for h in hdus)
+    if not compressed:
+        for hdu in hdus:
+            hdu.add_datasum(when=DATASUM_COMMENT)
+            hdu.add_checksum(when=CHECKSUM_COMMENT, override_datasum=True)
     with atomic_path(path) as tmp:
         try:
-            hdus.writeto(tmp, overwrite=True, output_verify="exception")
+            hdus.writeto(tmp, overwrite=True, output_verify="exception", checksum=compressed)
         except OSError as err:
             raise OutputError(f"{path}: cannot write ({err.strerror or err}); check the disk "
                               "and the directory's permissions") from err
