@@ -81,12 +81,16 @@ def test_status_and_time(reduced):
     assert cards["DATE-OBS"][:16] in ("2020-11-15T06:00", "2020-12-01T05:00")
 
 
+def _inside_safe_radius(truth, cards, th):
+    """Truth stars within the safe radius of the true zenith (template + DX, DY)."""
+    x0, y0 = cards["TZENX"] + th["DX"], cards["TZENY"] + th["DY"]
+    return np.hypot(np.asarray(truth["x"]) - x0, np.asarray(truth["y"]) - y0) <= SAFE_RADIUS_PX
+
+
 def test_fitted_model_at_true_positions(reduced):
     cat, cards, truth, th, _ = reduced
     c, t = _joined(cat, truth)
-    x0 = cards["TZENX"] + th["DX"]
-    y0 = cards["TZENY"] + th["DY"]
-    inside = np.hypot(np.asarray(t["x"]) - x0, np.asarray(t["y"]) - y0) <= SAFE_RADIUS_PX
+    inside = _inside_safe_radius(t, cards, th)
     assert inside.sum() > 2000
     d = np.hypot(np.asarray(c["x"]) - t["x"], np.asarray(c["y"]) - t["y"])[inside]
     assert np.sqrt(np.mean(d ** 2)) < MODEL_RMS_PX
@@ -95,9 +99,7 @@ def test_fitted_model_at_true_positions(reduced):
 def test_centroids_of_isolated_unsaturated_bright_stars(reduced):
     cat, cards, truth, th, _ = reduced
     c, t = _joined(cat, truth)
-    x0 = cards["TZENX"] + th["DX"]
-    y0 = cards["TZENY"] + th["DY"]
-    inside = np.hypot(np.asarray(t["x"]) - x0, np.asarray(t["y"]) - y0) <= SAFE_RADIUS_PX
+    inside = _inside_safe_radius(t, cards, th)
     # flags == 0: centroid found, not saturated, not near the edge or another star
     sel = inside & (np.asarray(t["V"]) < 5.0) & (np.asarray(c["flags"]) == 0)
     sel[sel] = _isolated(t[sel], truth)

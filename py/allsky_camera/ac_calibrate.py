@@ -146,16 +146,12 @@ def _header_number(header, key, path, default=None):
     """A numeric header card, or InputFileError naming the file, card and value."""
     if key not in header:
         return default
-    value = header[key]
-    try:
-        if isinstance(value, (bool, np.bool_)):
-            raise TypeError("a logical value")
-        x = float(value)
-    except (TypeError, ValueError) as err:
-        raise InputFileError(f"{path}: header card {key} = {value!r} is not a number; fix "
-                             "the header or give the value on the command line") from err
+    from allsky_camera.io import card_number
+
+    x = card_number(header, key, path, "is not a number; fix the header or give the value "
+                                       "on the command line")
     if not np.isfinite(x):
-        raise InputFileError(f"{path}: header card {key} = {value!r} is not finite; fix "
+        raise InputFileError(f"{path}: header card {key} = {header[key]!r} is not finite; fix "
                              "the header or give the value on the command line")
     return x
 

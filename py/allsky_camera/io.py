@@ -276,6 +276,24 @@ def exposure_from_data(path, data, header, camera):
     return Exposure(path=path, raw=data, header=header, exptime=exptime, time=t)
 
 
+def card_number(header, key, path, what="is not a number"):
+    """The value of header card ``key`` as a float.
+
+    Raises
+    ------
+    InputFileError
+        Naming ``path``, the card and its value, followed by ``what``, when
+        the value is not a number (a logical value counts as none).
+    """
+    value = header[key]
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError("a logical value")
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise InputFileError(f"{path}: header card {key} = {value!r} {what}") from err
+
+
 def exposure_time(header, hc, path, camera_name="this camera"):
     """Exposure time (s) of a raw frame: its ``hc.exptime_card``, else ``hc.exptime_s``.
 
@@ -301,14 +319,7 @@ def exposure_time(header, hc, path, camera_name="this camera"):
         raise InputFileError(f"{path}: header card {card} (exposure time) is missing; "
                              f"is this a raw frame of camera {camera_name}? (a camera without "
                              "the card: set header.exptime_card to null and give exptime_s)")
-    value = header[card]
-    try:
-        if isinstance(value, (bool, np.bool_)):
-            raise TypeError("a logical value")
-        exptime = float(value)
-    except (TypeError, ValueError) as err:
-        raise InputFileError(f"{path}: header card {card} = {value!r} is not a "
-                             "number of seconds") from err
+    exptime = card_number(header, card, path, "is not a number of seconds")
     hi = hc.max_exptime_s
     if not (np.isfinite(exptime) and 0 < exptime <= hi):
         raise InputFileError(f"{path}: exposure time {card} = {exptime:g} s is outside "
