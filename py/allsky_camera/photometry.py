@@ -228,7 +228,7 @@ def fit_apcor(zd_deg, flux_adu, flux_big_adu, sel, phot, *, flux_err_adu=None):
     return float(a), float(b), int(keep.sum()), "measured"
 
 
-def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime, *, bv=None):
+def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime, *, bv=None, az_deg=None):
     """Measure the exposure's zeropoints and photometric model.
 
     The aperture correction is fitted first (:func:`fit_apcor`); the total
@@ -251,6 +251,9 @@ def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime, *, bv=None):
         Seconds.
     bv : ndarray, optional
         Catalog B-V (NaN: none); default 0 for every star (no colour term).
+    az_deg : ndarray, optional
+        Azimuth (deg, from north through east); needed when the camera has a
+        vignetting tilt (``phot.vignetting_tilt``).
 
     Returns
     -------
@@ -275,11 +278,11 @@ def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime, *, bv=None):
     nominal = phot.zp_nominal + (a if phot.zp_nominal_scale == "aperture" else 0.0)
     clear = photmodel.clear_sky_model(nominal, None, phot)
     f_aper = (clear.expected_flux(vmag, photmodel.colour_or_mean(bv, phot.missing_bv), zd,
-                                  exptime) * 10.0 ** (-0.4 * (a + b * (zd / 90.0) ** 2)))
+                                  exptime, az_deg) * 10.0 ** (-0.4 * (a + b * (zd / 90.0) ** 2)))
     with np.errstate(invalid="ignore", divide="ignore"):
         m_err = MAG_PER_LN * np.asarray(fluxes.flux_err_adu, dtype=float) / f_aper
     fit = photmodel.fit_exposure(m_total, vmag, bv, zd, use, cfg=phot,
-                                 m_err=np.where(m_err > 0, m_err, np.nan))
+                                 m_err=np.where(m_err > 0, m_err, np.nan), az_deg=az_deg)
     zpt = fit.model.zp
     zpa = zpt - a
     msg = fit.message
