@@ -196,3 +196,56 @@ def test_simulator_terms_recovered(tmp_path):
     for lo in range(0, 70, 10):
         band = good & (zd2 >= lo) & (zd2 < lo + 10)
         assert abs(np.median(cat2["transparency"][band]) - 1.0) < 0.05, lo
+
+
+# ------------------------------------------------------------------ tilt and colour curvature
+def test_tilt_is_the_first_order_of_a_decentred_vignetting():
+    """A radial throughput loss ``a rho^2`` centred at ``c`` (in units of the
+    zd = 90 deg radius of an equidistant lens, rho = |p - c|) differs from the
+    centred one by ``-2 a p.c + a |c|^2``: the tilt with ``t = -2 a c``."""
+    a, cn, ce = 0.4, 0.05, -0.03
+    zd = np.linspace(0.0, 80.0, 17)[:, None] * np.ones((1, 12))
+    az = np.linspace(0.0, 330.0, 12)[None, :] * np.ones((17, 1))
+    r = zd / 90.0
+    pn, pe = r * np.cos(np.radians(az)), r * np.sin(np.radians(az))
+    exact = a * ((pn - cn) ** 2 + (pe - ce) ** 2)
+    model = (photmodel.vignetting_mag(zd, (a,))
+             + photmodel.tilt_mag(zd, az, (-2 * a * cn, -2 * a * ce)))
+    np.testing.assert_allclose(model, exact - a * (cn ** 2 + ce ** 2), atol=1e-12)
+    assert photmodel.tilt_mag([40.0], None, ()) == 0.0
+    with pytest.raises(ValueError, match="azimuth"):
+        photmodel.tilt_mag([40.0], None, (0.1, 0.0))
+
+
+def test_colour_curvature_about_the_pivot():
+    bv = np.array([-0.2, 0.6, 1.6])
+    np.testing.assert_allclose(photmodel.colour_mag(bv, -0.1), -0.1 * bv)
+    q = photmodel.colour_mag(bv, -0.1, -0.2) - photmodel.colour_mag(bv, -0.1)
+    np.testing.assert_allclose(q, -0.2 * (bv - photmodel.COLOUR_PIVOT_BV) ** 2)
+    assert q[1] == 0.0
+
+
+def test_calibrate_terms_recovers_tilt_and_curvature(phot):
+    rng = np.random.default_rng(10)
+    c, c2, vig, tilt = -0.12, -0.15, (0.3, 0.4), (-0.16, 0.04)
+    n = 1500
+    vmag, bv = rng.uniform(1.0, 5.0, n), rng.uniform(-0.2, 1.8, n)
+    zd = np.degrees(np.arccos(rng.uniform(np.cos(np.radians(70.0)), 1.0, n)))
+    az = rng.uniform(0.0, 360.0, n)
+    truth = photmodel.PhotModel(9.7, 0.15, c, vig, c2, tilt)
+    m = truth.expected_mag(vmag, bv, zd, az) + rng.normal(0.0, 0.03, n)
+    t = photmodel.calibrate_terms([(m, vmag, bv, zd, np.ones(n, bool), None, az)], k=0.15,
+                                  n_vignetting=2, clip_sigma=3.0, faint_clip_mag=0.3,
+                                  min_stars=30, colour_quad=True, tilt=True)
+    assert t.colour_term == pytest.approx(c, abs=0.01)
+    assert t.colour_quad == pytest.approx(c2, abs=0.01)
+    np.testing.assert_allclose(t.vignetting_tilt, tilt, atol=0.01)
+    assert t.zp == pytest.approx(9.7, abs=0.01)
+    # the exposure fit with these camera terms gets ZP and k back
+    cfg = dataclasses.replace(phot, colour_term=c, colour_quad=c2, vignetting=vig,
+                              vignetting_tilt=tilt)
+    fit = photmodel.fit_exposure(m, vmag, bv, zd, np.ones(n, bool), cfg=cfg, az_deg=az)
+    assert fit.model.k == pytest.approx(0.15, abs=0.01)
+    assert fit.model.zp == pytest.approx(9.7, abs=0.01)
+    cards = {k_: v_ for k_, v_, _ in fit.header_cards()}
+    assert cards["COLQUAD"] == c2 and cards["VIGNTN"] == tilt[0] and cards["VIGNTE"] == tilt[1]

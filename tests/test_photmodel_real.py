@@ -64,16 +64,45 @@ def test_dct_clear_frames(dct):
                                        & (np.asarray(cat["VMAG"]) < 5.0)]
     r = r[np.isfinite(r)]
     scatter = 1.4826 * np.median(np.abs(r - np.median(r)))
-    assert scatter < 0.16      # the issue asks 0.08: not met (report), this guards the rest
+    # measured 0.118 (0.134 before the tilt and the colour curvature); the
+    # issue asks 0.08: not met (report), this guards what was gained
+    assert scatter < 0.125
     assert z5.model_fit.k_source == "fitted" and abs(z5.model.k - 0.15) < 0.03
-    assert abs(z5.zp_total - z10.zp_total) < 0.05  # measured 0.029 (the issue asks 0.03)
+    assert abs(z5.zp_total - z10.zp_total) < 0.03   # the issue's bar (measured 0.001)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="moonlit 010 reads 1.12 at zd 40-50 (issue: <= 1.08)")
 def test_dct_010_bands(dct):
     b10 = bands(dct["010"])
     assert all(0.92 <= b <= 1.08 for b in b10), b10
+
+
+def _dipole(cat, extra):
+    """Least-squares ``(t_n, t_e)`` of the V < 5 residuals plus ``extra``."""
+    good = (np.asarray(cat["flags"]) == 0) & (np.asarray(cat["VMAG"]) < 5.0)
+    r = (np.asarray(cat["model_resid"]) + extra)[good]
+    zd, az = 90 - np.asarray(cat["alt_deg"])[good], np.radians(np.asarray(cat["az_deg"])[good])
+    ok = np.isfinite(r)
+    a = np.stack([np.ones(ok.sum()), (zd / 90 * np.cos(az))[ok], (zd / 90 * np.sin(az))[ok]], 1)
+    return np.linalg.lstsq(a, r[ok], rcond=None)[0][1:]
+
+
+@pytest.mark.slow
+def test_dct_tilt_is_a_camera_property(dct):
+    """The vignetting tilt measured on 005 (etc/DCT.yaml) is in the moonlit
+    010 too, another night: put back into 010's residuals, the dipole
+    toward the north reappears (measured -0.25 mag at zd 90); the model
+    takes away more than half of it (-0.08 left, toward the Moon's side)."""
+    from allsky_camera import config, photmodel
+
+    ph = config.load_camera("DCT").photometry
+    cat = dct["010"]["catalog"]
+    tilt = photmodel.tilt_mag(90 - np.asarray(cat["alt_deg"]), np.asarray(cat["az_deg"]),
+                              ph.vignetting_tilt)
+    assert ph.vignetting_tilt[0] < -0.1            # north reads brighter
+    without, left = _dipole(cat, tilt), _dipole(cat, 0.0)
+    assert without[0] < -0.1 and abs(without[1] - ph.vignetting_tilt[1]) < 0.08
+    assert np.hypot(*left) < 0.5 * np.hypot(*without)
 
 
 @pytest.mark.slow
