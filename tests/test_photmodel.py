@@ -225,27 +225,49 @@ def test_colour_curvature_about_the_pivot():
     assert q[1] == 0.0
 
 
-def test_calibrate_terms_recovers_tilt_and_curvature(phot):
+def test_calibrate_terms_recovers_tilt_ellipse_and_curvature(phot):
+    """Stars seen through an elliptical, decentred quadratic throughput loss
+    written in the pixel plane of an equidistant lens (north up, east at
+    +90 deg), not with the model's own terms."""
     rng = np.random.default_rng(10)
-    c, c2, vig, tilt = -0.12, -0.15, (0.3, 0.4), (-0.16, 0.04)
+    c, c2, k, zp = -0.12, -0.15, 0.15, 9.7
+    a, big, small, az0, cn, ce = 0.4, 1.1, 0.9, 30.0, 0.2, -0.05
     n = 1500
     vmag, bv = rng.uniform(1.0, 5.0, n), rng.uniform(-0.2, 1.8, n)
     zd = np.degrees(np.arccos(rng.uniform(np.cos(np.radians(70.0)), 1.0, n)))
     az = rng.uniform(0.0, 360.0, n)
-    truth = photmodel.PhotModel(9.7, 0.15, c, vig, c2, tilt)
-    m = truth.expected_mag(vmag, bv, zd, az) + rng.normal(0.0, 0.03, n)
-    t = photmodel.calibrate_terms([(m, vmag, bv, zd, np.ones(n, bool), None, az)], k=0.15,
+    r, phi = zd / 90.0, np.radians(az - az0)
+    u, w = r * np.cos(phi), r * np.sin(phi)             # along and across az0
+    ellip = a * ((u / big) ** 2 + (w / small) ** 2)
+    # a linear throughput gradient toward (cn, ce), as a decentred lens gives
+    grad = r * (cn * np.cos(np.radians(az)) + ce * np.sin(np.radians(az)))
+    m = (vmag - zp + k * (photmodel.airmass(zd) - 1.0) + c * bv
+         + c2 * (bv - photmodel.COLOUR_PIVOT_BV) ** 2 + ellip + grad
+         + rng.normal(0.0, 0.03, n))
+    t = photmodel.calibrate_terms([(m, vmag, bv, zd, np.ones(n, bool), None, az)], k=k,
                                   n_vignetting=2, clip_sigma=3.0, faint_clip_mag=0.3,
-                                  min_stars=30, colour_quad=True, tilt=True)
+                                  min_stars=30, colour_quad=True, tilt=True, ellipse=True)
     assert t.colour_term == pytest.approx(c, abs=0.01)
     assert t.colour_quad == pytest.approx(c2, abs=0.01)
-    np.testing.assert_allclose(t.vignetting_tilt, tilt, atol=0.01)
-    assert t.zp == pytest.approx(9.7, abs=0.01)
+    np.testing.assert_allclose(t.vignetting_tilt, (cn, ce), atol=0.01)
+    # a rho^2 = a r^2 (m + d cos 2 (az - az0)), m, d the mean and half
+    # difference of 1/big^2 and 1/small^2
+    d = a * 0.5 * (big ** -2 - small ** -2)
+    np.testing.assert_allclose(t.vignetting_ellipse,
+                               (d * np.cos(np.radians(2 * az0)), d * np.sin(np.radians(2 * az0))),
+                               atol=0.01)
+    assert t.vignetting[0] == pytest.approx(a * 0.5 * (big ** -2 + small ** -2), abs=0.02)
+    assert t.zp == pytest.approx(zp, abs=0.01)
     # the exposure fit with these camera terms gets ZP and k back
-    cfg = dataclasses.replace(phot, colour_term=c, colour_quad=c2, vignetting=vig,
-                              vignetting_tilt=tilt)
+    cfg = dataclasses.replace(phot, colour_term=t.colour_term, colour_quad=t.colour_quad,
+                              vignetting=t.vignetting, vignetting_tilt=t.vignetting_tilt,
+                              vignetting_ellipse=t.vignetting_ellipse)
     fit = photmodel.fit_exposure(m, vmag, bv, zd, np.ones(n, bool), cfg=cfg, az_deg=az)
-    assert fit.model.k == pytest.approx(0.15, abs=0.01)
-    assert fit.model.zp == pytest.approx(9.7, abs=0.01)
+    assert fit.model.k == pytest.approx(k, abs=0.01)
+    assert fit.model.zp == pytest.approx(zp, abs=0.01)
     cards = {k_: v_ for k_, v_, _ in fit.header_cards()}
-    assert cards["COLQUAD"] == c2 and cards["VIGNTN"] == tilt[0] and cards["VIGNTE"] == tilt[1]
+    assert cards["COLQUAD"] == round(t.colour_quad, 4)
+    assert cards["VIGNTN"] == round(t.vignetting_tilt[0], 4)
+    assert cards["VIGNES"] == round(t.vignetting_ellipse[1], 4)
+    with pytest.raises(ValueError, match="azimuth"):
+        photmodel.fit_exposure(m, vmag, bv, zd, np.ones(n, bool), cfg=cfg)

@@ -510,7 +510,7 @@ def calibrate_photometry(opts):
     # reduce without the old terms, so that nothing of them leaks into the new ones
     bare = dataclasses.replace(cam, photometry=dataclasses.replace(
         ph, colour_term=0.0, colour_term_err=0.0, vignetting=(), colour_quad=0.0,
-        vignetting_tilt=()))
+        vignetting_tilt=(), vignetting_ellipse=()))
     frames = []
     for f in opts.frames:
         cat, exptime = _reduce_for_photometry(bare, f)
@@ -534,7 +534,7 @@ def calibrate_photometry(opts):
                                           faint_clip_mag=ph.model_faint_clip_mag,
                                           min_stars=ph.ext_min_stars,
                                           floor_mag=ph.model_floor_mag,
-                                          colour_quad=True, tilt=True)
+                                          colour_quad=True, tilt=True, ellipse=True)
     except ConfigError as err:
         raise AllskyError(f"{', '.join(map(str, opts.frames))}: {err}") from err
     path = Path(opts.output)
@@ -547,6 +547,7 @@ def calibrate_photometry(opts):
     p["vignetting"] = [round(v, 4) for v in terms.vignetting]
     p["colour_quad"] = round(terms.colour_quad, 4)
     p["vignetting_tilt"] = [round(v, 4) for v in terms.vignetting_tilt]
+    p["vignetting_ellipse"] = [round(v, 4) for v in terms.vignetting_ellipse]
     c = d.setdefault("calibration", {})
     c["phot_frames"] = [Path(f).name for f in opts.frames]
     c["phot_zp_frames"] = [round(z, 4) for z in terms.zp_frames]
@@ -561,6 +562,7 @@ def calibrate_photometry(opts):
     print(f"updated {path}: zeropoint {terms.zp:.3f}, colour term {terms.colour_term:.3f} "
           f"+- {terms.colour_term_err:.3f}, curvature {terms.colour_quad:.3f}, "
           f"vignetting {list(p['vignetting'])} tilt {list(p['vignetting_tilt'])} "
+          f"ellipse {list(p['vignetting_ellipse'])} "
           f"(k held at {ph.ext_coef:g}; {terms.n_used} stars, rms {terms.rms_mag:.3f} mag)")
 
 

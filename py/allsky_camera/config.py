@@ -191,6 +191,8 @@ class Photometry:
     colour_quad: float = 0.0                 # colour curvature c2, mag per mag^2 of (B-V - 0.6)
     vignetting_tilt: tuple[float, ...] = ()  # [t_n, t_e]: v's tilt (zd/90)(t_n cos az + t_e sin az),
                                              # mag; empty: none
+    vignetting_ellipse: tuple[float, ...] = ()  # [e_c, e_s]: v's ellipticity, mag,
+                                             # (zd/90)^2 (e_c cos 2az + e_s sin 2az); empty: none
     ext_min_stars: int = 30                  # fewer clear model stars: k is the default
     ext_min_airmass_span: float = 0.5        # ... or a smaller airmass span (10-90 percentile)
     model_clip_sigma: float = 3.0            # model fit: clip residuals beyond this, robust sigma
@@ -443,6 +445,7 @@ KEY_DOCS = {
     "photometry.vignetting": "v(zd) coefficients of (zd/90)^2, (zd/90)^4, ..., mag",
     "photometry.colour_quad": "colour curvature c2, mag per mag^2 of (B-V - 0.6)",
     "photometry.vignetting_tilt": "[t_n, t_e]: v's tilt toward N, E at zd 90, mag ([]: none)",
+    "photometry.vignetting_ellipse": "[e_c, e_s]: v's cos 2az, sin 2az at zd 90, mag ([]: none)",
     "photometry.ext_min_stars": "fewer clear model stars: k is the site default",
     "photometry.ext_min_airmass_span": "... or a smaller airmass span (10-90 percentile)",
     "photometry.model_clip_sigma": "model fit: clip residuals beyond this, robust sigma",
@@ -769,9 +772,10 @@ def _validate(cam, where):
     if len(p.annulus_px) != 2 or not (p.aper_radius_px < p.annulus_px[0] < p.annulus_px[1]):
         raise ConfigError(f"{where}: photometry.annulus_px must be [inner, outer] with "
                           "aper_radius_px < inner < outer")
-    if len(p.vignetting_tilt) not in (0, 2):
-        raise ConfigError(f"{where}: photometry.vignetting_tilt {list(p.vignetting_tilt)} must "
-                          "be [t_n, t_e] in mag, or [] for none")
+    for key in ("vignetting_tilt", "vignetting_ellipse"):
+        if len(getattr(p, key)) not in (0, 2):
+            raise ConfigError(f"{where}: photometry.{key} {list(getattr(p, key))} must be two "
+                              "values in mag, or [] for none")
     if p.zp_nominal_scale not in ("aperture", "total"):
         raise ConfigError(f"{where}: photometry.zp_nominal_scale must be 'aperture' or "
                           f"'total', not {p.zp_nominal_scale!r}")

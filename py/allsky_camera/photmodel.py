@@ -3,7 +3,7 @@
 The expected instrumental magnitude of a star (``-2.5 log10`` of its total
 flux in ADU/s) is
 
-    m = V - ZP + k (X - 1) + c (B - V) + c2 (B - V - 0.6)^2 + v(zd) + t(zd, az)
+    m = V - ZP + k (X - 1) + c (B - V) + c2 (B - V - 0.6)^2 + v(zd) + t(zd, az) + e(zd, az)
 
 with
 
@@ -24,9 +24,15 @@ with
   centred off the zenith (a decentred or tilted lens, or an optical axis off
   the zenith pixel) adds to the radial ``v`` a term linear in the pixel offset
   from the zenith, ``-grad v . d``: to first order a dipole growing with the
-  zenith distance (on the DCT camera 0.16 mag toward the north at the horizon).
+  zenith distance (on the DCT camera 0.16 mag toward the north at the horizon);
+* ``e(zd, az)`` the vignetting's ellipticity, mag:
+  ``(zd / 90)^2 (e_c cos 2 az + e_s sin 2 az)``.  A quadratic loss ``a rho^2``
+  whose contours are ellipses, ``rho^2 = r^2 (1 + eps cos 2 (az - az0))``,
+  is ``a r^2`` plus exactly this term with ``(e_c, e_s) = a eps (cos 2 az0,
+  sin 2 az0)`` (on the DCT camera -0.3 mag: the north-south line reads
+  brighter than the east-west one, the same on two nights).
 
-``c``, ``c2``, ``v`` and ``t`` are camera properties (measured once on clear frames by
+``c``, ``c2``, ``v``, ``t`` and ``e`` are camera properties (measured once on clear frames by
 ``ac_calibrate.py``, :func:`calibrate_terms`); ``ZP`` and ``k`` are fitted on
 every exposure (:func:`fit_exposure`), ``k`` only when enough clear stars span
 enough airmass, else the site's default is used and the fit says so.
@@ -130,6 +136,30 @@ def tilt_mag(zd_deg, az_deg, tilt):
     return zd / 90.0 * (tilt[0] * np.cos(az) + tilt[1] * np.sin(az))
 
 
+def ellipse_mag(zd_deg, az_deg, ellipse):
+    """The vignetting's ellipticity ``(zd/90)^2 (e_c cos 2az + e_s sin 2az)``, mag.
+
+    Parameters
+    ----------
+    zd_deg, az_deg : array_like
+        Zenith distance and azimuth (from north through east), deg.
+    ellipse : sequence of float
+        ``(e_c, e_s)``, mag at zd = 90 deg; empty: none (then ``az_deg`` may
+        be None).
+    """
+    zd = np.asarray(zd_deg, dtype=float)
+    if len(ellipse) == 0:
+        return np.zeros(zd.shape)
+    if len(ellipse) != 2:
+        raise ConfigError(f"vignetting_ellipse {tuple(ellipse)}: give two values [e_c, e_s], "
+                          "mag")
+    if az_deg is None:
+        raise ValueError("ellipse_mag: the vignetting ellipticity needs the stars' azimuths "
+                         "(az_deg)")
+    az2 = 2.0 * np.radians(np.asarray(az_deg, dtype=float))
+    return (zd / 90.0) ** 2 * (ellipse[0] * np.cos(az2) + ellipse[1] * np.sin(az2))
+
+
 def colour_mag(bv, c, c2=0.0):
     """The colour response ``c (B-V) + c2 (B-V - COLOUR_PIVOT_BV)^2``, mag."""
     bv = np.asarray(bv, dtype=float)
@@ -138,15 +168,16 @@ def colour_mag(bv, c, c2=0.0):
 
 
 def camera_terms_mag(bv, zd_deg, az_deg, cfg):
-    """Colour response, vignetting and its tilt of the camera ``cfg``, mag.
+    """Colour response, vignetting, its tilt and ellipticity of the camera ``cfg``, mag.
 
     ``cfg`` is a :class:`~allsky_camera.config.Photometry` or a
     :class:`PhotModel` (``colour_term``, ``colour_quad``, ``vignetting``,
-    ``vignetting_tilt``).
+    ``vignetting_tilt``, ``vignetting_ellipse``).
     """
     return (colour_mag(bv, cfg.colour_term, cfg.colour_quad)
             + vignetting_mag(zd_deg, cfg.vignetting)
-            + tilt_mag(zd_deg, az_deg, cfg.vignetting_tilt))
+            + tilt_mag(zd_deg, az_deg, cfg.vignetting_tilt)
+            + ellipse_mag(zd_deg, az_deg, cfg.vignetting_ellipse))
 
 
 def colour_or_mean(bv, mean_bv):
@@ -173,6 +204,8 @@ class PhotModel:
         c2, mag per mag^2 of ``(B-V - COLOUR_PIVOT_BV)``.
     vignetting_tilt : tuple of float
         ``(t_n, t_e)``, mag (:func:`tilt_mag`); empty: none.
+    vignetting_ellipse : tuple of float
+        ``(e_c, e_s)``, mag (:func:`ellipse_mag`); empty: none.
     """
 
     zp: float
@@ -181,6 +214,7 @@ class PhotModel:
     vignetting: tuple = ()
     colour_quad: float = 0.0
     vignetting_tilt: tuple = ()
+    vignetting_ellipse: tuple = ()
 
     def expected_mag(self, vmag, bv, zd_deg, az_deg=None):
         """Expected instrumental magnitude ``-2.5 log10(total ADU/s)``.
@@ -266,6 +300,8 @@ class ModelFit:
             cards.append((f"VIGN{2 * j}", _r(a), f"[mag] vignetting coeff of (zd/90)^{2 * j}"))
         for key, a, toward in zip(("VIGNTN", "VIGNTE"), m.vignetting_tilt, ("north", "east")):
             cards.append((key, _r(a), f"[mag] vignetting tilt toward {toward}, zd 90"))
+        for key, a, term in zip(("VIGNEC", "VIGNES"), m.vignetting_ellipse, ("cos", "sin")):
+            cards.append((key, _r(a), f"[mag] vignetting ellipse, {term} 2az at zd 90"))
         if self.k_why:
             cards.append(("EXTMSG", self.k_why[:68], "why EXTCOEF is the default"))
         return cards
@@ -435,6 +471,8 @@ class CameraTerms:
         c2, mag per mag^2 (0 when not fitted).
     vignetting_tilt : tuple of float
         ``(t_n, t_e)``, mag (empty when not fitted).
+    vignetting_ellipse : tuple of float
+        ``(e_c, e_s)``, mag (empty when not fitted).
     k : float
         The extinction held fixed, mag/airmass.
     rms_mag : float
@@ -455,10 +493,11 @@ class CameraTerms:
     zp_frames: tuple
     colour_quad: float = 0.0
     vignetting_tilt: tuple = ()
+    vignetting_ellipse: tuple = ()
 
 
 def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_stars,
-                    floor_mag=0.0, colour_quad=False, tilt=False):
+                    floor_mag=0.0, colour_quad=False, tilt=False, ellipse=False):
     """Fit the camera's colour terms and vignetting on one or more clear frames.
 
     Each frame gets its own zeropoint; the colour terms, the vignetting
@@ -471,7 +510,7 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
         ``(m_inst, vmag, bv, zd_deg, sel)``, ``(m_inst, vmag, bv, zd_deg,
         sel, m_err)`` or ``(m_inst, vmag, bv, zd_deg, sel, m_err, az_deg)``
         per frame, as in :func:`fit_exposure` (``m_err`` None: equal
-        weights; ``az_deg`` is needed with ``tilt``).
+        weights; ``az_deg`` is needed with ``tilt`` or ``ellipse``).
     k : float
         Extinction held fixed, mag/airmass.
     n_vignetting : int
@@ -480,6 +519,8 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
         Fit the colour curvature c2 too.
     tilt : bool
         Fit the vignetting's tilt ``(t_n, t_e)`` too.
+    ellipse : bool
+        Fit the vignetting's ellipticity ``(e_c, e_s)`` too.
     clip_sigma, faint_clip_mag : float
         Clipping (see :func:`fit_exposure`).
     min_stars : int
@@ -504,8 +545,9 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
         m_err = (np.hypot(np.asarray(frame[5], dtype=float), floor_mag)
                  if len(frame) > 5 and frame[5] is not None
                  else np.full(m_inst.shape, max(floor_mag, MIN_CLIP_SIGMA_MAG)))
-        if tilt and (len(frame) < 7 or frame[6] is None):
-            raise ValueError(f"calibrate_terms: frame {i} has no azimuths: the tilt needs them")
+        if (tilt or ellipse) and (len(frame) < 7 or frame[6] is None):
+            raise ValueError(f"calibrate_terms: frame {i} has no azimuths: the tilt and the "
+                             "ellipticity need them")
         x = airmass(zd)
         ok = (np.asarray(sel, bool) & np.isfinite(m_inst) & np.isfinite(bv) & np.isfinite(x)
               & np.isfinite(vmag) & np.isfinite(m_err) & (m_err > 0))
@@ -517,9 +559,11 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
         if colour_quad:
             cols.append((bv[ok][:, None] - COLOUR_PIVOT_BV) ** 2)
         cols += [q[:, None] ** j for j in range(1, n_vignetting + 1)]
+        az = np.radians(np.asarray(frame[6], dtype=float)[ok]) if tilt or ellipse else None
         if tilt:
-            az = np.radians(np.asarray(frame[6], dtype=float)[ok])
             cols += [(zd[ok] / 90.0 * np.cos(az))[:, None], (zd[ok] / 90.0 * np.sin(az))[:, None]]
+        if ellipse:
+            cols += [(q * np.cos(2.0 * az))[:, None], (q * np.sin(2.0 * az))[:, None]]
         rows.append(np.hstack(cols))
         ys.append(m_inst[ok] - vmag[ok] - k * (x[ok] - 1.0))
         which.append(np.full(ok.sum(), i))
@@ -542,9 +586,12 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
     c2 = float(p[j]) if colour_quad else 0.0
     j += int(colour_quad)
     vig = tuple(float(v) for v in p[j:j + n_vignetting])
-    t = tuple(float(v) for v in p[j + n_vignetting:]) if tilt else ()
+    j += n_vignetting
+    t = tuple(float(v) for v in p[j:j + 2]) if tilt else ()
+    j += 2 * int(tilt)
+    e = tuple(float(v) for v in p[j:j + 2]) if ellipse else ()
     return CameraTerms(float(np.mean(zps)), c, c_err, vig, float(k), float(sig),
-                       int(keep.sum()), tuple(float(z) for z in zps), c2, t)
+                       int(keep.sum()), tuple(float(z) for z in zps), c2, t, e)
 
 
 def clear_sky_model(zp_clear, fit, cfg):
@@ -572,7 +619,7 @@ def camera_model(zp, k, cfg):
     """:class:`PhotModel` of zeropoint ``zp`` and extinction ``k`` with the
     camera terms of ``cfg`` (a :class:`~allsky_camera.config.Photometry`)."""
     return PhotModel(zp, k, cfg.colour_term, tuple(cfg.vignetting), cfg.colour_quad,
-                     tuple(cfg.vignetting_tilt))
+                     tuple(cfg.vignetting_tilt), tuple(cfg.vignetting_ellipse))
 
 
 def grey_transmission(zp_fit, zp_clear):
