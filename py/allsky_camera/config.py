@@ -189,8 +189,8 @@ class Photometry:
     colour_term_err: float = 0.0             # its 1-sigma error (0: not measured)
     vignetting: tuple[float, ...] = ()       # v(zd) coefficients of (zd/90)^2, (zd/90)^4, ..., mag
     colour_quad: float = 0.0                 # colour curvature c2, mag per mag^2 of (B-V - 0.6)
-    vignetting_tilt: tuple[float, ...] = ()  # [t_n, t_e]: v's tilt (zd/90)(t_n cos az + t_e sin az),
-                                             # mag; empty: none
+    vignetting_tilt: tuple[float, ...] = ()  # [t_n, t_e]: v's tilt, mag,
+                                             # (zd/90) (t_n cos az + t_e sin az); empty: none
     vignetting_ellipse: tuple[float, ...] = ()  # [e_c, e_s]: v's ellipticity, mag,
                                              # (zd/90)^2 (e_c cos 2az + e_s sin 2az); empty: none
     ext_min_stars: int = 30                  # fewer clear model stars: k is the default

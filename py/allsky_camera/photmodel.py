@@ -389,7 +389,8 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None, az_deg=None)
         ``1 / (m_err^2 + model_floor_mag^2)``.  Default: equal weights.
     cfg : Photometry
         ``ext_coef`` (site default k), ``colour_term``, ``colour_term_err``,
-        ``colour_quad``, ``vignetting``, ``vignetting_tilt``, and the fit's settings ``model_clip_sigma``,
+        ``colour_quad``, ``vignetting``, ``vignetting_tilt``,
+        ``vignetting_ellipse``, and the fit's settings ``model_clip_sigma``,
         ``model_faint_clip_mag``, ``ext_min_stars``, ``ext_min_airmass_span``,
         ``min_stars_zp``.
 
