@@ -271,3 +271,63 @@ def test_calibrate_terms_recovers_tilt_ellipse_and_curvature(phot):
     assert cards["VIGNES"] == round(t.vignetting_ellipse[1], 4)
     with pytest.raises(ValueError, match="azimuth"):
         photmodel.fit_exposure(m, vmag, bv, zd, np.ones(n, bool), cfg=cfg)
+
+
+# ------------------------------------------------------------------ aperture correction and k
+def test_apcor_slope_error_is_the_textbook_one(phot):
+    """Equal errors sigma: the slope's error of a straight-line fit is
+    sigma / sqrt(sum (q - mean q)^2) (e.g. Bevington & Robinson, eq. 6.22)."""
+    from allsky_camera import photometry
+
+    rng = np.random.default_rng(11)
+    n = 400
+    zd = rng.uniform(0.0, 70.0, n)
+    q = (zd / 90.0) ** 2
+    flux = np.full(n, 1e4)
+    sigma = 0.05                                          # mag, per star
+    big = flux * 10 ** (0.4 * (0.25 + 0.3 * q + rng.normal(0.0, sigma, n)))
+    a, b, _, src, b_err = photometry.fit_apcor(zd, flux, big, np.ones(n, bool), phot,
+                                               with_err=True)
+    assert src == "measured" and b == pytest.approx(0.3, abs=0.03)
+    assert b_err == pytest.approx(sigma / np.sqrt(np.sum((q - q.mean()) ** 2)), rel=0.15)
+    assert len(photometry.fit_apcor(zd, flux, big, np.ones(n, bool), phot)) == 4
+
+
+def test_extinction_error_carries_the_apcor_slope(phot):
+    """A least-squares fit is linear in its data: refitting with the total
+    magnitudes moved by a slope error db moves k by what the propagated
+    error says."""
+    rng = np.random.default_rng(12)
+    m, v, bv, zd, _ = _stars(rng, 800, zp=6.0, k=0.15, c=0.0, vig=(), noise=0.02)
+    sel = np.ones(m.size, bool)
+    fit = photmodel.fit_exposure(m, v, bv, zd, sel, cfg=phot)
+    db = 0.05
+    moved = photmodel.fit_exposure(m - db * (zd / 90.0) ** 2, v, bv, zd, fit.used, cfg=phot)
+    with_b = photmodel.with_apcor_slope_error(fit, zd, db)
+    assert with_b.k_err_apcor == pytest.approx(abs(moved.model.k - fit.model.k), rel=0.1)
+    assert with_b.k_err == pytest.approx(np.hypot(fit.k_err, with_b.k_err_apcor))
+    assert with_b.model == fit.model
+    near = photmodel.fit_exposure(m, v, bv, zd, zd < 20.0, cfg=phot)   # k is the default
+    assert photmodel.with_apcor_slope_error(near, zd, db) is near
+
+
+def test_clouded_stars_do_not_set_the_aperture_correction(phot):
+    """Stars behind a cloud (20 % of their light) whose aperture correction is
+    off (their sky's error) are left out of it; uniform haze keeps them all."""
+    from allsky_camera import photometry
+
+    rng = np.random.default_rng(13)
+    n, t = 300, 60.0
+    vmag = rng.uniform(1.0, 3.5, n)
+    zd = rng.uniform(0.0, 65.0, n)
+    q = (zd / 90.0) ** 2
+    cloud = rng.random(n) < 0.4
+    total = phot_total = 10 ** (-0.4 * (vmag - phot.zp_nominal - 0.25)) * t
+    aper = total * 10 ** (-0.4 * (0.25 + 0.3 * q)) * np.where(cloud, 0.2, 1.0)
+    big = aper * 10 ** (0.4 * (0.25 + 0.3 * q - np.where(cloud, 0.3 * q + 0.1, 0.0)))
+    err = np.full(n, 1e-3) * phot_total
+    for haze in (1.0, 0.5):
+        fl = photometry.Fluxes(aper * haze, err, big * haze, np.zeros(n), np.zeros(n, int))
+        zp = photometry.zeropoint(vmag, zd, fl, ~cloud, np.ones(n, bool), phot, t)
+        assert zp.apcor_b == pytest.approx(0.3, abs=0.01), haze
+        assert zp.n_apcor == (~cloud).sum(), haze

@@ -118,3 +118,31 @@ def test_dct_azimuthal_vignetting_is_a_camera_property(dct):
     assert abs(without[0] - ph.vignetting_tilt[0]) < 0.05
     assert abs(without[2] - ph.vignetting_ellipse[0]) < 0.05
     assert np.linalg.norm(left) < 0.5 * np.linalg.norm(without)
+
+
+@pytest.mark.slow
+def test_independent_mdm_zeropoint_and_bands(mdm):
+    for name, (res, h, _) in mdm.items():
+        zp = res["zeropoint"]
+        assert abs(zp.zp_total - h["ZP_ZEN"]) < 0.03, name
+        assert zp.model_fit.k_source == "fitted"
+        # the bar (measured 0.160 and 0.176: the cloud frame's k was
+        # 0.182 while its clouded stars set the aperture correction's slope)
+        assert abs(zp.model.k - h["EXT_K"]) < 0.03, name
+        # EXTERR holds the aperture-correction slope's share, and k is within
+        # 2 of those sigma of the truth
+        fit = zp.model_fit
+        assert 0 < fit.k_err_apcor < fit.k_err and abs(zp.model.k - h["EXT_K"]) < 2 * fit.k_err
+    res, _, _ = mdm["mdm_moved"]
+    b = bands(res)
+    assert all(0.95 <= v <= 1.05 for v in b), b
+    # the cloud: azimuths 45-135 deg below 0.5, the rest above 0.8
+    res, _, _ = mdm["mdm_cloud_streaks"]
+    cat = res["catalog"]
+    good = (np.asarray(cat["flags"]) & ~np.int32(512 | 128 | 1)) == 0
+    good &= np.asarray(cat["VMAG"]) < 5.0
+    az = np.asarray(cat["az_deg"])
+    t = np.asarray(cat["transparency"])
+    inside = good & (az > 50) & (az < 130)
+    outside = good & ((az < 40) | (az > 140))
+    assert np.median(t[inside]) < 0.5 and np.median(t[outside]) > 0.8

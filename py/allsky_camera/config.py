@@ -174,6 +174,9 @@ class Photometry:
     apcor_vmax: float = 4.0                  # V limit of the aperture-correction stars
     apcor_min_stars: int = 8                 # fewer: use apcor_default_mag
     apcor_default_mag: float = 0.0           # total minus aperture zeropoint when not measured
+    apcor_cloud_clip_mag: float = 0.5        # aperture-correction stars fainter than the frame's
+                                             # median against the clear-sky model by more than
+                                             # this (mag) look clouded: left out
     min_stars_zp: int = 5                    # fewer good stars: no zeropoint
     zp_vmax: float | None = None             # faintest star used for the zeropoint (None: vmax)
     zp_min_snr: float = 0.0                  # zeropoint stars must be EXPECTED (nominal zeropoint,
@@ -433,6 +436,8 @@ KEY_DOCS = {
     "photometry.apcor_vmax": "V limit of the aperture-correction stars, mag",
     "photometry.apcor_min_stars": "fewer: use apcor_default_mag",
     "photometry.apcor_default_mag": "total minus aperture zeropoint when not measured, mag",
+    "photometry.apcor_cloud_clip_mag": "aperture-correction stars fainter than the median "
+                                       "(clear-sky model) by more than this: clouded, mag",
     "photometry.min_stars_zp": "fewer good stars: no zeropoint",
     "photometry.zp_vmax": "faintest zeropoint star, V mag (null: vmax)",
     "photometry.zp_min_snr": "zeropoint stars must be expected to reach this S/N (0: off)",
@@ -645,7 +650,8 @@ RANGES = {
     "centroid.saturation_radius_px": (0, None), "centroid.min_snr": (0.0, None),
     "photometry.aper_radius_px": (">0", None), "photometry.isolation_deg": (0.0, 180.0),
     "photometry.moon_exclusion_deg": (0.0, 180.0), "photometry.apcor_radius_px": (">0", None),
-    "photometry.apcor_min_stars": (1, None), "photometry.min_stars_zp": (1, None),
+    "photometry.apcor_min_stars": (1, None),
+    "photometry.apcor_cloud_clip_mag": (">0", None), "photometry.min_stars_zp": (1, None),
     "photometry.zp_min_snr": (0.0, None), "photometry.neighbour_dv": (0.0, None),
     "sbmap.step_px": (1, None),
     "transparency.min_expected_snr": (0.0, None), "transparency.clear_threshold": (">0", None),

@@ -262,6 +262,9 @@ class ModelFit:
         ``m_inst - model`` for every input star, mag (NaN where unmeasured).
     message : str
         Why there is no fit, or empty.
+    k_err_apcor : float
+        The part of ``k_err`` that comes from the aperture correction's slope
+        (:func:`with_apcor_slope_error`), mag/airmass; 0 when not added.
     """
 
     model: PhotModel
@@ -276,6 +279,7 @@ class ModelFit:
     used: np.ndarray = field(repr=False)
     residual: np.ndarray = field(repr=False)
     message: str = ""
+    k_err_apcor: float = 0.0
 
     @property
     def ok(self):
@@ -287,7 +291,7 @@ class ModelFit:
         m = self.model
         cards = [
             ("EXTCOEF", _r(m.k), "[mag/airmass] extinction k"),
-            ("EXTERR", _r(self.k_err), "[mag/airmass] 1-sigma error of EXTCOEF"),
+            ("EXTERR", _r(self.k_err), "[mag/airmass] EXTCOEF error incl. APCORB's"),
             ("EXTSRC", self.k_source, "EXTCOEF fitted on this frame or site default"),
             ("COLTERM", _r(m.colour_term), "[mag/mag] colour term c (B-V), camera"),
             ("COLTERR", _r(self.colour_term_err), "[mag/mag] 1-sigma error of COLTERM"),
@@ -453,6 +457,41 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None, az_deg=None)
         log.info("photmodel: extinction held at the default %.3f: %s", k, why)
     return ModelFit(model, zp_err, k_err, src, why, cfg.colour_term_err, float(sig),
                     int(keep.sum()), span, used, resid, msg)
+
+
+def with_apcor_slope_error(fit, zd_deg, b_err):
+    """``fit`` with the aperture correction's slope error added to ``k_err``.
+
+    The total magnitudes that fit ``k`` are the aperture magnitudes less
+    ``a + b (zd/90)^2``; an error ``db`` of the slope b moves them by
+    ``-db q`` (``q = (zd/90)^2``), and the fitted k by ``-s db``, with ``s``
+    the weighted regression slope of ``q`` on ``X - 1`` over the stars the fit
+    used (a least-squares fit is linear in its data; equal weights: the fit's
+    own are not kept).  That is added in quadrature.
+
+    Parameters
+    ----------
+    fit : ModelFit
+    zd_deg : ndarray
+        Zenith distance of the fit's input stars, deg.
+    b_err : float
+        1-sigma error of the aperture correction's slope b, mag.
+
+    Returns
+    -------
+    ModelFit
+        Unchanged when k is the site default or ``b_err`` is not finite.
+    """
+    import dataclasses
+
+    if fit.k_source != "fitted" or not np.isfinite(b_err) or fit.used.sum() < 3:
+        return fit
+    zd = np.asarray(zd_deg, dtype=float)[fit.used]
+    x1, q = airmass(zd) - 1.0, (zd / 90.0) ** 2
+    xc = x1 - x1.mean()
+    s = float(np.sum(xc * (q - q.mean())) / np.sum(xc * xc))
+    part = abs(s) * float(b_err)
+    return dataclasses.replace(fit, k_err=float(np.hypot(fit.k_err, part)), k_err_apcor=part)
 
 
 @dataclass(frozen=True)
