@@ -146,3 +146,25 @@ def test_independent_mdm_zeropoint_and_bands(mdm):
     inside = good & (az > 50) & (az < 130)
     outside = good & ((az < 40) | (az > 140))
     assert np.median(t[inside]) < 0.5 and np.median(t[outside]) > 0.8
+
+
+@pytest.mark.slow
+def test_dct_yaml_is_what_the_calibration_writes(tmp_path):
+    """etc/DCT.yaml's photometric terms are what the README's command
+    (``ac_calibrate.py --photometry 005``) measures today."""
+    import shutil
+
+    import yaml
+
+    from allsky_camera import ac_calibrate
+
+    frame = shared() / "dct" / "005.fits.bz2"
+    for name in ("DCT.yaml", "DCT_bpm.fits", "DCT_obstruction.fits"):
+        shutil.copy(REPO / "etc" / name, tmp_path / name)
+    assert ac_calibrate.main(["--photometry", str(frame), "--output",
+                              str(tmp_path / "DCT.yaml")]) == 0
+    new = yaml.safe_load((tmp_path / "DCT.yaml").read_text())["photometry"]
+    old = yaml.safe_load((REPO / "etc" / "DCT.yaml").read_text())["photometry"]
+    for key in ("zp_nominal", "colour_term", "colour_quad", "vignetting", "vignetting_tilt",
+                "vignetting_ellipse"):
+        np.testing.assert_allclose(new[key], old[key], atol=2e-3, err_msg=key)
