@@ -6,7 +6,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from allsky_camera import config, photmodel, skystat, transparency
+from allsky_camera.camera import config
+from allsky_camera.stages import photmodel, skystat, transparency
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,8 @@ def test_zenith_sky_mag_inverts_the_rate():
 
 # ------------------------------------------------------------------ simulator
 def _reduce(camera, sim, outdir, name):
-    from allsky_camera import ac_proc, io
+    from allsky_camera import ac_proc
+    from allsky_camera.stages import io
 
     exp = io.exposure_from_data(str(outdir / f"{name}.fits"), sim.image, sim.header, camera)
     opts = ac_proc.build_parser().parse_args(["x", "--outdir", str(outdir), "--skip_checkplots",
@@ -160,7 +162,7 @@ def _reduce(camera, sim, outdir, name):
 def test_simulator_terms_recovered(tmp_path):
     """Calibrate c and v on one simulated frame (k held at the default), then
     fit k on another night with a different extinction."""
-    from allsky_camera import simulate
+    from allsky_camera.sim import simulate
 
     cam = config.load_camera("MDM")
     c_true, vig_true, k_cal, k_night = -0.10, (0.35, 0.10), 0.15, 0.25
@@ -277,7 +279,7 @@ def test_calibrate_terms_recovers_tilt_ellipse_and_curvature(phot):
 def test_apcor_slope_error_is_the_textbook_one(phot):
     """Equal errors sigma: the slope's error of a straight-line fit is
     sigma / sqrt(sum (q - mean q)^2) (e.g. Bevington & Robinson, eq. 6.22)."""
-    from allsky_camera import photometry
+    from allsky_camera.stages import photometry
 
     rng = np.random.default_rng(11)
     n = 400
@@ -314,7 +316,7 @@ def test_extinction_error_carries_the_apcor_slope(phot):
 def test_clouded_stars_do_not_set_the_aperture_correction(phot):
     """Stars behind a cloud (20 % of their light) whose aperture correction is
     off (their sky's error) are left out of it; uniform haze keeps them all."""
-    from allsky_camera import photometry
+    from allsky_camera.stages import photometry
 
     rng = np.random.default_rng(13)
     n, t = 300, 60.0

@@ -19,7 +19,9 @@ def shared():
 
 
 def reduce(path, camera):
-    from allsky_camera import ac_proc, config, io
+    from allsky_camera import ac_proc
+    from allsky_camera.camera import config
+    from allsky_camera.stages import io
 
     cam = config.load_camera(camera)
     exp = io.read_exposure(str(path), cam)
@@ -102,7 +104,8 @@ def test_dct_azimuthal_vignetting_is_a_camera_property(dct):
     """The vignetting's tilt and ellipticity measured on 005 (etc/DCT.yaml)
     are in the moonlit 010 too, another night: put back into 010's
     residuals, the pattern reappears; the model takes most of it away."""
-    from allsky_camera import config, photmodel
+    from allsky_camera.camera import config
+    from allsky_camera.stages import photmodel
 
     ph = config.load_camera("DCT").photometry
     cat = dct["010"]["catalog"]
