@@ -171,3 +171,25 @@ def test_dct_yaml_is_what_the_calibration_writes(tmp_path):
     for key in ("zp_nominal", "colour_term", "colour_quad", "vignetting", "vignetting_tilt",
                 "vignetting_ellipse"):
         np.testing.assert_allclose(new[key], old[key], atol=2e-3, err_msg=key)
+
+
+@pytest.mark.slow
+def test_no_azimuthal_vignetting_where_there_is_none(mdm):
+    """The independent simulator renders no azimuthal throughput: measured
+    through the pipeline's photometry as on the DCT frames, the clear MDM
+    frame's tilt and ellipticity are small (measured |.| <= 0.03 mag; the
+    DCT camera's are 0.18 and 0.26), so those are the camera's, not the
+    method's."""
+    from allsky_camera.stages import photmodel
+
+    res, _, _ = mdm["mdm_moved"]
+    cat = res["catalog"]
+    flux = np.asarray(cat["flux_total_adu"], float)
+    m = -2.5 * np.log10(np.where(flux > 0, flux, np.nan) / 60.0)
+    sel = (np.asarray(cat["flags"]) == 0) & (np.asarray(cat["VMAG"]) <= 5.0)
+    t = photmodel.calibrate_terms(
+        [(m, np.asarray(cat["VMAG"]), np.asarray(cat["BV"]), 90 - np.asarray(cat["alt_deg"]),
+          sel, None, np.asarray(cat["az_deg"]))], k=0.15, n_vignetting=2, clip_sigma=3.0,
+        faint_clip_mag=0.3, min_stars=30, floor_mag=0.02, colour_quad=True, tilt=True,
+        ellipse=True)
+    assert np.all(np.abs(t.vignetting_tilt) < 0.06) and np.all(np.abs(t.vignetting_ellipse) < 0.06)
