@@ -192,7 +192,8 @@ class Photometry:
     forced: bool = True                      # measure every star at the fitted astrometric
                                              # prediction (when the fit is good): centroids of
                                              # faint stars climb noise peaks and read bright
-    # the photometric model m = V - ZP + k (X - 1) + c (B - V) + v(zd), see photmodel.py;
+    # the photometric model m = V - ZP + k (X - 1) + c (B - V) + c2 (B - V - 0.6)^2 + v(zd)
+    # + the tilt and ellipticity of v, see stages/photmodel.py;
     # zp_nominal is its clear-sky ZP at the zenith (X = 1)
     ext_coef: float = 0.15                   # site default extinction k, mag/airmass (V band)
     colour_term: float = 0.0                 # camera colour term c, mag per mag of B-V
