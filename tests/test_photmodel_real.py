@@ -66,12 +66,12 @@ def test_dct_clear_frames(dct):
                                        & (np.asarray(cat["VMAG"]) < 5.0)]
     r = r[np.isfinite(r)]
     scatter = 1.4826 * np.median(np.abs(r - np.median(r)))
-    # measured 0.096 (0.134 before the vignetting's tilt and ellipticity and
+    # measured 0.093 (0.134 before the vignetting's tilt and ellipticity and
     # the colour curvature); the issue asks 0.08: not met (report), this
     # guards what was gained
     assert scatter < 0.10
     assert z5.model_fit.k_source == "fitted" and abs(z5.model.k - 0.15) < 0.03
-    assert abs(z5.zp_total - z10.zp_total) < 0.03   # the issue's bar (measured 0.001)
+    assert abs(z5.zp_total - z10.zp_total) < 0.03   # the issue's bar (measured 0.015)
 
 
 @pytest.mark.slow
@@ -115,8 +115,8 @@ def test_dct_azimuthal_vignetting_is_a_camera_property(dct):
     assert ph.vignetting_tilt[0] < -0.1 and ph.vignetting_ellipse[0] < -0.15
     without, left = _azimuthal(cat, terms), _azimuthal(cat, 0.0)
     assert without[0] < -0.1 and without[2] < -0.15        # the same signs on 010
-    # north-south components as on 005 (measured t_n -0.19, e_c -0.27 on 010
-    # against -0.18, -0.26); the east-west ones differ by 0.1 (the Moon is
+    # north-south components as on 005 (measured t_n -0.20, e_c -0.25 on 010
+    # against -0.19, -0.20); the east-west ones differ by 0.1 (the Moon is
     # low in the south-west of 010) and are not asserted
     assert abs(without[0] - ph.vignetting_tilt[0]) < 0.05
     assert abs(without[2] - ph.vignetting_ellipse[0]) < 0.05

@@ -508,6 +508,7 @@ def calibrate_photometry(opts):
 
     from allsky_camera.camera import config
     from allsky_camera.exceptions import ConfigError
+    from allsky_camera.flags import bit
     from allsky_camera.stages import photmodel
 
     cam = config.load_camera(opts.output)
@@ -534,8 +535,13 @@ def calibrate_photometry(opts):
                  * 10.0 ** (-0.4 * np.asarray(cat["apcor_mag"])))
         with np.errstate(invalid="ignore", divide="ignore"):
             m_err = 2.5 / np.log(10.0) * np.asarray(cat["flux_err_adu"]) / f_exp
+        # unflagged stars, those beyond the safe radius included: the
+        # clear-sky model must hold down to the horizon, where the cloud map
+        # uses them (on the DCT 005 that takes the V < 5 residuals beyond
+        # zd 70 from 0.30 to 0.19 mag and those inside from 0.096 to 0.093)
         frames.append((m_tot, vmag, np.asarray(cat["BV"]), 90.0 - np.asarray(cat["alt_deg"]),
-                       (np.asarray(cat["flags"]) == 0) & (vmag <= ph.model_vmax),
+                       ((np.asarray(cat["flags"]) & ~np.int32(bit("OUTSIDE_SAFE"))) == 0)
+                       & (vmag <= ph.model_vmax),
                        np.where(m_err > 0, m_err, np.nan), np.asarray(cat["az_deg"])))
     try:
         terms = photmodel.calibrate_terms(frames, k=ph.ext_coef, n_vignetting=VIGNETTING_TERMS,

@@ -24,12 +24,12 @@ with
   centred off the zenith (a decentred or tilted lens, or an optical axis off
   the zenith pixel) adds to the radial ``v`` a term linear in the pixel offset
   from the zenith, ``-grad v . d``: to first order a dipole growing with the
-  zenith distance (on the DCT camera 0.16 mag toward the north at the horizon);
+  zenith distance (on the DCT camera 0.19 mag toward the north at zd 90);
 * ``e(zd, az)`` the vignetting's ellipticity, mag:
   ``(zd / 90)^2 (e_c cos 2 az + e_s sin 2 az)``.  A quadratic loss ``a rho^2``
   whose contours are ellipses, ``rho^2 = r^2 (1 + eps cos 2 (az - az0))``,
   is ``a r^2`` plus exactly this term with ``(e_c, e_s) = a eps (cos 2 az0,
-  sin 2 az0)`` (on the DCT camera -0.3 mag: the north-south line reads
+  sin 2 az0)`` (on the DCT camera -0.2 mag: the north-south line reads
   brighter than the east-west one, the same on two nights).
 
 ``c``, ``c2``, ``v``, ``t`` and ``e`` are camera properties (measured once on clear frames by
