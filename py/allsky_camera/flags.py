@@ -17,6 +17,7 @@ FLAGS = {
     "BAD_PIXEL": (256, "masked or obstructed pixel in the aperture"),
     "FAINT": (512, "not detected: S/N below centroid.min_snr"),
     "PLANET": (1024, "within planet_exclusion_deg of a bright planet"),
+    "BLENDED": (2048, "other stars' light > max_contamination of flux"),
 }
 
 

@@ -89,6 +89,10 @@ class Reduction:
         Sky brightness map, when asked for.
     streaks : Table or None
         Streak table, when asked for.
+    sky : SkyState or None
+    crowding : Crowding or None
+        Other catalogue stars' light in each star's aperture and annulus
+        (:mod:`allsky_camera.stages.crowding`).
     """
 
     exposure: object
@@ -120,6 +124,7 @@ class Reduction:
     skymap: object = None
     streaks: object = None
     sky: object = None
+    crowding: object = None
 
     @property
     def vmag(self):
@@ -323,6 +328,27 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
     bv = np.asarray(stars["BV"], dtype=float)
     zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime, bv=bv,
                               az_deg=az)
+    timer.lap("photometry")
+
+    # 5b. crowding: every catalogue star's light in each aperture and annulus;
+    # blended stars leave the zeropoint (refitted without them) but still vote
+    # for clouds, their prediction holding their neighbours' light
+    from allsky_camera.stages import crowding
+    bv_model = photmodel.colour_or_mean(bv, ph.missing_bv)
+    crowd = crowding.run(stars, x, y, sol.model, exposure.time, site, zp.apcor(zd), ph,
+                         det.image.shape,
+                         star_total_adu=photmodel.clear_sky_model(
+                             zp.zp_nominal_total, zp.model_fit, ph).expected_flux(
+                             vmag, bv_model, zd, exposure.exptime, az),
+                         sky_sigma_adu=fl.sky_sigma_adu)
+    blended = crowd.contamination > ph.max_contamination
+    refit = bool(np.any(blended & (flags == 0)))
+    flags[blended] |= bit("BLENDED")
+    timer.lap("crowding")
+    if refit:
+        zpsel, apsel = photometry.zeropoint_stars(vmag, flags, fl, ph, exposure.exptime)
+        zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime, bv=bv,
+                                  az_deg=az)
     if not sol.stars_known:    # where the stars are is unknown: measure nothing on them
         from allsky_camera.stages.astrometry_gate import withhold_zeropoint
         zp = dataclasses.replace(withhold_zeropoint(zp, sol.message), model_fit=None)
@@ -348,8 +374,7 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
                           flux_total_adu=fl.flux_adu * 10 ** (0.4 * apc),
                           sky_sigma_adu=fl.sky_sigma_adu,
                           expected_total_adu=clear.expected_flux(
-                              vmag, photmodel.colour_or_mean(bv, ph.missing_bv), zd,
-                              exposure.exptime, az),
+                              vmag, bv_model, zd, exposure.exptime, az) * crowd.flux_factor,
                           apcor_mag=apc, exptime=exposure.exptime,
                           aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency,
                           grey=photmodel.grey_transmission(zp.zp_total, zp_clear))
@@ -409,4 +434,4 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
         x_template=xt, y_template=yt, xc=xc, yc=yc, fluxes=fl, m_inst=m_inst,
         moon_sep=moon_sep, flags=flags, zp_sel=zpsel, zeropoint=zp, apcor=apc,
         transparency=tr, clouds=cloud_map, solution=sol, skymap=skymap, streaks=streak_table,
-        sky=sky)
+        sky=sky, crowding=crowd)

@@ -70,6 +70,9 @@ def catalog_table(red):
         "aperture correction at the star's zenith distance")
     col("moon_sep_deg", red.moon_sep, u.deg, "angular distance from the Moon")
     col("nn_sep_deg", red.stars["nn_sep_deg"], u.deg, "nearest catalog neighbour")
+    if red.crowding is not None:
+        col("contam", red.crowding.contamination, None,
+            "other catalog stars' light in aperture + annulus / own")
     col("transparency", tr.transparency, None, "measured / clear-sky model total flux")
     col("transp_weight", tr.weight, None, "vote weight in the cloud map (0: no vote)")
     col("expected_snr", tr.expected_snr, None, "S/N the star should reach on this sky")

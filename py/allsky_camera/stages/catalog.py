@@ -531,3 +531,7 @@ def isolated(stars, isolation_deg, neighbour_dv):
     nn = np.asarray(stars["nn_sep_deg"], dtype=float)
     nn_dv = np.asarray(stars["nn_dv"], dtype=float)
     return ~((nn < isolation_deg) & (nn_dv < neighbour_dv))
+
+#: Magnitude limit that takes the whole of hip2.dat (its faintest star has
+#: V = 14.6), for the crowding of :mod:`allsky_camera.stages.crowding`.
+DEEP_VMAX = 20.0
