@@ -31,9 +31,23 @@ def reduce(path, camera):
     return ac_proc.process(exp, cam, opts)
 
 
-def bands(res):
+def _resid_scatter(res):
+    """Robust scatter (1.4826 MAD, mag) of the unflagged V < 5 stars about the model."""
     cat = res["catalog"]
-    good = (np.asarray(cat["flags"]) == 0) & (np.asarray(cat["VMAG"]) < 5.0)
+    r = np.asarray(cat["model_resid"])[(np.asarray(cat["flags"]) == 0)
+                                       & (np.asarray(cat["VMAG"]) < 5.0)]
+    r = r[np.isfinite(r)]
+    return 1.4826 * np.median(np.abs(r - np.median(r)))
+
+
+def bands(res):
+    """Median transparency of the good V < 5 stars per 10-deg band of zd.
+    BLENDED stars count: they vote for clouds, their prediction holding
+    their neighbours' catalogue light (they only leave the model fit)."""
+    from allsky_camera.flags import bit
+
+    cat = res["catalog"]
+    good = ((np.asarray(cat["flags"]) & ~bit("BLENDED")) == 0) & (np.asarray(cat["VMAG"]) < 5.0)
     zd = 90 - np.asarray(cat["alt_deg"])
     t = np.asarray(cat["transparency"])
     return [float(np.median(t[good & (zd >= lo) & (zd < lo + 10)])) for lo in range(0, 70, 10)]
@@ -60,18 +74,36 @@ def test_dct_clear_frames(dct):
     z5, z10 = (dct[f]["zeropoint"] for f in ("005", "010"))
     b5 = bands(dct["005"])
     assert all(0.92 <= b <= 1.08 for b in b5), b5
-    # on 005, the calibration frame, the camera's terms describe the stars
-    cat = dct["005"]["catalog"]
-    r = np.asarray(cat["model_resid"])[(np.asarray(cat["flags"]) == 0)
-                                       & (np.asarray(cat["VMAG"]) < 5.0)]
-    r = r[np.isfinite(r)]
-    scatter = 1.4826 * np.median(np.abs(r - np.median(r)))
-    # measured 0.093 (0.134 before the vignetting's tilt and ellipticity and
-    # the colour curvature); the issue asks 0.08: not met (report), this
-    # guards what was gained
-    assert scatter < 0.10
+    # on 005, the calibration frame, the camera's terms describe the stars:
+    # the issue's bar (measured 0.073; 0.093 before blended stars, with
+    # their neighbours' light in aperture or annulus past 0.05 of their own,
+    # left the fit, and 0.134 before the vignetting's tilt and ellipticity)
+    assert _resid_scatter(dct["005"]) <= 0.08
     assert z5.model_fit.k_source == "fitted" and abs(z5.model.k - 0.15) < 0.03
     assert abs(z5.zp_total - z10.zp_total) < 0.03   # the issue's bar (measured 0.015)
+
+
+@pytest.mark.slow
+def test_blended_stars_out_of_the_fit_no_worse_elsewhere(dct, mdm):
+    """Leaving the blended stars out does not widen the scatter on the other
+    frames (measured before -> after: 010 0.162 -> 0.130, mdm_moved 0.102 ->
+    0.094, mdm_cloud_streaks 0.166 -> 0.138), and the flagged V < 5 stars
+    read bright against the model, as their neighbours' light says."""
+    from allsky_camera.flags import bit
+
+    assert _resid_scatter(dct["010"]) < 0.15
+    assert _resid_scatter(mdm["mdm_moved"][0]) < 0.10
+    assert _resid_scatter(mdm["mdm_cloud_streaks"][0]) < 0.16
+    red = dct["005"]["reduction"]
+    cat = dct["005"]["catalog"]
+    f, v = np.asarray(cat["flags"]), np.asarray(cat["VMAG"])
+    r = np.asarray(cat["model_resid"])
+    blend = (f == bit("BLENDED")) & (v < 5.0) & np.isfinite(r)
+    clean = (f == 0) & (v < 5.0) & np.isfinite(r)
+    assert blend.sum() > 50
+    assert np.median(r[blend]) < np.median(r[clean]) - 0.02
+    # aperture light dominates for those (the annulus median is hit less)
+    assert np.median(red.crowding.c_aper[blend]) > np.median(red.crowding.c_annulus[blend])
 
 
 @pytest.mark.slow

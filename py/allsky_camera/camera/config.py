@@ -189,10 +189,10 @@ class Photometry:
     zp_min_snr: float = 0.0                  # zeropoint stars must be EXPECTED (nominal zeropoint,
                                              # this frame's sky noise) to reach this S/N; 0: off
     neighbour_dv: float = 2.5                # neighbours fainter by more than this don't count
-    max_contamination: float = 0.05          # other catalog stars' light in the aperture plus
-                                             # the annulus median's shift, as a fraction of the
-                                             # star's aperture flux, above which the star is
-                                             # flagged BLENDED (0.05 ~ 0.05 mag)
+    max_contamination: float = 0.05          # flagged BLENDED above this: other catalog stars'
+                                             # light in the aperture, or the bias left after
+                                             # the annulus median, over the star's own flux
+                                             # (0.05 ~ 0.05 mag)
     forced: bool = True                      # measure every star at the fitted astrometric
                                              # prediction (when the fit is good): centroids of
                                              # faint stars climb noise peaks and read bright
@@ -454,8 +454,8 @@ KEY_DOCS = {
     "photometry.zp_vmax": "faintest zeropoint star, V mag (null: vmax)",
     "photometry.zp_min_snr": "zeropoint stars must be expected to reach this S/N (0: off)",
     "photometry.neighbour_dv": "neighbours fainter by more than this do not count, mag",
-    "photometry.max_contamination": "other stars' light in aperture + annulus over the star's "
-                                    "flux above which it is flagged BLENDED",
+    "photometry.max_contamination": "flagged BLENDED above this: other stars' light in the "
+                                    "aperture (or its bias after the annulus) over its own flux",
     "photometry.forced": "measure every star at the fitted prediction (faint centroids read "
                          "bright)",
     "photometry.ext_coef": "site default extinction k, mag/airmass (fitted when it can be)",

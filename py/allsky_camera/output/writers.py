@@ -222,7 +222,9 @@ def plot_zeropoint(red, path):
     if pm is not None:
         plotting.plot_model_residuals(axes[1], red.bv, pm.residual, used=pm.used,
                                       xlabel="B-V (mag)",
-                                      title=f"colour term c = {pm.model.colour_term:.3f}")
+                                      title=f"colour term c = {pm.model.colour_term:.3f}, "
+                                            f"c2 = {pm.model.colour_quad:.3f} (B-V - "
+                                            f"{photmodel.COLOUR_PIVOT_BV:g})²")
         plotting.plot_model_residuals(axes[2], photmodel.airmass(red.zd), pm.residual,
                                       used=pm.used, xlabel="airmass (Kasten & Young)",
                                       title=f"k = {pm.model.k:.3f} ({pm.k_source})")

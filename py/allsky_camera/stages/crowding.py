@@ -49,9 +49,10 @@ _TABLE_MAX_V = 40.0
 _TABLE = None
 #: Floor of :attr:`Crowding.flux_factor` (see there).
 _MIN_FLUX_FACTOR = 0.5
-#: Noise-equivalent area of a circular Gaussian PSF over sigma^2:
-#: 1 / integral(PSF^2) = 4 pi sigma^2 (e.g. King 1983, PASP 95, 163).
-_FOOTPRINT_FACTOR = 4.0 * np.pi
+# Table of G(b) = int_0^1 erf(b u) / u du behind :func:`_erf_profile`:
+# log-spaced b from _G_MIN to _G_MAX, built once.
+_G_MIN, _G_MAX, _G_N = 1e-4, 1e6, 401
+_G_TABLE = None
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,16 @@ class Crowding:
         Neighbours' flux in the sky annulus, per annulus pixel times the
         aperture area, over the star's aperture flux (an upper bound on the
         sky over-subtraction; 0: none).
+    c_annulus_max : ndarray of float64
+        The same for a MEAN sky: an upper bound on ``c_annulus`` (equal to
+        it when no noise was given).
     n_neighbours : ndarray of int32
         Catalog stars within reach (annulus outer radius + 4 PSF sigma).
     """
 
     c_aper: np.ndarray
     c_annulus: np.ndarray
+    c_annulus_max: np.ndarray
     n_neighbours: np.ndarray
 
     @property
@@ -85,11 +90,36 @@ class Crowding:
 
     @property
     def contamination(self):
-        """What of the star's reading is not its own, as a fraction: the
-        larger of ``c_aper`` (the neighbours' light in the aperture: the
-        error if their share were not known) and ``|c_aper - c_annulus|``
-        (the bias left after the sky subtraction)."""
-        return np.maximum(self.c_aper, np.abs(self.c_aper - self.c_annulus))
+        """What of the star's reading may not be its own, at worst, as a
+        fraction: the larger of ``c_aper`` (the neighbours' light in the
+        aperture: the error if their share were not known) and
+        ``|c_aper - c_annulus_max|`` (the bias left after a sky subtraction
+        hit by their light as a mean would be).  A flag should hold the
+        worst case; :attr:`flux_factor` holds the best estimate."""
+        return np.maximum(self.c_aper, np.abs(self.c_aper - self.c_annulus_max))
+
+
+def _erf_profile(b):
+    """G(b) = int_0^1 erf(b u) / u du (b >= 0), the median shift summed over a
+    Gaussian profile (see :func:`measure`): 2 b / sqrt(pi) for small b,
+    ln(b) + 0.9 or so for large b.  Interpolated in log b from a table (1e-4
+    relative); below the table 2 b / sqrt(pi), above it extrapolated
+    in ln b (G grows as ln b there)."""
+    global _G_TABLE
+    from scipy.special import erf
+
+    if _G_TABLE is None:
+        lb = np.linspace(np.log(_G_MIN), np.log(_G_MAX), _G_N)
+        # u = exp(-t): int_0^inf erf(b exp(-t)) dt, on a fine grid in t
+        t = np.linspace(0.0, np.log(_G_MAX / _G_MIN) + 20.0, 20001)
+        vals = erf(np.exp(lb)[:, None] * np.exp(-t)[None, :])
+        _G_TABLE = (lb, np.trapezoid(vals, t, axis=1))
+    lb, g = _G_TABLE
+    b = np.asarray(b, dtype=float)
+    small = b < _G_MIN
+    lbb = np.log(np.maximum(b, _G_MIN))
+    out = np.interp(lbb, lb, g) + np.maximum(lbb - lb[-1], 0.0)
+    return np.where(small, 2.0 * b / np.sqrt(np.pi), out)
 
 
 def psf_sigma_px(apcor_mag, aper_radius_px):
@@ -144,14 +174,16 @@ def measure(star_flux, nb_flux, pair_star, dist_px, sigma_px, *, aper_radius_px,
         Sky annulus inner and outer radius, pixels.
     star_total_adu, sky_sigma_adu : ndarray, shape (n,), optional
         Each star's expected total flux and its annulus' pixel noise, ADU.
-        When given, ``c_annulus`` is the shift of the annulus MEDIAN: a
-        neighbour whose light ``f`` in the annulus covers ``A = 4 pi
-        sigma^2`` pixels (the PSF's noise-equivalent area) at ``e = f / A``
-        per pixel moves the median of ``N`` pixels with noise ``s`` by
-        ``A s sqrt(pi / 2) erf(e / (s sqrt 2)) / N`` (the median's influence
-        function for normal noise, Hampel et al. 1986, summed over the
-        pixels): as much as the mean (``f / N``) for light fainter than the
-        noise, at most ``1.25 s`` per pixel for brighter.  Otherwise (or
+        When given, ``c_annulus`` is the shift of the annulus MEDIAN: a pixel
+        raised by ``e`` moves the median of ``N`` pixels of normal noise
+        ``n`` by ``n sqrt(pi / 2) erf(e / (n sqrt 2)) / N`` (it crosses the
+        median with probability Phi(e / n) - 1/2, and one crossing moves the
+        median by 1 / (N pdf(median))): as much as the mean (``e / N``) for
+        light fainter than the noise, at most ``1.25 n / N`` for brighter.
+        Summed over a Gaussian PSF of peak ``p`` (the neighbour's light in
+        the annulus as if all of it were there) this is
+        ``2 pi sigma^2 n sqrt(pi / 2) G(p / (n sqrt 2)) / N`` with ``G(b) =
+        int_0^1 erf(b u) / u du`` (:func:`_erf_profile`).  Otherwise (or
         where a noise is not finite) the mean's ``f / N``.
 
     Returns
@@ -168,22 +200,23 @@ def measure(star_flux, nb_flux, pair_star, dist_px, sigma_px, *, aper_radius_px,
     in_aper = ratio * enclosed_fast(aper_radius_px, dist_px, s)
     in_annulus = ratio * (enclosed_fast(r_out, dist_px, s) - enclosed_fast(r_in, dist_px, s))
     area_ratio = aper_radius_px ** 2 / (r_out ** 2 - r_in ** 2)
+    c_ann_max = np.bincount(pair_star, weights=in_annulus, minlength=n) * area_ratio / own
     if star_total_adu is not None and sky_sigma_adu is not None:
         from scipy.special import erf
 
         total = np.asarray(star_total_adu, dtype=float)[pair_star]
         noise = np.asarray(sky_sigma_adu, dtype=float)[pair_star]
-        footprint = _FOOTPRINT_FACTOR * s ** 2
-        light = in_annulus * total / footprint          # ADU per pixel
+        peak = in_annulus * total / (2.0 * np.pi * s ** 2)      # ADU per pixel
         use = np.isfinite(noise) & (noise > 0) & np.isfinite(total) & (total > 0)
         noise = np.where(use, noise, 1.0)
-        median_hit = footprint * noise * np.sqrt(np.pi / 2) * erf(
-            light / (noise * np.sqrt(2.0))) / total
+        median_hit = (2.0 * np.pi * s ** 2 * noise * np.sqrt(np.pi / 2.0)
+                      * _erf_profile(peak / (noise * np.sqrt(2.0))) / np.where(use, total, 1.0))
         in_annulus = np.where(use, median_hit, in_annulus)
     c_aper = np.bincount(pair_star, weights=in_aper, minlength=n) / own
     c_ann = np.bincount(pair_star, weights=in_annulus, minlength=n) * area_ratio / own
     count = np.bincount(pair_star, minlength=n).astype(np.int32)
-    return Crowding(c_aper=c_aper, c_annulus=c_ann, n_neighbours=count)
+    return Crowding(c_aper=c_aper, c_annulus=c_ann, c_annulus_max=c_ann_max,
+                    n_neighbours=count)
 
 
 def _enclosed_table():
@@ -272,7 +305,8 @@ def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_ad
     v_n = np.asarray(deep["VMAG"], dtype=float)[up][near]
     if n == 0 or xn.size == 0:
         zero = np.zeros(n)
-        return Crowding(c_aper=zero, c_annulus=zero.copy(), n_neighbours=np.zeros(n, np.int32))
+        return Crowding(c_aper=zero, c_annulus=zero.copy(), c_annulus_max=zero.copy(),
+                        n_neighbours=np.zeros(n, np.int32))
     hits = cKDTree(np.column_stack([xn, yn])).query_ball_point(
         np.column_stack([x, y]), reach_px, return_sorted=False)
     counts = np.fromiter((len(h) for h in hits), dtype=np.intp, count=n)
