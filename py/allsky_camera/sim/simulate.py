@@ -311,7 +311,7 @@ def _sky_and_clouds(model, size, horizon_alt_deg, star_altaz, *, zenith_mag, hor
     clouds : Clouds or None
     sky_light : SkyLight or None
     time : ObsTime
-    site : astropy.coordinates.EarthLocation
+    site : allsky_camera.camera.coords.Site
     rng : numpy.random.Generator
         The clouds' own stream.
 

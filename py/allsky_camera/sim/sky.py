@@ -186,7 +186,7 @@ def light_source_altaz(light, time, site):
         Its ``alt_deg``, ``az_deg`` when both are given.
     time : ObsTime
         The exposure; used only when the position is not given.
-    site : astropy.coordinates.EarthLocation
+    site : allsky_camera.camera.coords.Site
         Where the camera stands.
 
     Returns

@@ -37,7 +37,7 @@ def visible_stars(cat, model, time, site, *, horizon_alt_deg, nx, ny):
     model : CameraModel
         The true camera model.
     time : ObsTime
-    site : astropy.coordinates.EarthLocation
+    site : allsky_camera.camera.coords.Site
     horizon_alt_deg : float
         Lowest altitude rendered, deg.
     nx, ny : int
