@@ -208,11 +208,11 @@ def simulate(camera, *, seed=0, dateobs=None, exptime=None, zenith_shift=(0.0, 0
         fwhm_zenith_px=sim.fwhm_zenith_px)
 
     # the sky (dark sky, twilight or moonlight, clouds) and the transmission at the stars
+    zd_pix, omega, on_sky = geometry.sky_geometry(model, nx, ny, sim.horizon_alt_deg)
     sky_mag, sky_adu, transmission, star_trans = _sky_and_clouds(
-        model, (nx, ny), sim.horizon_alt_deg, (alt, az), zenith_mag=zenith_mag,
+        model, zd_pix, omega, on_sky, (alt, az), zenith_mag=zenith_mag,
         horizon_mag=sim.sky_horizon_mag, zp=zp_true, exptime=exptime, clouds=clouds,
         sky_light=sky_light, time=t, site=site, rng=cloud_rng)
-    on_sky = np.isfinite(sky_mag)
 
     # starlight through the photometric model and the clouds; streaks; extras
     bv = np.asarray(cat["BV"], dtype=float)
@@ -288,7 +288,7 @@ def _checked(camera, clouds, streaks, exptime):
     return sim, streaks, exptime
 
 
-def _sky_and_clouds(model, size, horizon_alt_deg, star_altaz, *, zenith_mag, horizon_mag, zp,
+def _sky_and_clouds(model, zd_deg, omega_sr, on_sky, star_altaz, *, zenith_mag, horizon_mag, zp,
                     exptime, clouds, sky_light, time, site, rng):
     """The true sky of a frame, clouds included, and the clouds' transmission at the stars.
 
@@ -296,10 +296,8 @@ def _sky_and_clouds(model, size, horizon_alt_deg, star_altaz, *, zenith_mag, hor
     ----------
     model : CameraModel
         The true camera model.
-    size : (int, int)
-        ``(nx, ny)``, pixels.
-    horizon_alt_deg : float
-        Lowest altitude the lens sees, deg.
+    zd_deg, omega_sr, on_sky : ndarray, shape (ny, nx)
+        From :func:`allsky_camera.sim.geometry.sky_geometry` (deg, sr, bool).
     star_altaz : (ndarray, ndarray)
         The stars' altitudes and azimuths, deg.
     zenith_mag, horizon_mag : float
@@ -326,26 +324,24 @@ def _sky_and_clouds(model, size, horizon_alt_deg, star_altaz, *, zenith_mag, hor
     star_trans : ndarray
         Cloud transmission at the stars (1 without clouds).
     """
-    nx, ny = size
-    zd_pix, omega, on_sky = geometry.sky_geometry(model, nx, ny, horizon_alt_deg)
-    sky_mag, sky_adu = _sky.render_sky(zd_pix, omega, on_sky, zenith_mag, horizon_mag, zp,
+    sky_mag, sky_adu = _sky.render_sky(zd_deg, omega_sr, on_sky, zenith_mag, horizon_mag, zp,
                                        exptime)
     cloudy = clouds is not None and clouds.kind != "none"
     if sky_light is None and not cloudy:
         return sky_mag, sky_adu, None, np.ones(np.size(star_altaz[0]))
     ys, xs, p_alt, p_az = geometry.sky_pixels(model, on_sky)
     if sky_light is not None:
-        sky_adu[ys, xs] += _sky.sky_light_adu(
-            sky_light, p_alt, p_az, omega[ys, xs], _sky.light_source_altaz(sky_light, time, site),
-            zenith_mag=zenith_mag, zp=zp, exptime=exptime)
+        source = _sky.light_source_altaz(sky_light, time, site)
+        sky_adu[ys, xs] += _sky.sky_light_adu(sky_light, p_alt, p_az, omega_sr[ys, xs], source,
+                                              zenith_mag=zenith_mag, zp=zp, exptime=exptime)
     star_trans = np.ones(np.size(star_altaz[0]))
     transmission = None
     if cloudy:
         # one draw for the sky pixels and the stars, so that they see the same clouds
         sky_t, star_trans = _clouds.sky_and_star_transmission(clouds, (p_alt, p_az), star_altaz,
                                                               rng)
-        transmission = np.full((ny, nx), np.nan, dtype=np.float32)
+        transmission = np.full(on_sky.shape, np.nan, dtype=np.float32)
         transmission[ys, xs] = sky_t
         sky_adu[on_sky] = _clouds.cloudy_sky(sky_adu[on_sky], sky_t, clouds.brightening)
-    return (_sky.sky_mag_map(sky_adu, omega, on_sky, zp, exptime), sky_adu, transmission,
+    return (_sky.sky_mag_map(sky_adu, omega_sr, on_sky, zp, exptime), sky_adu, transmission,
             star_trans)
