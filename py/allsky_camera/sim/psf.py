@@ -38,6 +38,18 @@ def fwhm_at(zd_deg, fwhm_zenith_px, fwhm_horizon_px):
     """PSF FWHM in pixels at zenith distance ``zd_deg`` (deg).
 
     ``fwhm_zenith + (fwhm_horizon - fwhm_zenith) * (zd / 90)^2``.
+
+    Parameters
+    ----------
+    zd_deg : array_like
+        Zenith distance, deg.
+    fwhm_zenith_px, fwhm_horizon_px : float
+        FWHM at the zenith and at the horizon, pixels.
+
+    Returns
+    -------
+    ndarray
+        FWHM, pixels.
     """
     q = np.asarray(zd_deg, dtype=float) / HORIZON_ZD_DEG
     return fwhm_zenith_px + (fwhm_horizon_px - fwhm_zenith_px) * q * q
@@ -68,7 +80,20 @@ def enclosed_fraction(radius_px, sigma_px, *, pixelated=True):
 
 
 def stamp_half_width(sigma_px):
-    """Half-width in pixels of the square stamp a star of Gaussian ``sigma_px`` is rendered in."""
+    """Half-width in pixels of the square stamp a star of Gaussian ``sigma_px`` is rendered in.
+
+    ``ceil(STAMP_SIGMAS * sigma) + 1``: the stamp spans ``2 h + 1`` pixels
+    centred on the star's nearest pixel.
+
+    Parameters
+    ----------
+    sigma_px : array_like
+        Gaussian sigma, pixels.
+
+    Returns
+    -------
+    ndarray of int
+    """
     return np.ceil(STAMP_SIGMAS * np.asarray(sigma_px, dtype=float)).astype(int) + 1
 
 

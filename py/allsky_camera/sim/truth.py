@@ -293,7 +293,18 @@ def truth_path(path):
 
 
 def check_writable(paths, overwrite):
-    """Refuse existing outputs unless ``overwrite``, and directories always."""
+    """Refuse existing outputs unless ``overwrite``, and directories always.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+    overwrite : bool
+
+    Raises
+    ------
+    OutputError
+        A path is a directory, or exists and ``overwrite`` is false.
+    """
     for p in paths:
         if os.path.isdir(p):
             raise OutputError(f"{p}: is a directory; give a file name")
