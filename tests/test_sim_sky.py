@@ -43,6 +43,13 @@ def test_sky_mag_map_inverts_the_flux_law():
     np.testing.assert_array_equal(adu, adu2)
 
 
+def test_sky_mag_map_of_a_sky_that_gives_no_light():
+    omega = np.full((1, 3), 2e-6)
+    on = np.array([[True, True, False]])
+    back = sky.sky_mag_map(np.array([[0.0, 100.0, 0.0]]), omega, on, 7.0, 30.0)
+    assert back[0, 0] == np.inf and np.isfinite(back[0, 1]) and np.isnan(back[0, 2])
+
+
 def test_twilight_falls_off_with_the_distance_from_the_sun():
     """Against astropy's angular separation: exp(-(d - d_zenith) / scale)."""
     from astropy.coordinates import angular_separation

@@ -135,11 +135,13 @@ def sky_mag_map(sky_adu, omega_sr, on_sky, zp, exptime):
     -------
     ndarray of float32, shape (ny, nx)
         ``zp - 2.5 log10(sky_adu / exptime / omega_arcsec2)``, V
-        mag/arcsec^2; NaN off the sky.
+        mag/arcsec^2; NaN off the sky, +inf where the sky gives no light (an
+        opaque cloud that scatters none).
     """
     out = np.full(sky_adu.shape, np.nan, dtype=np.float32)
-    out[on_sky] = zp - 2.5 * np.log10(sky_adu[on_sky] / exptime
-                                      / (omega_sr[on_sky] * ARCSEC2_PER_SR))
+    lit = on_sky & (sky_adu > 0)
+    out[on_sky] = np.inf
+    out[lit] = zp - 2.5 * np.log10(sky_adu[lit] / exptime / (omega_sr[lit] * ARCSEC2_PER_SR))
     return out
 
 
