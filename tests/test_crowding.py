@@ -13,7 +13,7 @@ def test_enclosed_on_axis_is_the_gaussian_closed_form():
     r = np.array([0.5, 1.0, 2.0, 3.5])
     for s in (0.8, 1.3):
         want = 1 - np.exp(-r ** 2 / (2 * s ** 2))
-        np.testing.assert_allclose(crowding.enclosed(r, 0.0, s), want, rtol=1e-9)
+        np.testing.assert_allclose(crowding.enclosed(r, 0.0, s), want, atol=1e-5)
         np.testing.assert_allclose(crowding.enclosed_fast(r, 0.0, s), want, atol=1e-3)
 
 
@@ -28,6 +28,30 @@ def test_enclosed_off_axis_by_monte_carlo():
     # beyond the table: nothing of a PSF 50 sigma away, all of it within 50 sigma
     assert crowding.enclosed_fast(r, 50 * s, s) == 0.0
     assert crowding.enclosed_fast(50 * s, 0.0, s) == 1.0
+
+
+def test_enclosed_is_the_rice_cdf():
+    """Against scipy's Rice distribution (the pipeline integrates it itself,
+    scipy staying out of a default run)."""
+    from scipy.stats import rice
+
+    rng = np.random.default_rng(2)
+    u, v = rng.uniform(0, 12, 3000), rng.uniform(0, 22, 3000)
+    np.testing.assert_allclose(crowding.enclosed_fast(u, v, 1.0), rice.cdf(u, v), atol=1e-3)
+    np.testing.assert_allclose(crowding.enclosed(u[:30] * 1.7, v[:30] * 1.7, 1.7),
+                               rice.cdf(u[:30], v[:30]), atol=1e-5)
+
+
+def test_pairs_within_is_the_brute_force_search():
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(0, 300, 200), rng.uniform(0, 200, 200)
+    xn, yn = rng.uniform(-20, 320, 3000), rng.uniform(-20, 220, 3000)
+    reach = rng.uniform(3, 15, 200)
+    i, j = crowding.pairs_within(x, y, xn, yn, reach)
+    d = np.hypot(xn[None, :] - x[:, None], yn[None, :] - y[:, None])
+    bi, bj = np.nonzero(d < reach[:, None])
+    assert sorted(zip(i.tolist(), j.tolist())) == sorted(zip(bi.tolist(), bj.tolist()))
+    assert np.all(np.diff(i) >= 0)
 
 
 def test_psf_sigma_inverts_the_aperture_correction():

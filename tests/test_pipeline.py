@@ -232,6 +232,7 @@ def test_default_run_imports_only_what_it_needs(camera, tmp_path):
     simulate.write_simulation(sim, raw)
     # the catalog cache is built once (that may use scipy); runs after it stay light
     catalog.load_catalog(camera.photometry.vmax)
+    catalog.load_catalog(catalog.DEEP_VMAX)      # the whole catalogue, for the crowding
     code = (
         "import runpy, sys\n"
         f"sys.argv = [{str(SCRIPT)!r}, {str(raw)!r}, '--outdir', {str(tmp_path)!r}, "

@@ -42,10 +42,20 @@ _PSF_REACH_SIGMA = 4.0
 #: of 0 or less (a clipped fit) would mean a PSF of zero width.
 _MIN_APCOR_MAG = 0.01
 # Table of :func:`enclosed` behind :func:`enclosed_fast`: step and extent in
-# units of the PSF sigma (r / sigma to 40, d / sigma to 40), built once.
+# units of the PSF sigma (r / sigma to 25, d / sigma to 25), built once.
 _TABLE_STEP = 0.05
-_TABLE_MAX_U = 40.0
-_TABLE_MAX_V = 40.0
+_TABLE_STEP_V = 0.1
+_TABLE_FINE = 5
+_TABLE_MAX_U = 25.0
+_TABLE_MAX_V = 25.0
+#: Step (in PSF sigmas) of the slow reference integral :func:`enclosed`.
+_RHO_STEP = 0.005
+# Abramowitz & Stegun (1964) 7.1.26: p and a1..a5 of erf(x) ~ 1 - (a1 t + ...
+# + a5 t^5) exp(-x^2), t = 1 / (1 + p x).
+_AS_ERF_P = 0.3275911
+_AS_ERF = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+#: Where :func:`_i0e` switches from numpy's I0 to the asymptotic series.
+_I0_SWITCH = 50.0
 _TABLE = None
 #: Floor of :attr:`Crowding.flux_factor` (see there).
 _MIN_FLUX_FACTOR = 0.5
@@ -99,6 +109,26 @@ class Crowding:
         return np.maximum(self.c_aper, np.abs(self.c_aper - self.c_annulus_max))
 
 
+def _erf(x):
+    """erf(x) for x >= 0: Abramowitz & Stegun (1964) 7.1.26, |error| <= 1.5e-7
+    (numpy has no erf; scipy stays out of a default run)."""
+    a1, a2, a3, a4, a5 = _AS_ERF
+    t = 1.0 / (1.0 + _AS_ERF_P * x)
+    return 1.0 - ((((a5 * t + a4) * t + a3) * t + a2) * t + a1) * t * np.exp(-x * x)
+
+
+def _i0e(x):
+    """exp(-x) I0(x) for x >= 0: numpy's I0 below 50 (it overflows near
+    713), the asymptotic series 1 / sqrt(2 pi x) (1 + 1/(8x) + 9/(128 x^2))
+    above 50 (Abramowitz & Stegun 9.7.1; relative error < 1e-6 there)."""
+    x = np.asarray(x, dtype=float)
+    small = x < _I0_SWITCH
+    xs = np.where(small, x, 0.0)
+    xl = np.where(small, _I0_SWITCH, x)
+    big = (1.0 + 1.0 / (8.0 * xl) + 9.0 / (128.0 * xl * xl)) / np.sqrt(2.0 * np.pi * xl)
+    return np.where(small, np.i0(xs) * np.exp(-xs), big)
+
+
 def _erf_profile(b):
     """G(b) = int_0^1 erf(b u) / u du (b >= 0), the median shift summed over a
     Gaussian profile (see :func:`measure`): 2 b / sqrt(pi) for small b,
@@ -106,13 +136,11 @@ def _erf_profile(b):
     relative); below the table 2 b / sqrt(pi), above it extrapolated
     in ln b (G grows as ln b there)."""
     global _G_TABLE
-    from scipy.special import erf
-
     if _G_TABLE is None:
         lb = np.linspace(np.log(_G_MIN), np.log(_G_MAX), _G_N)
         # u = exp(-t): int_0^inf erf(b exp(-t)) dt, on a fine grid in t
-        t = np.linspace(0.0, np.log(_G_MAX / _G_MIN) + 20.0, 20001)
-        vals = erf(np.exp(lb)[:, None] * np.exp(-t)[None, :])
+        t = np.linspace(0.0, np.log(_G_MAX / _G_MIN) + 20.0, 4001)
+        vals = _erf(np.exp(lb)[:, None] * np.exp(-t)[None, :])
         _G_TABLE = (lb, np.trapezoid(vals, t, axis=1))
     lb, g = _G_TABLE
     b = np.asarray(b, dtype=float)
@@ -145,11 +173,33 @@ def psf_sigma_px(apcor_mag, aper_radius_px):
 
 def enclosed(r_px, d_px, sigma_px):
     """Fraction of a circular Gaussian PSF centred ``d_px`` from a circle's
-    centre that falls inside its radius ``r_px`` (all pixels; broadcast)."""
-    from scipy.stats import rice
-
+    centre that falls inside its radius ``r_px`` (all pixels; broadcast):
+    the Rice distribution's CDF (Rice 1945), integrated here as
+    ``int_0^u rho exp(-(rho - v)^2 / 2) exp(-rho v) I0(rho v) d rho`` with
+    ``u = r / sigma``, ``v = d / sigma`` (trapezoids of 0.005, error < 1e-5).
+    Slow: :func:`enclosed_fast` tabulates it."""
     s = np.asarray(sigma_px, dtype=float)
-    return rice.cdf(np.asarray(r_px, dtype=float) / s, np.asarray(d_px, dtype=float) / s)
+    u, v = np.broadcast_arrays(np.asarray(r_px, dtype=float) / s,
+                               np.asarray(d_px, dtype=float) / s)
+    out = np.empty(u.shape)
+    for idx in np.ndindex(u.shape):
+        rho = np.linspace(0.0, u[idx], max(2, int(np.ceil(u[idx] / _RHO_STEP)) + 1))
+        f = rho * np.exp(-0.5 * (rho - v[idx]) ** 2) * _i0e(rho * v[idx])
+        out[idx] = np.trapezoid(f, rho)
+    return out
+
+
+def _enclosed_grid(u, v):
+    """:func:`enclosed` (sigma 1) on the grid ``u`` (radii) x ``v`` (offsets),
+    from 0 in steps of ``_TABLE_STEP`` and ``_TABLE_STEP_V``: a cumulative integral over rho
+    on a grid ten times finer, sampled at ``u``."""
+    fine = _TABLE_STEP / _TABLE_FINE
+    rho = np.arange(0.0, u[-1] + fine / 2, fine)
+    f = rho[None, :] * np.exp(-0.5 * (rho[None, :] - v[:, None]) ** 2) * _i0e(
+        rho[None, :] * v[:, None])
+    cum = np.concatenate([np.zeros((v.size, 1)),
+                          np.cumsum(0.5 * (f[:, 1:] + f[:, :-1]) * fine, axis=1)], axis=1)
+    return np.minimum(cum[:, ::_TABLE_FINE].T, 1.0)
 
 
 def measure(star_flux, nb_flux, pair_star, dist_px, sigma_px, *, aper_radius_px, annulus_px,
@@ -202,7 +252,6 @@ def measure(star_flux, nb_flux, pair_star, dist_px, sigma_px, *, aper_radius_px,
     area_ratio = aper_radius_px ** 2 / (r_out ** 2 - r_in ** 2)
     c_ann_max = np.bincount(pair_star, weights=in_annulus, minlength=n) * area_ratio / own
     if star_total_adu is not None and sky_sigma_adu is not None:
-        from scipy.special import erf
 
         total = np.asarray(star_total_adu, dtype=float)[pair_star]
         noise = np.asarray(sky_sigma_adu, dtype=float)[pair_star]
@@ -224,21 +273,20 @@ def _enclosed_table():
     global _TABLE
     if _TABLE is None:
         u = np.arange(0.0, _TABLE_MAX_U + _TABLE_STEP / 2, _TABLE_STEP)
-        v = np.arange(0.0, _TABLE_MAX_V + _TABLE_STEP / 2, _TABLE_STEP)
-        _TABLE = enclosed(u[:, None], v[None, :], 1.0)
-        _TABLE[0, :] = 0.0
+        v = np.arange(0.0, _TABLE_MAX_V + _TABLE_STEP_V / 2, _TABLE_STEP_V)
+        _TABLE = _enclosed_grid(u, v)
     return _TABLE
 
 
 def enclosed_fast(r_px, d_px, sigma_px):
-    """:func:`enclosed` by bilinear interpolation in a table of it (step 0.05
-    sigma; departs from it by < 1e-3), 50 times faster.  Radii beyond the
-    table (> 40 sigma) count as enclosing the whole PSF, distances beyond it
-    (> 40 sigma) as none of it."""
+    """:func:`enclosed` by bilinear interpolation in a table of it (steps 0.05
+    sigma in r, 0.1 in d; departs from it by < 1e-3).  Radii beyond the table (> 25 sigma)
+    count as enclosing the whole PSF, distances beyond it (> 25 sigma) as
+    none of it."""
     table = _enclosed_table()
     s = np.asarray(sigma_px, dtype=float)
     u = np.asarray(r_px, dtype=float) / s / _TABLE_STEP
-    v = np.asarray(d_px, dtype=float) / s / _TABLE_STEP
+    v = np.asarray(d_px, dtype=float) / s / _TABLE_STEP_V
     u, v = np.broadcast_arrays(u, v)
     nu, nv = table.shape
     far = v >= nv - 1
@@ -250,6 +298,57 @@ def enclosed_fast(r_px, d_px, sigma_px):
     e = ((1 - fu) * (1 - fv) * table[iu, iv] + fu * (1 - fv) * table[iu + 1, iv]
          + (1 - fu) * fv * table[iu, iv + 1] + fu * fv * table[iu + 1, iv + 1])
     return np.where(far, 0.0, np.where(big, 1.0, e))
+
+
+def pairs_within(x, y, xn, yn, reach_px):
+    """Every (star, neighbour) pair nearer than the star's reach.
+
+    A grid of square cells as wide as the largest reach: a star's neighbours
+    are in its own cell and the eight around it (numpy only: scipy's k-d
+    tree stays out of a default run).
+
+    Parameters
+    ----------
+    x, y : ndarray, shape (n,)
+        Stars, pixels.
+    xn, yn : ndarray, shape (m,)
+        Neighbours, pixels.
+    reach_px : ndarray, shape (n,)
+        Largest distance of a neighbour from each star, pixels.
+
+    Returns
+    -------
+    i, j : ndarray of intp
+        Indices of the stars and of the neighbours of each pair (distance
+        < reach), grouped by star.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    xn, yn = np.asarray(xn, dtype=float), np.asarray(yn, dtype=float)
+    reach = np.broadcast_to(np.asarray(reach_px, dtype=float), x.shape)
+    if x.size == 0 or xn.size == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    cell = max(float(np.max(reach)), 1.0)
+    ox, oy = min(x.min(), xn.min()), min(y.min(), yn.min())
+    ncx = int((max(x.max(), xn.max()) - ox) // cell) + 3
+    key_n = ((yn - oy) // cell).astype(np.int64) * ncx + ((xn - ox) // cell).astype(np.int64)
+    order = np.argsort(key_n, kind="stable")
+    keys = key_n[order]
+    cx, cy = ((x - ox) // cell).astype(np.int64), ((y - oy) // cell).astype(np.int64)
+    out_i, out_j = [], []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            k = (cy + dy) * ncx + (cx + dx)
+            lo = np.searchsorted(keys, k, side="left")
+            cnt = np.searchsorted(keys, k, side="right") - lo
+            i = np.repeat(np.arange(x.size), cnt)
+            start = np.repeat(lo - np.cumsum(cnt) + cnt, cnt)
+            j = order[start + np.arange(i.size)]
+            near = np.hypot(xn[j] - x[i], yn[j] - y[i]) < reach[i]
+            out_i.append(i[near])
+            out_j.append(j[near])
+    i, j = np.concatenate(out_i), np.concatenate(out_j)
+    by_star = np.argsort(i, kind="stable")
+    return i[by_star], j[by_star]
 
 
 def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_adu=None,
@@ -285,8 +384,6 @@ def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_ad
     -------
     Crowding
     """
-    from scipy.spatial import cKDTree
-
     from allsky_camera.camera import coords
     from allsky_camera.stages import catalog
 
@@ -307,12 +404,7 @@ def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_ad
         zero = np.zeros(n)
         return Crowding(c_aper=zero, c_annulus=zero.copy(), c_annulus_max=zero.copy(),
                         n_neighbours=np.zeros(n, np.int32))
-    hits = cKDTree(np.column_stack([xn, yn])).query_ball_point(
-        np.column_stack([x, y]), reach_px, return_sorted=False)
-    counts = np.fromiter((len(h) for h in hits), dtype=np.intp, count=n)
-    i = np.repeat(np.arange(n), counts)
-    j = (np.concatenate([np.asarray(h, dtype=np.intp) for h in hits]) if counts.sum()
-         else np.zeros(0, np.intp))
+    i, j = pairs_within(x, y, xn, yn, reach_px)
     other = hip_n[j] != np.asarray(stars["HIP"])[i]     # a star is not its own neighbour
     i, j = i[other], j[other]
     cr = measure(10.0 ** (-0.4 * np.asarray(stars["VMAG"], dtype=float)),
