@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Time the photometric model's share of a reduction: the model fit, the
-clear-sky prediction, transparency and SKYSTAT, on the stars of a real frame.
+clear-sky prediction, transparency, SKYSTAT and the crowding, on the stars of
+a real frame (a frame with BLENDED stars fits its zeropoint twice).
 
     python benchmarks/bench_photmodel.py RAW.fits [--camera DCT] [--repeat 50]
 
@@ -30,7 +31,7 @@ def main(argv=None):
 
     from allsky_camera import ac_proc
     from allsky_camera.camera import config
-    from allsky_camera.stages import io, photmodel, photometry, skystat, transparency
+    from allsky_camera.stages import crowding, io, photmodel, photometry, skystat, transparency
 
     cam = config.load_camera(opts.camera) if opts.camera else None
     if cam is None:
@@ -94,7 +95,18 @@ def main(argv=None):
         return sky, clear.expected_flux(vmag, photmodel.colour_or_mean(bv, ph.missing_bv), zd, t,
                                         az)
 
+    red = res["reduction"]
+
+    def step_crowding():
+        return crowding.run(red.stars, x, y, sol.model, exp.time, red.site, zp.apcor(zd), ph,
+                            exp.raw.shape, star_total_adu=photmodel.clear_sky_model(
+                                zp.zp_nominal_total, zp.model_fit, ph).expected_flux(
+                                vmag, photmodel.colour_or_mean(bv, ph.missing_bv), zd, t, az),
+                            sky_sigma_adu=red.fluxes.sky_sigma_adu)
+
     for name, fn in (("photmodel.fit_exposure alone", step_model_only),
+                     ("crowding (whole Hipparcos through the model; refit below)",
+                      step_crowding),
                      ("skystat + clear-sky prediction alone", step_new_only),
                      ("zeropoint (aperture correction + model fit)", step_fit),
                      ("skystat + clear-sky model + transparency", step_transp)):

@@ -189,8 +189,9 @@ def test_which_flags_vote(camera):
     before = flags.copy()
     r = _run(cfg, len(names), flags=flags)
     votes = dict(zip(names, r.weight > 0))
-    # lost stars are cloud evidence; crowding, Moon, edge, saturation, bad pixels are not
-    assert {nm for nm, v in votes.items() if v} == {"SHIFT", "FAINT", "NO_FLUX"}
+    # lost stars are cloud evidence; crowding, Moon, edge, saturation, bad pixels are not;
+    # BLENDED stars vote: their prediction holds their neighbours' catalogue light
+    assert {nm for nm, v in votes.items() if v} == {"SHIFT", "FAINT", "NO_FLUX", "BLENDED"}
     np.testing.assert_array_equal(flags, before)          # inputs unchanged
     np.testing.assert_allclose(r.transparency, 1.0)
     # a star that should reach S/N < min_expected_snr on this sky does not vote
