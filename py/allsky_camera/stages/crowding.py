@@ -57,6 +57,10 @@ _AS_ERF = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 #: Where :func:`_i0e` switches from numpy's I0 to the asymptotic series.
 _I0_SWITCH = 50.0
 _TABLE = None
+#: Cosine of the zenith distance beyond which catalogue stars are not
+#: projected: 92 deg, the horizon plus 2 deg (refraction at the horizon is
+#: ~0.6 deg; the rest covers the apparent-place shifts).
+_COS_HORIZON = float(np.cos(np.radians(92.0)))
 #: Floor of :attr:`Crowding.flux_factor` (see there).
 _MIN_FLUX_FACTOR = 0.5
 # Table of G(b) = int_0^1 erf(b u) / u du behind :func:`_erf_profile`:
@@ -300,6 +304,13 @@ def enclosed_fast(r_px, d_px, sigma_px):
     return np.where(far, 0.0, np.where(big, 1.0, e))
 
 
+def _cos_sep(ra_deg, dec_deg, ra0_deg, dec0_deg):
+    """Cosine of the angle between positions and one direction (deg in)."""
+    d, d0 = np.radians(dec_deg), np.radians(dec0_deg)
+    return (np.sin(d) * np.sin(d0)
+            + np.cos(d) * np.cos(d0) * np.cos(np.radians(np.asarray(ra_deg) - ra0_deg)))
+
+
 def pairs_within(x, y, xn, yn, reach_px):
     """Every (star, neighbour) pair nearer than the star's reach.
 
@@ -391,15 +402,20 @@ def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_ad
     sigma = psf_sigma_px(apcor_mag, phot.aper_radius_px)
     reach_px = phot.annulus_px[1] + _PSF_REACH_SIGMA * sigma
     deep = catalog.reference_stars(time.jd_tt, catalog.DEEP_VMAX)
-    alt, az = coords.radec_to_altaz(deep["RA"], deep["DEC"], time, site)
+    # only the sky above the horizon (and a little below: refraction) goes
+    # through the full apparent-place chain
+    ra_z, dec_z = coords.altaz_to_radec(90.0, 0.0, time, site)
+    sky = _cos_sep(np.asarray(deep["RA"]), np.asarray(deep["DEC"]), ra_z, dec_z) > _COS_HORIZON
+    alt, az = coords.radec_to_altaz(np.asarray(deep["RA"])[sky], np.asarray(deep["DEC"])[sky],
+                                    time, site)
     up = alt > 0
     xn, yn = model.altaz_to_xy(alt[up], az[up])
     margin = float(np.max(reach_px)) if n else 0.0
     ny, nx = shape
     near = (xn > -margin) & (xn < nx + margin) & (yn > -margin) & (yn < ny + margin)
     xn, yn = xn[near], yn[near]
-    hip_n = np.asarray(deep["HIP"])[up][near]
-    v_n = np.asarray(deep["VMAG"], dtype=float)[up][near]
+    hip_n = np.asarray(deep["HIP"])[sky][up][near]
+    v_n = np.asarray(deep["VMAG"], dtype=float)[sky][up][near]
     if n == 0 or xn.size == 0:
         zero = np.zeros(n)
         return Crowding(c_aper=zero, c_annulus=zero.copy(), c_annulus_max=zero.copy(),
