@@ -14,6 +14,7 @@ Pixel convention: 0-based, x = column, pixel centres at integers.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 #: Step factor of the windowed-centroid update: for a Gaussian star of width
 #: sigma seen through a Gaussian window of the same width the windowed moment
@@ -29,14 +30,29 @@ def cut_stamps(image, xc, yc, half):
 
     Pixels outside the image are NaN.  Returns ``(stamps, dx, dy)`` where
     ``dx, dy`` (shape ``(2h+1,)``) are the offsets of the box columns and rows.
+    Boxes wholly inside the image (nearly all) are copied from a sliding-window
+    view of the image, row by row; only the boxes that cross the edge gather
+    pixel by pixel.
     """
     ny, nx = image.shape
+    xc = np.asarray(xc, dtype=np.intp)
+    yc = np.asarray(yc, dtype=np.intp)
     off = np.arange(-half, half + 1)
-    yy = yc[:, None, None] + off[None, :, None]
-    xx = xc[:, None, None] + off[None, None, :]
-    inside = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
-    stamps = image[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)].astype(np.float64)
-    stamps[~inside] = np.nan
+    k = 2 * half + 1
+    stamps = np.empty((xc.size, k, k))
+    inner = (xc >= half) & (xc < nx - half) & (yc >= half) & (yc < ny - half)
+    if inner.any():
+        if ny >= k and nx >= k:
+            win = sliding_window_view(image, (k, k))
+            stamps[inner] = win[yc[inner] - half, xc[inner] - half]
+    edge = np.flatnonzero(~inner)
+    if edge.size:
+        yy = yc[edge, None, None] + off[None, :, None]
+        xx = xc[edge, None, None] + off[None, None, :]
+        inside = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
+        part = image[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)].astype(np.float64)
+        part[~inside] = np.nan
+        stamps[edge] = part
     return stamps, off, off
 
 
@@ -92,22 +108,38 @@ def refine(image, x, y, *, box_half, window_sigma, n_iter):
     ok = np.isfinite(x) & np.isfinite(y) & (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
     converged = np.zeros(x.size, dtype=bool)
     inv2s2 = 1.0 / (2.0 * window_sigma ** 2)
+    k = 2 * box_half + 1
+    # each star's background-subtracted box (NaN -> 0) at its current integer
+    # centre (xi, yi); cut again only when that centre moves
+    boxes = np.zeros((x.size, k, k))
+    xi = np.full(x.size, np.iinfo(np.intp).min, dtype=np.intp)
+    yi = xi.copy()
     for _ in range(n_iter):
         idx = np.nonzero(ok & ~converged)[0]
         if idx.size == 0:
             break
-        xi = np.rint(x[idx]).astype(int)
-        yi = np.rint(y[idx]).astype(int)
-        stamps, offx, offy = cut_stamps(image, xi, yi, box_half)
-        stamps = stamps - _border_median(stamps)[:, None, None]
-        ddx = (xi - x[idx])[:, None, None] + offx[None, None, :]   # pixel minus estimate
-        ddy = (yi - y[idx])[:, None, None] + offy[None, :, None]
-        w = np.exp(-(ddx ** 2 + ddy ** 2) * inv2s2) * np.nan_to_num(stamps)
-        norm = w.sum(axis=(1, 2))
+        nxi = np.rint(x[idx]).astype(np.intp)
+        nyi = np.rint(y[idx]).astype(np.intp)
+        moved = (nxi != xi[idx]) | (nyi != yi[idx])
+        if moved.any():
+            m = idx[moved]
+            xi[m], yi[m] = nxi[moved], nyi[moved]
+            stamps, _, _ = cut_stamps(image, xi[m], yi[m], box_half)
+            boxes[m] = np.nan_to_num(stamps - _border_median(stamps)[:, None, None])
+        off = np.arange(-box_half, box_half + 1)
+        ddx = (xi[idx] - x[idx])[:, None] + off[None, :]     # pixel minus estimate, (n, k)
+        ddy = (yi[idx] - y[idx])[:, None] + off[None, :]
+        # the Gaussian window is separable: w[i, j] = gy[i] gx[j]
+        gx = np.exp(-ddx ** 2 * inv2s2)
+        gy = np.exp(-ddy ** 2 * inv2s2)
+        b = boxes[idx]
+        rows = np.einsum("nij,nj->ni", b, gx)                 # sum over columns
+        rows_x = np.einsum("nij,nj->ni", b, gx * ddx)
+        norm = np.einsum("ni,ni->n", rows, gy)
         good = norm > 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            sx = _STEP * (w * ddx).sum(axis=(1, 2)) / norm
-            sy = _STEP * (w * ddy).sum(axis=(1, 2)) / norm
+            sx = _STEP * np.einsum("ni,ni->n", rows_x, gy) / norm
+            sy = _STEP * np.einsum("ni,ni->n", rows, gy * ddy) / norm
         good &= np.isfinite(sx) & np.isfinite(sy)
         sx = np.clip(sx, -box_half, box_half)
         sy = np.clip(sy, -box_half, box_half)
