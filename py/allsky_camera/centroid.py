@@ -254,11 +254,12 @@ def window_snr(image, x, y, *, box_half, window_sigma):
     bkg = row_nanmedian(border)
     # 1.4826: MAD to standard deviation for a normal distribution
     sig = 1.4826 * row_nanmedian(np.abs(border - bkg[:, None]))
-    ddx = (xi - x[ok])[:, None, None] + off[None, None, :]
-    ddy = (yi - y[ok])[:, None, None] + off[None, :, None]
-    w = np.exp(-(ddx ** 2 + ddy ** 2) / (2.0 * window_sigma ** 2))
-    flux = np.nansum(w * (st - bkg[:, None, None]), axis=(1, 2))
-    noise = np.maximum(sig, 1e-6) * np.sqrt((w ** 2).sum(axis=(1, 2)))
+    # the Gaussian window is separable, w[i, j] = gy[i] gx[j]
+    gx = np.exp(-((xi - x[ok])[:, None] + off[None, :]) ** 2 / (2.0 * window_sigma ** 2))
+    gy = np.exp(-((yi - y[ok])[:, None] + off[None, :]) ** 2 / (2.0 * window_sigma ** 2))
+    rows = np.einsum("nij,nj->ni", np.nan_to_num(st - bkg[:, None, None]), gx)
+    flux = np.einsum("ni,ni->n", rows, gy)
+    noise = np.maximum(sig, 1e-6) * np.sqrt((gy ** 2).sum(axis=1) * (gx ** 2).sum(axis=1))
     snr[ok] = flux / noise
     return snr
 

@@ -69,6 +69,17 @@ def clipped_mean(values, sigma=_CLIP_SIGMA, iters=_CLIP_ITERS):
     return float(v.mean()), float(v.std())
 
 
+def _nonzero_sparse(mask):
+    """``np.nonzero`` of a 2-D mask with few True pixels, in the same order.
+
+    Only the rows holding a True pixel are scanned (``np.nonzero`` of a whole
+    frame costs more than the rest of a sparse search).
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    ys, xs = np.nonzero(mask[rows])
+    return rows[ys], xs
+
+
 def fill_bad(image, bad):
     """Replace ``bad`` pixels by the mean of their good 8-neighbours.
 
@@ -81,7 +92,7 @@ def fill_bad(image, bad):
     for _ in range(_FILL_PASSES):
         if not bad.any():
             break
-        ys, xs = np.nonzero(bad)
+        ys, xs = _nonzero_sparse(bad)
         tot = np.zeros(ys.size)
         cnt = np.zeros(ys.size)
         for dy in (-1, 0, 1):
@@ -125,13 +136,12 @@ def find_hot_pixels(image, *, nsigma, ratio):
     # (float32 rounding is monotonic, so img - nbmax > thr implies it), which
     # leaves few candidates; the border pixels (whose edge-replicated
     # neighbours include themselves) are always tested.
-    cand = np.zeros(img.shape, dtype=bool)
     mid = img[1:-1, 1:-1]
-    cand[1:-1, 1:-1] = ((mid - img[1:-1, :-2]) > thr) & ((mid - img[1:-1, 2:]) > thr)
-    cand[0, :] = cand[-1, :] = cand[:, 0] = cand[:, -1] = True
-    rows = np.flatnonzero(cand.any(axis=1))     # np.nonzero is slow on a whole frame
-    ys, xs = np.nonzero(cand[rows])
-    ys = rows[ys]
+    ys, xs = _nonzero_sparse(((mid - img[1:-1, :-2]) > thr) & ((mid - img[1:-1, 2:]) > thr))
+    cols, rows = np.arange(nx), np.arange(ny)
+    ys = np.concatenate([ys + 1, np.zeros(nx, np.intp), np.full(nx, ny - 1), rows,
+                         rows])
+    xs = np.concatenate([xs + 1, cols, cols, np.zeros(ny, np.intp), np.full(ny, nx - 1)])
     val = img[ys, xs]
     nbmax = np.full(val.shape, -np.inf, dtype=np.float32)
     nbmin = np.full(val.shape, np.inf, dtype=np.float32)

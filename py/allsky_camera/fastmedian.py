@@ -98,32 +98,41 @@ def _lattice_codes(padded):
 
     Returns ``(codes, values, off)`` or None when the image is not (mostly)
     on a lattice ``v0 + n``.  ``codes`` (uint8 or uint16) is
-    ``rint(v - v0)``, non-decreasing in v; ``values[code]`` is the pixel value
-    of that code; ``off`` flags the pixels whose value differs from
-    ``values[code]`` (off the lattice, or sharing a code with another value).
-    For windows without ``off`` pixels the code order is the value order, so
-    the median code gives the exact median value.
+    ``rint(v - v0)``, non-decreasing in v; ``values[code]`` is the value of
+    one pixel of that code; ``off`` flags the pixels whose value differs from
+    ``values[code]`` (sharing a code with another value, e.g. off the
+    lattice).  Codes grow with the values, so for windows without ``off``
+    pixels the code order is the value order and the median code gives the
+    exact median value.
     """
     flat = padded.ravel()
     v0 = flat.min()
-    top = max(abs(float(v0)), abs(float(flat.max())))
+    vmax = flat.max()
+    top = max(abs(float(v0)), abs(float(vmax)))
     tol = _LATTICE_TOL_ULP * np.spacing(padded.dtype.type(top))
     sample = flat[:: max(1, flat.size // _LATTICE_SAMPLE)] - v0
     if np.mean(np.abs(sample - np.rint(sample)) > tol) > _LATTICE_MAX_OFF:
         return None
     d = padded - v0
     n = np.rint(d)
-    span = int(n.max())
+    span = int(np.rint(vmax - v0))      # n.max(): rounding is monotonic
     ctype = next((t for t in _CODE_TYPES if span <= np.iinfo(t).max), None)
     if ctype is None:
         return None
-    close = np.abs(d - n) <= tol
     codes = n.astype(ctype)
     values = np.full(span + 1, np.nan, dtype=padded.dtype)
-    values[codes[close]] = padded[close]
+    # any pixel's value will do for its code (few pixels are off the lattice);
+    # should an off-lattice value have been kept for a common code, keep the
+    # on-lattice values only
+    values[codes.ravel()] = flat
     off = values[codes] != padded
     if np.mean(off) > _LATTICE_MAX_OFF:
-        return None
+        close = np.abs(d - n) <= tol
+        values[:] = np.nan
+        values[codes[close]] = padded[close]
+        off = values[codes] != padded
+        if np.mean(off) > _LATTICE_MAX_OFF:
+            return None
     return codes, values, off
 
 
@@ -131,7 +140,9 @@ def _nodes_touching(off, gy, gx, jy, jx, kernel):
     """True for the nodes (jy, jx) of the grid (gy, gx) whose window holds at
     least one ``off`` pixel (``off`` in the padded frame, where the window of
     node (y, x) spans rows y .. y + kernel - 1 and columns x .. x + kernel - 1)."""
-    py, px = np.nonzero(off)
+    rows = np.flatnonzero(off.any(axis=1))     # few rows: np.nonzero of them only
+    py, px = np.nonzero(off[rows])
+    py = rows[py]
     if py.size == 0:
         return np.zeros(jy.size, dtype=bool)
     # an off pixel at p is in the windows of the nodes g with p - kernel < g <= p:
@@ -284,10 +295,22 @@ def median_filter_fast(image, kernel, *, step, mask=None, workers=1):
               ny, nx, kernel, step, jy.size, need.size)
 
     wx, wy = wx.astype(dtype), wy.astype(dtype)
-    rows = grid[:, x0]                                       # (nodes in y, nx)
-    rows += (grid[:, x1] - rows) * wx
-    out = rows[y0]
-    out += (rows[y1] - out) * wy[:, None]
-    if mask is not None:
-        out[~mask] = np.nan
+    if mask is None:
+        by, bx = slice(0, ny), slice(0, nx)
+    else:       # interpolate only in the box around the wanted pixels
+        rows_on = np.flatnonzero(mask.any(axis=1))
+        cols_on = np.flatnonzero(mask.any(axis=0))
+        if rows_on.size == 0:
+            return np.full(img.shape, np.nan, dtype=dtype)
+        by = slice(rows_on[0], rows_on[-1] + 1)
+        bx = slice(cols_on[0], cols_on[-1] + 1)
+    rows = grid[:, x0[bx]]                                   # (nodes in y, box width)
+    rows += (grid[:, x1[bx]] - rows) * wx[bx]
+    box = rows[y0[by]]
+    box += (rows[y1[by]] - box) * wy[by, None]
+    if mask is None:
+        return box
+    box[~mask[by, bx]] = np.nan
+    out = np.full(img.shape, np.nan, dtype=dtype)
+    out[by, bx] = box
     return out
