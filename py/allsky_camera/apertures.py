@@ -138,8 +138,8 @@ def _gather(image, xi, yi, oy, ox, edge):
     box = win[yi[inner] + y0, xi[inner] + x0]
     idx = ((oy - y0) * hx + (ox - x0)).ravel()
     if idx.size == hy * hx and np.array_equal(idx, np.arange(idx.size)):
-        return box.reshape((-1,) + oy.shape)         # the offsets are the whole box
-    return np.take(box.reshape(-1, hy * hx), idx, axis=1).reshape((-1,) + oy.shape)
+        return box.reshape((-1, *oy.shape))         # the offsets are the whole box
+    return np.take(box.reshape(-1, hy * hx), idx, axis=1).reshape((-1, *oy.shape))
 
 
 def _cut(image, mask, xi, yi, oy, ox):
@@ -155,7 +155,7 @@ def _cut(image, mask, xi, yi, oy, ox):
     oy, ox = np.broadcast_arrays(np.asarray(oy), np.asarray(ox))
     lead = (-1,) + (1,) * oy.ndim
     dtype = np.result_type(image.dtype, np.float32)
-    vals = np.empty((xi.size,) + oy.shape, dtype=dtype)
+    vals = np.empty((xi.size, *oy.shape), dtype=dtype)
     masked = None if mask is None else np.empty(vals.shape, dtype=bool)
     on = None
     # stamps that cross the image's edge: clip their indices, flag the pixels
