@@ -57,19 +57,22 @@ def cut_stamps(image, xc, yc, half):
 
 
 def row_nanmedian(a):
-    """``np.nanmedian(a, axis=1)`` of a 2-D array, fast when few rows hold NaN.
+    """``np.nanmedian(a, axis=1)`` of a 2-D array of short rows (no warning
+    for an all-NaN row: NaN).
 
-    Rows without NaN (stamps inside the image: nearly all) take
-    ``np.median``, which gives the same value without numpy's slow masked
-    path for NaN-holding arrays; the others take ``np.nanmedian``.
+    Each row is sorted (NaN last; numpy's sort of short float rows is several
+    times faster than its median's partition) and the median is the mean of
+    its middle finite values, as ``np.median`` computes it.
     """
-    nan_rows = np.isnan(a).any(axis=1)
-    if not nan_rows.any():
-        return np.median(a, axis=1)
-    out = np.empty(a.shape[0])
-    out[~nan_rows] = np.median(a[~nan_rows], axis=1)
-    out[nan_rows] = np.nanmedian(a[nan_rows], axis=1)
-    return out
+    a = np.asarray(a, dtype=float)
+    if a.shape[1] == 0:
+        return np.full(a.shape[0], np.nan)
+    s = np.sort(a, axis=1)
+    n = a.shape[1] - np.isnan(a).sum(axis=1)
+    rows = np.arange(a.shape[0])
+    lo = np.maximum((n - 1) // 2, 0)
+    med = (s[rows, lo] + s[rows, n // 2 - (n == 0)]) / 2.0
+    return np.where(n > 0, med, np.nan)
 
 
 def _border_median(stamps):
