@@ -174,7 +174,11 @@ def _run(tasks, workers):
 def _node_medians(padded, kernel, gy, gx, jy, jx, workers):
     """Exact medians of the ``kernel x kernel`` windows of ``padded`` centred
     on the nodes (gy[jy], gx[jx]) of the image (their top-left corners in the
-    padded frame)."""
+    padded frame); ``jy, jx`` not empty."""
+    # only the box covered by the wanted windows is read: shift the frame to it
+    y0, x0 = int(gy[jy].min()), int(gx[jx].min())
+    padded = padded[y0:int(gy[jy].max()) + kernel, x0:int(gx[jx].max()) + kernel]
+    gy, gx = gy - y0, gx - x0
     wy, wx = gy[jy], gx[jx]
     mid = kernel * kernel // 2
     out = np.empty(wy.size, dtype=padded.dtype)

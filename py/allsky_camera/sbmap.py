@@ -51,8 +51,18 @@ class SkyMap:
 def safe_mask(shape, model, radius_px):
     """True inside ``radius_px`` of the zenith pixel of ``model``."""
     ny, nx = shape
-    yy, xx = np.ogrid[:ny, :nx]
-    return (xx - model.x0) ** 2 + (yy - model.y0) ** 2 <= radius_px ** 2
+    out = np.zeros(shape, dtype=bool)
+    half = abs(radius_px)
+    if not np.isfinite(half):
+        return out if np.isnan(half) else np.ones(shape, dtype=bool)
+    # only the box around the circle is tested
+    y0, y1 = max(int(np.floor(model.y0 - half)), 0), min(int(np.ceil(model.y0 + half)) + 1, ny)
+    x0, x1 = max(int(np.floor(model.x0 - half)), 0), min(int(np.ceil(model.x0 + half)) + 1, nx)
+    if y0 >= y1 or x0 >= x1:
+        return out
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = (xx - model.x0) ** 2 + (yy - model.y0) ** 2 <= radius_px ** 2
+    return out
 
 
 #: Radial step (pixels) of the solid-angle table interpolated for every pixel.
