@@ -223,19 +223,36 @@ def nearest_other(xq, yq, xp, yp, radius, *, exclude_self=False):
     qidx = np.arange(xq.size) if exclude_self else np.full(xq.size, -1)
     qx = np.floor(np.where(okq, xq, 0.0) / radius).astype(np.int64)
     qy = np.floor(np.where(okq, yq, 0.0) / radius).astype(np.int64)
+    # every (query, point) pair of neighbouring cells, in the order of the
+    # cells (ox, then oy) and of the points within a cell: the first pair at
+    # the smallest distance wins ties
+    qkeys = qx * span + qy
+    qorder = np.argsort(qkeys)              # sorted needles: searchsorted is faster
+    sq = qkeys[qorder]
+    qs, cs = [], []
     for ox in (-1, 0, 1):
-        for oy in (-1, 0, 1):
-            k = (qx + ox) * span + (qy + oy)
-            lo = np.searchsorted(skeys, k, side="left")
-            hi = np.searchsorted(skeys, k, side="right")
-            for step in range(int((hi - lo).max(initial=0))):
-                j = lo + step
-                has = okq & (j < hi)
-                cand = pidx[order[np.minimum(j, skeys.size - 1)]]
-                d = np.hypot(xp[cand] - xq, yp[cand] - yq)
-                better = has & (d < dist) & (d <= radius) & (cand != qidx)
-                best[better] = cand[better]
-                dist[better] = d[better]
+        # cells (qx + ox, qy - 1 .. qy + 1) have consecutive keys: one range
+        lo, hi = np.empty(xq.size, np.intp), np.empty(xq.size, np.intp)
+        lo[qorder] = np.searchsorted(skeys, sq + (ox * span - 1), side="left")
+        hi[qorder] = np.searchsorted(skeys, sq + (ox * span + 1), side="right")
+        cnt = np.where(okq, hi - lo, 0)
+        q = np.repeat(np.arange(xq.size), cnt)
+        start = np.repeat(np.cumsum(cnt) - cnt, cnt)
+        qs.append(q)
+        cs.append(pidx[order[np.repeat(lo, cnt) + np.arange(q.size) - start]])
+    q, cand = np.concatenate(qs), np.concatenate(cs)
+    d = np.hypot(xp[cand] - xq[q], yp[cand] - yq[q])
+    keep = (d <= radius) & (cand != qidx[q])
+    q, cand, d = q[keep], cand[keep], d[keep]
+    if q.size:
+        by_query = np.argsort(q, kind="stable")        # keeps the cell order per query
+        q, cand, d = q[by_query], cand[by_query], d[by_query]
+        first = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
+        dmin = np.minimum.reduceat(d, first)
+        at_min = d == np.repeat(dmin, np.diff(np.r_[first, q.size]))
+        uq, where = np.unique(q[at_min], return_index=True)
+        best[uq] = cand[at_min][where]
+        dist[uq] = d[at_min][where]
     return best, dist
 
 
