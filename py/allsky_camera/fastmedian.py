@@ -19,7 +19,12 @@ The node medians are found in one of two exact ways:
   windows that hold one take the general path.
 * **general path**: ``np.partition`` of the windows' values.
 
-Both give the same medians, which equal scipy's at the nodes.
+Both give the same medians, which equal scipy's at the nodes.  Which one is
+faster depends on numpy and the CPU: numpy 2 partitions 32-bit floats with
+SIMD instructions (x86-simd-sort) and then beats the lattice path by about 2
+(DCT and MDM frames on the project's AVX2 machine).  The first call for a
+kernel and dtype times both paths on a small synthetic lattice image and
+keeps the faster one for the process (the choice never changes a value).
 
 Pixel convention: 0-based, ``image[y, x]`` with x the column (fast) axis,
 pixel centres at integer coordinates.  Only numpy is imported.
@@ -27,8 +32,10 @@ pixel centres at integer coordinates.  Only numpy is imported.
 
 from __future__ import annotations
 
+import functools
 import logging
 import numbers
+import time
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -48,6 +55,12 @@ _LATTICE_MAX_OFF = 0.01
 _LATTICE_TOL_ULP = 4
 #: Integer types tried for the lattice codes, smallest first.
 _CODE_TYPES = (np.uint8, np.uint16)
+
+
+#: Side (pixels) of the synthetic lattice image timed to choose the path, and
+#: the repeats (best of) of each timing.  They affect the speed only.
+_CALIBRATE_PX = 96
+_CALIBRATE_REPEAT = 3
 
 
 def _check_int(value, name, minimum):
@@ -171,10 +184,35 @@ def _run(tasks, workers):
             task()
 
 
-def _node_medians(padded, kernel, gy, gx, jy, jx, workers):
+@functools.lru_cache(maxsize=16)
+def _lattice_pays(kernel, dtype):
+    """Whether the lattice path beats the general one for ``kernel`` windows of
+    ``dtype`` data on this machine: both are timed once on a synthetic Poisson
+    image on a unit lattice."""
+    rng = np.random.default_rng(0)
+    n = _CALIBRATE_PX
+    img = rng.poisson(30.0, (n, n)).astype(dtype)
+    padded = np.pad(img, kernel // 2, mode="edge")
+    g = _node_coords(n, max(kernel // 3, 1))
+    jy, jx = (a.ravel() for a in np.meshgrid(np.arange(g.size), np.arange(g.size),
+                                               indexing="ij"))
+    best = {}
+    for lattice in (True, False):
+        times = []
+        for _ in range(_CALIBRATE_REPEAT):
+            t0 = time.perf_counter()
+            _node_medians(padded, kernel, g, g, jy, jx, 1, lattice=lattice)
+            times.append(time.perf_counter() - t0)
+        best[lattice] = min(times)
+    log.debug("kernel %d, %s: lattice path %.2f ms, general %.2f ms", kernel, dtype,
+              1e3 * best[True], 1e3 * best[False])
+    return best[True] < best[False]
+
+
+def _node_medians(padded, kernel, gy, gx, jy, jx, workers, *, lattice=True):
     """Exact medians of the ``kernel x kernel`` windows of ``padded`` centred
     on the nodes (gy[jy], gx[jx]) of the image (their top-left corners in the
-    padded frame); ``jy, jx`` not empty."""
+    padded frame); ``jy, jx`` not empty.  ``lattice``: try the lattice path."""
     # only the box covered by the wanted windows is read: shift the frame to it
     y0, x0 = int(gy[jy].min()), int(gx[jx].min())
     padded = padded[y0:int(gy[jy].max()) + kernel, x0:int(gx[jx].max()) + kernel]
@@ -204,7 +242,7 @@ def _node_medians(padded, kernel, gy, gx, jy, jx, workers):
         for sel in np.array_split(idx, min(nchunks, idx.size)):
             tasks.append(lambda sel=sel: task(sel))
 
-    coded = _lattice_codes(padded)
+    coded = _lattice_codes(padded) if lattice else None
     if coded is not None:
         codes, values, off = coded
         bad = _nodes_touching(off, gy, gx, jy, jx, kernel)
@@ -294,7 +332,8 @@ def median_filter_fast(image, kernel, *, step, mask=None, workers=1):
     grid = np.zeros((gy.size, gx.size), dtype=dtype)
     if jy.size:
         # a window centred on node (y, x) starts at (y, x) in the padded frame
-        grid[jy, jx] = _node_medians(padded, kernel, gy, gx, jy, jx, workers)
+        grid[jy, jx] = _node_medians(padded, kernel, gy, gx, jy, jx, workers,
+                                     lattice=_lattice_pays(kernel, np.dtype(dtype)))
     log.debug("median_filter_fast: %dx%d image, kernel %d, step %d, %d of %d nodes",
               ny, nx, kernel, step, jy.size, need.size)
 
