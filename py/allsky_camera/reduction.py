@@ -21,17 +21,22 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Timer:
-    """Wall-clock time of each stage, for the log and the benchmark."""
+    """Wall-clock time (``times``) and CPU time of this process (``cpu``) of
+    each stage, seconds, for the log and the benchmarks (on a shared machine
+    the CPU time is the steadier figure)."""
 
     times: dict = field(default_factory=dict)
+    cpu: dict = field(default_factory=dict)
     _t0: float = field(default_factory=time.perf_counter)
+    _c0: float = field(default_factory=time.process_time)
 
     def lap(self, name):
         """Add the time since the last lap to stage ``name`` (seconds)."""
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         self.times[name] = self.times.get(name, 0.0) + t - self._t0
-        log.debug("%s: %.3f s", name, t - self._t0)
-        self._t0 = t
+        self.cpu[name] = self.cpu.get(name, 0.0) + c - self._c0
+        log.debug("%s: %.3f s (CPU %.3f s)", name, t - self._t0, c - self._c0)
+        self._t0, self._c0 = t, c
 
 
 @dataclass(frozen=True)
