@@ -52,7 +52,7 @@ MULTIPROC = ["--multiproc", "2", "--force_mp_centroiding"]
 def reduction_times(exposure, camera, repeat):
     """Median wall and CPU seconds of each stage of ``reduce_exposure``, and of
     the whole call, over ``repeat`` warm runs: ``{stage: (wall, cpu)}``."""
-    from allsky_camera.products import Products
+    from allsky_camera.output.products import Products
     from allsky_camera.reduction import Timer, reduce_exposure
 
     products = Products(checkplots=False)
@@ -131,7 +131,10 @@ def main(argv=None):
                    help="time reduce_exposure only (no whole processes, no ac_proc.run)")
     args = p.parse_args(argv)
 
-    from allsky_camera import ac_proc, config, io, simulate
+    from allsky_camera import ac_proc
+    from allsky_camera.camera import config
+    from allsky_camera.sim import simulate
+    from allsky_camera.stages import io
 
     ac_proc.setup_logging(False, True)
     cam = config.load_camera(args.camera)
@@ -151,7 +154,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         # in a child process, so that this process stays small: a child forked
         # from it starts with its memory counted in the child's peak
-        subprocess.run([sys.executable, str(REPO / "py" / "allsky_camera" / "simulate.py"),
+        subprocess.run([sys.executable, str(REPO / "py" / "allsky_camera" / "ac_simulate.py"),
                         str(frame), "--camera", args.camera, "--seed", "0"], check=True,
                        stdout=subprocess.DEVNULL)
         print(f"simulated {frame.name} in {time.perf_counter() - t0:.2f} s")
