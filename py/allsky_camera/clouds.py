@@ -60,6 +60,10 @@ MEDIAN_EFFICIENCY = np.sqrt(np.pi / 2.0)
 MAD_TO_SIGMA = 1.4826
 #: Difference of two independent pixels: sigma times sqrt(2).
 SQRT2 = np.sqrt(2.0)
+#: Relative standard error of a MAD-based sigma from n Gaussian samples,
+#: times sqrt(n): the MAD's asymptotic efficiency is 36.8 % (Rousseeuw &
+#: Croux 1993, JASA 88, 1273), so the error is 1 / sqrt(2 * 0.368 n).
+MAD_SIGMA_REL_ERROR = 1.0 / np.sqrt(2.0 * 0.368)
 
 
 #: Flags that keep a star out of the cloud map: those of the exposure's
@@ -97,6 +101,10 @@ class Texture:
         neighbouring-pixel differences in the block).
     xc, yc : ndarray
         Pixel coordinates of the block centres.
+    open_fraction : ndarray
+        Fraction of the block's sampled pixels that the mask leaves open
+        (before any growth; 1 without a mask): how much of the block sees
+        the sky, whether or not it is clean enough for a texture.
     """
 
     level: np.ndarray
@@ -104,6 +112,7 @@ class Texture:
     noise: np.ndarray
     xc: np.ndarray
     yc: np.ndarray
+    open_fraction: np.ndarray
 
     @property
     def residual(self):
@@ -151,9 +160,12 @@ def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks
     sigma_pix = MAD_TO_SIGMA * np.median(diff, axis=2) / SQRT2
     noise = MEDIAN_EFFICIENCY * sigma_pix / np.sqrt(k * k)
     bad = ~np.isfinite(level)
+    open_fraction = np.ones((nby, nbx))
     if mask is not None:
         m = np.asarray(mask, dtype=bool)[:nby * block_px:stride_px, :nbx * block_px:stride_px]
-        hidden = m.reshape(nby, k, nbx, k).any(axis=(1, 3))
+        m = m.reshape(nby, k, nbx, k)
+        open_fraction = 1.0 - m.mean(axis=(1, 3))
+        hidden = m.any(axis=(1, 3))
         if grow_blocks > 0 and hidden.any():
             hidden = grow(hidden, grow_blocks)
         bad |= hidden
@@ -179,7 +191,8 @@ def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks
     xc, yc = np.meshgrid(xc, yc)
     # (the residual's noise: the block's own plus that of the mean of the
     # 2 or 4 blocks of its model, above)
-    return Texture(np.where(bad, np.nan, level), model, np.where(bad, np.nan, noise), xc, yc)
+    return Texture(np.where(bad, np.nan, level), model, np.where(bad, np.nan, noise), xc, yc,
+                   open_fraction)
 
 
 def cell_texture(tex, cell, n_cells, *, min_blocks, ring=None):
@@ -291,7 +304,7 @@ class CloudMap:
     texture_amp, texture_conf : ndarray
         Texture evidence: relative structure amplitude and its confidence.
     sky_fraction : ndarray
-        Fraction of the cell's blocks that see the sky.
+        Fraction of the cell that the obstruction mask leaves open (0: not sky).
     """
 
     nside: int
@@ -370,7 +383,7 @@ def summary_message(cmap, star_summary, sun_alt_deg, cfg):
 
 
 def combine(*, star_transp, star_weight, star_n, texture_amp, texture_noise, sky_fraction,
-            cfg):
+            cfg, texture_n=None):
     """Cell states from star and texture evidence.
 
     Parameters
@@ -386,6 +399,10 @@ def combine(*, star_transp, star_weight, star_n, texture_amp, texture_noise, sky
     sky_fraction : ndarray
         Fraction of the cell that sees the sky; 0 is not sky.
     cfg : config.Transparency
+    texture_n : ndarray of int, optional
+        Blocks behind each cell's texture: the amplitude of few blocks is
+        less certain (the MAD's standard error, :data:`MAD_SIGMA_REL_ERROR`
+        / sqrt(n), adds to ``cfg.texture_scatter``); None: not counted.
 
     Returns
     -------
@@ -407,9 +424,13 @@ def combine(*, star_transp, star_weight, star_n, texture_amp, texture_noise, sky
     # sensitive: the cell's noise lets a cloud's texture show
     tex_ok = np.isfinite(amp) & (noi < tthr)
     tex_cloud = amp > tthr
-    # the amplitude's error: noise of the block residual plus the scatter of an RMS
-    tex_conf = np.where(tex_ok, confidence(amp, tthr, np.hypot(noi, cfg.texture_scatter * tthr)),
-                        0.0)
+    # the amplitude's error: noise of the block residual plus the scatter of an
+    # RMS (a cell-to-cell scatter, and the MAD's own error from few blocks)
+    rel = np.full(amp.shape, float(cfg.texture_scatter))
+    if texture_n is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = np.hypot(rel, MAD_SIGMA_REL_ERROR / np.sqrt(np.asarray(texture_n, float)))
+    tex_conf = np.where(tex_ok, confidence(amp, tthr, np.hypot(noi, rel * tthr)), 0.0)
     tex_conf = np.where(tex_cloud, tex_conf, np.minimum(tex_conf, cfg.texture_clear_conf_max))
 
     agree = star_ok & tex_ok & (star_cloud == tex_cloud)
@@ -501,18 +522,20 @@ def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
     near_moon = np.zeros_like(sky)
     if moon_altaz is not None and moon_altaz[0] > -moon_exclusion_deg:
         near_moon = angular_sep(az, alt, moon_altaz[1], moon_altaz[0]) < moon_exclusion_deg
-    seen = sky & np.isfinite(tex.level)
+    # the part of each cell the mask leaves open: a cell whose few open pixels
+    # are too near an obstruction for a texture still sees the sky (its stars
+    # vote), so this is counted on the mask itself, not on the texture's blocks
     n_all = np.bincount(cell[sky], minlength=nc)
-    n_seen = np.bincount(cell[seen], minlength=nc)
+    n_open = np.bincount(cell[sky], weights=tex.open_fraction[sky], minlength=nc)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sky_fraction = np.where(n_all > 0, n_seen / np.maximum(n_all, 1), 0.0)
+        sky_fraction = np.where(n_all > 0, n_open / np.maximum(n_all, 1), 0.0)
     tex_cell = np.where(near_moon, -1, cell)
     ring = np.where(sky, ((90.0 - np.where(sky, alt, 90.0)) / cfg.texture_ring_deg), -1)
-    amp, noise_rel, _ = cell_texture(tex, tex_cell, nc, min_blocks=cfg.texture_min_blocks,
-                                     ring=ring.astype(int))
+    amp, noise_rel, n_blocks = cell_texture(tex, tex_cell, nc, min_blocks=cfg.texture_min_blocks,
+                                            ring=ring.astype(int))
     state, transp, conf, sconf, tconf = combine(
         star_transp=st, star_weight=w_sum, star_n=n_star, texture_amp=amp,
-        texture_noise=noise_rel, sky_fraction=sky_fraction, cfg=cfg)
+        texture_noise=noise_rel, sky_fraction=sky_fraction, cfg=cfg, texture_n=n_blocks)
     if not stars_known and night and expected >= cfg.texture_prior_min_cells:
         ew = np.asarray(star_weight) > 0
         n_exp = np.bincount(np.asarray(star_cell)[ew & (np.asarray(star_cell) >= 0)],

@@ -223,9 +223,11 @@ class Transparency:
     texture_model_blocks: int = 5            # smooth model: mean of the 4 blocks this // 2 away
     texture_ring_deg: float = 5.0            # median residual removed in zenith-distance rings, deg
     texture_mask_grow_blocks: int = 1        # masked blocks grow by this many (obstruction edges)
-    texture_min_blocks: int = 6              # fewer unmasked blocks in a cell: no texture evidence
+    texture_min_blocks: int = 3              # fewer unmasked blocks in a cell: no texture evidence
+                                             # (the confidence counts the blocks: few, less sure)
     texture_cloud: float = 0.04              # cloud: block residual RMS above this fraction of sky
-    texture_scatter: float = 0.3             # relative error of a cell's texture amplitude
+    texture_scatter: float = 0.3             # relative error of a cell's texture amplitude (the
+                                             # MAD's own error from few blocks adds to it)
     texture_clear_conf_max: float = 0.6      # a smooth sky says clear with at most this confidence
     texture_clear_max_cloud: float = 0.5     # ... and only when at most this fraction of the
                                              # cells judged by stars is cloud ...
@@ -463,9 +465,11 @@ KEY_DOCS = {
     "transparency.texture_model_blocks": "smooth model: mean of the 4 blocks this // 2 away",
     "transparency.texture_ring_deg": "median residual removed in zenith-distance rings, deg",
     "transparency.texture_mask_grow_blocks": "masked blocks grow by this many blocks",
-    "transparency.texture_min_blocks": "fewer unmasked blocks in a cell: no texture evidence",
+    "transparency.texture_min_blocks": "fewer unmasked blocks in a cell: no texture evidence "
+                                      "(the confidence falls with fewer blocks)",
     "transparency.texture_cloud": "cloud: block residual RMS above this fraction of the sky",
-    "transparency.texture_scatter": "relative error of a cell's texture amplitude",
+    "transparency.texture_scatter": "relative error of a cell's texture amplitude, beyond the "
+                                   "MAD's own error from few blocks",
     "transparency.texture_clear_conf_max": "a smooth sky says clear with at most this confidence",
     "transparency.texture_clear_max_cloud": "... only if at most this fraction of star cells "
                                             "is cloud",
