@@ -41,6 +41,39 @@ def test_block_texture_leaves_input_alone():
     np.testing.assert_array_equal(mask, mbefore)
 
 
+def test_open_fraction_counts_the_mask_before_growth():
+    # a one-pixel wire across the frame: the blocks it crosses and their
+    # neighbours (grown) carry no texture, yet all but the wire sees the sky
+    img = flat_noise((120, 144), 100.0, 3.0, 4)
+    mask = np.zeros(img.shape, bool)
+    mask[52] = True                       # a sampled row (stride 4) of block row 4
+    tex = clouds.block_texture(img, mask, block_px=12, stride_px=4, model_blocks=5,
+                               grow_blocks=1)
+    assert np.isnan(tex.level[3:6]).all() and np.isfinite(tex.level[7, 2:-2]).all()
+    # counted independently: the masked share of each block's 3 x 3 sampled pixels
+    np.testing.assert_allclose(tex.open_fraction[4], 1.0 - 3.0 / 9.0)
+    np.testing.assert_array_equal(np.delete(tex.open_fraction, 4, axis=0), 1.0)
+
+
+def test_mad_sigma_error_is_that_of_gaussian_samples():
+    # reference: the scatter of MAD-based sigmas of Gaussian draws (numpy),
+    # against the asymptotic efficiency the module quotes (Rousseeuw & Croux 1993)
+    n = 60
+    x = np.random.default_rng(12).normal(0.0, 1.0, (4000, n))
+    s = clouds.MAD_TO_SIGMA * np.median(np.abs(x - np.median(x, axis=1)[:, None]), axis=1)
+    assert np.std(s) * np.sqrt(n) == pytest.approx(clouds.MAD_SIGMA_REL_ERROR, rel=0.1)
+
+
+def test_texture_of_few_blocks_is_less_sure(cfg):
+    amp = 2.0 * cfg.texture_cloud
+    few = _combine(cfg, texture_amp=amp, texture_noise=0.002, texture_n=3)
+    many = _combine(cfg, texture_amp=amp, texture_noise=0.002, texture_n=200)
+    assert few[0] == many[0] == CLOUD
+    assert few[4] < many[4]
+    # without a count, the fixed scatter alone (the many-block limit)
+    assert _combine(cfg, texture_amp=amp, texture_noise=0.002)[4] >= many[4]
+
+
 def test_block_size_must_be_a_multiple_of_the_stride():
     with pytest.raises(clouds.AllskyError, match="texture_block_px"):
         clouds.block_texture(np.ones((50, 50)), None, block_px=10, stride_px=4, model_blocks=5)
@@ -100,7 +133,8 @@ def _combine(cfg, **kw):
     base = dict(star_transp=np.array([np.nan]), star_weight=np.array([0.0]),
                 star_n=np.array([0]), texture_amp=np.array([np.nan]),
                 texture_noise=np.array([np.nan]), sky_fraction=np.array([1.0]))
-    base.update({k: np.atleast_1d(np.asarray(v, dtype=float if k != "star_n" else int))
+    base.update({k: np.atleast_1d(np.asarray(v, dtype=int if k in ("star_n", "texture_n")
+                                          else float))
                  for k, v in kw.items()})
     state, transp, conf, sconf, tconf = clouds.combine(cfg=cfg, **base)
     return int(state[0]), float(transp[0]), float(conf[0]), float(sconf[0]), float(tconf[0])
