@@ -55,6 +55,28 @@ def test_open_fraction_counts_the_mask_before_growth():
     np.testing.assert_array_equal(np.delete(tex.open_fraction, 4, axis=0), 1.0)
 
 
+def test_the_edge_of_the_field_is_not_texture():
+    # a sky disc on a dark frame, no mask: the blocks straddling the disc's rim
+    # hold the fall to black, which is structure of the lens, not of the sky
+    ny, nx = 240, 288
+    y, x = np.mgrid[0:ny, 0:nx]
+    img = flat_noise((ny, nx), 1000.0, 10.0, 5)
+    img[np.hypot(x - 144.0, y - 120.0) > 100.0] = 5.0
+    rim = dict(block_px=12, stride_px=4, model_blocks=5)
+    plain = clouds.block_texture(img, None, **rim)
+    cut = clouds.block_texture(img, None, sky_circle=(144.0, 120.0, 100.0), **rim)
+    inside = np.hypot(plain.xc - 144.0, plain.yc - 120.0) < 100.0
+    rel = np.abs(plain.residual) / 1000.0
+    assert np.nanmax(rel[inside]) > 0.1                      # the rim shows without the circle
+    rel_cut = np.abs(cut.residual) / 1000.0
+    assert np.nanmax(rel_cut) < 6 * np.nanmedian(cut.noise) / 1000.0
+    # the inner sky is untouched; the open fraction is the mask's alone
+    inner = np.hypot(cut.xc - 144.0, cut.yc - 120.0) < 60.0
+    np.testing.assert_array_equal(cut.residual[inner], plain.residual[inner])
+    assert np.isfinite(cut.residual[inner]).all()
+    np.testing.assert_array_equal(cut.open_fraction, 1.0)
+
+
 def test_mad_sigma_error_is_that_of_gaussian_samples():
     # reference: the scatter of MAD-based sigmas of Gaussian draws (numpy),
     # against the asymptotic efficiency the module quotes (Rousseeuw & Croux 1993)

@@ -120,7 +120,8 @@ class Texture:
         return self.level - self.model
 
 
-def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks=0):
+def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks=0,
+                  sky_circle=None):
     """Block medians, their smooth model and their noise.
 
     Parameters
@@ -140,6 +141,10 @@ def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks
     grow_blocks : int
         Masked blocks grow by this many blocks (the edges of trees and
         buildings are structure, not cloud).
+    sky_circle : (float, float, float), optional
+        ``(x0, y0, radius)``, pixels: the horizon's circle on the image.  A
+        block reaching beyond it is masked like an obstructed one (the sky
+        falls off steeply at the edge of the field: structure, not cloud).
 
     Returns
     -------
@@ -161,14 +166,22 @@ def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks
     noise = MEDIAN_EFFICIENCY * sigma_pix / np.sqrt(k * k)
     bad = ~np.isfinite(level)
     open_fraction = np.ones((nby, nbx))
+    hidden = np.zeros((nby, nbx), dtype=bool)
     if mask is not None:
         m = np.asarray(mask, dtype=bool)[:nby * block_px:stride_px, :nbx * block_px:stride_px]
         m = m.reshape(nby, k, nbx, k)
         open_fraction = 1.0 - m.mean(axis=(1, 3))
-        hidden = m.any(axis=(1, 3))
-        if grow_blocks > 0 and hidden.any():
-            hidden = grow(hidden, grow_blocks)
-        bad |= hidden
+        hidden |= m.any(axis=(1, 3))
+    if grow_blocks > 0 and hidden.any():
+        hidden = grow(hidden, grow_blocks)
+    if sky_circle is not None:
+        # (not grown: the blocks inside take their model from the other pair)
+        x0, y0, radius = sky_circle
+        ys = np.arange(0, nby * block_px, stride_px, dtype=float)
+        xs = np.arange(0, nbx * block_px, stride_px, dtype=float)
+        out = np.hypot(xs[None, :] - x0, ys[:, None] - y0) > radius
+        hidden |= out.reshape(nby, k, nbx, k).any(axis=(1, 3))
+    bad |= hidden
     # smooth sky model: at each block, the mean of the four blocks
     # ``model_blocks // 2`` away along x and y.  A linear gradient leaves no
     # residual and a quadratic one (the sky's radial profile, the Moon's
@@ -510,9 +523,11 @@ def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
     w_sum = np.bincount(sc[sc >= 0], weights=np.asarray(star_weight, float)[sc >= 0],
                         minlength=nc)
 
+    horizon_px = float(model.radius(90.0 - horizon_alt_deg))
     tex = block_texture(image, mask, block_px=cfg.texture_block_px,
                         stride_px=cfg.texture_stride_px, model_blocks=cfg.texture_model_blocks,
-                        grow_blocks=cfg.texture_mask_grow_blocks)
+                        grow_blocks=cfg.texture_mask_grow_blocks,
+                        sky_circle=(model.x0, model.y0, horizon_px))
     alt, az = model.xy_to_altaz(tex.xc.ravel(), tex.yc.ravel())
     alt, az = alt.reshape(tex.xc.shape), az.reshape(tex.xc.shape)
     r = np.hypot(tex.xc - model.x0, tex.yc - model.y0)
