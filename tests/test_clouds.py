@@ -270,11 +270,17 @@ def test_fractions_and_cards():
     state = np.full(n, NOT_SKY, np.uint8)
     state[:100], state[100:150], state[150:200] = CLEAR, CLOUD, UNKNOWN
     z = np.zeros(n, np.float32)
-    cm = clouds.CloudMap(8, state, z, z, z, z, np.zeros(n, np.int32), z, z, z)
+    cm = clouds.CloudMap(8, state, z, z, z, z, np.zeros(n, np.int32), z, z, z + 1)
     f = cm.fractions()
     assert f == pytest.approx({"clear": 0.5, "cloud": 0.25, "unknown": 0.25})
     cards = dict((k, v) for k, v, _ in cm.header_cards())
     assert cards["CLDCLEAR"] == 0.5 and cards["CLDNSIDE"] == 8
+    # a cell counts by the sky it shows: 50 unknown slivers a tenth open
+    sliver = np.where(state == UNKNOWN, 0.1, 1.0).astype(np.float32)
+    f = dataclasses.replace(cm, sky_fraction=sliver).fractions()
+    assert f == pytest.approx({"clear": 100 / 155, "cloud": 50 / 155, "unknown": 5 / 155})
+    # no visible sky: nothing to say
+    assert np.isnan(dataclasses.replace(cm, sky_fraction=z).fractions()["clear"])
 
 
 def test_star_weights_let_stars_beyond_the_safe_radius_vote(cfg):

@@ -332,12 +332,17 @@ class CloudMap:
     sky_fraction: np.ndarray
 
     def fractions(self):
-        """Fractions of the sky cells (not 'not sky') that are clear, cloud, unknown."""
-        sky = self.state != NOT_SKY
-        n = int(sky.sum())
-        if n == 0:
+        """Fractions of the visible sky that are clear, cloud, unknown.
+
+        Each sky cell (not 'not sky') counts by its :attr:`sky_fraction`, the
+        part of it the obstruction mask leaves open: a cell by the trees that
+        shows a sliver of sky counts as that sliver.
+        """
+        area = np.where(self.state != NOT_SKY, np.asarray(self.sky_fraction, dtype=float), 0.0)
+        total = float(area.sum())
+        if not total > 0:
             return {name: float("nan") for name in ("clear", "cloud", "unknown")}
-        return {STATE_NAMES[s]: float(np.mean(self.state[sky] == s))
+        return {STATE_NAMES[s]: float(area[self.state == s].sum() / total)
                 for s in (CLEAR, CLOUD, UNKNOWN)}
 
     def header_cards(self):
@@ -351,9 +356,9 @@ class CloudMap:
                 ("CLDCODE2", "unknown", "state code 2: no usable evidence"),
                 ("CLDCODE3", "not sky", "state code 3: obstruction, below horizon"),
                 ("CLDNSIDE", self.nside, "HEALPix Nside of the cloud cells"),
-                ("CLDCLEAR", r(f["clear"]), "fraction of sky cells clear"),
-                ("CLDCLOUD", r(f["cloud"]), "fraction of sky cells cloudy"),
-                ("CLDUNKN", r(f["unknown"]), "fraction of sky cells unknown")]
+                ("CLDCLEAR", r(f["clear"]), "fraction of the visible sky clear"),
+                ("CLDCLOUD", r(f["cloud"]), "fraction of the visible sky cloudy"),
+                ("CLDUNKN", r(f["unknown"]), "fraction of the visible sky unknown")]
 
 
 def summary_message(cmap, star_summary, sun_alt_deg, cfg):
@@ -379,8 +384,8 @@ def summary_message(cmap, star_summary, sun_alt_deg, cfg):
     n_sky = int(np.sum(cmap.state != NOT_SKY))
     n_star = int(np.sum(cmap.star_conf > 0))
     n_tex = int(np.sum(cmap.texture_conf > 0))
-    text = (f"clear {f['clear']:.2f}, cloud {f['cloud']:.2f}, unknown {f['unknown']:.2f} of "
-            f"{n_sky} sky cells (star evidence in {n_star}, sky texture in {n_tex}; "
+    text = (f"clear {f['clear']:.2f}, cloud {f['cloud']:.2f}, unknown {f['unknown']:.2f} of the "
+            f"visible sky ({n_sky} cells; star evidence in {n_star}, sky texture in {n_tex}; "
             f"{star_summary.n_voting} stars voted)")
     sky = ("day" if sun_alt_deg > DAY_SUN_ALT_DEG else
            "twilight" if sun_alt_deg > TWILIGHT_SUN_ALT_DEG else None)
