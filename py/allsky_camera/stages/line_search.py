@@ -1,0 +1,217 @@
+"""Matched search for faint straight segments: windowed line integrals.
+
+A satellite trail two or three noise sigma high per pixel is invisible
+pixel by pixel but its light summed along a few hundred pixels stands far
+above the noise.  This module sums a significance image along straight
+strips (a Radon transform cut into windows along each line, so that a
+segment is not diluted by the noise of the rest of its chord) and returns
+the strips whose sum is significant.
+
+Pixel convention: 0-based, x = column (fast axis), pixel centres at
+integers.  A strip is given by its angle ``theta`` (radians, of the line's
+direction from +x toward +y, in [0, pi)) and its offset ``rho`` (pixels,
+``rho = -x sin(theta) + y cos(theta)``, the signed distance of the line from
+the pixel (0, 0)), and the segment along it by ``t`` (pixels,
+``t = x cos(theta) + y sin(theta)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from allsky_camera.exceptions import AllskyError
+
+#: Cells along a strip per shortest window: the windows' ends are placed to
+#: a quarter of its length (a choice of this module, not a tunable).
+CELLS_PER_WINDOW = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """A significant strip found by :func:`search`.
+
+    Attributes
+    ----------
+    x1, y1, x2, y2 : float
+        End points of the window, full-resolution pixels.
+    snr : float
+        Sum of the significance in the strip over its noise.
+    theta : float
+        Direction of the line, radians from +x toward +y, in [0, pi).
+    """
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    snr: float
+    theta: float
+
+
+def bin_image(values, valid, factor):
+    """Block sums of ``values`` over ``valid`` pixels, ``factor`` x ``factor``.
+
+    Parameters
+    ----------
+    values : ndarray, shape (ny, nx)
+        Per-pixel values (noise sigma units); not changed.
+    valid : ndarray of bool, shape (ny, nx)
+        Pixels that count.
+    factor : int
+        Block size, pixels (>= 1).
+
+    Returns
+    -------
+    sums, counts : ndarray, shape (ceil(ny / factor), ceil(nx / factor))
+        Sum of the valid values and number of valid pixels in each block.
+    """
+    if int(factor) != factor or factor < 1:
+        raise AllskyError(f"line_search.bin_image: factor {factor!r}; give an integer >= 1")
+    values = np.asarray(values, dtype=np.float32)
+    valid = np.asarray(valid, dtype=bool)
+    if values.shape != valid.shape or values.ndim != 2:
+        raise AllskyError(f"line_search.bin_image: values {values.shape} and valid "
+                          f"{valid.shape} must be 2-D arrays of one shape")
+    ny, nx = values.shape
+    by, bx = -(-ny // factor), -(-nx // factor)
+    v = np.zeros((by * factor, bx * factor), dtype=np.float32)
+    c = np.zeros_like(v)
+    v[:ny, :nx] = np.where(valid, values, 0.0)
+    c[:ny, :nx] = valid
+    shape = (by, factor, bx, factor)
+    return v.reshape(shape).sum(axis=(1, 3)), c.reshape(shape).sum(axis=(1, 3))
+
+
+def search(sums, counts, factor, *, windows_px, angle_step_deg, snr_min, min_fill=0.3,
+           max_segments=50):
+    """Strips of a binned significance image whose windowed sum is significant.
+
+    For each angle (``angle_step_deg`` apart over 180 deg) the blocks are
+    dealt into strips one block wide (and, summed in pairs, two wide) and
+    into cells one block long along the strip; for each window length the
+    sum over the window is compared with its noise, ``sqrt(n)`` times the
+    robust per-pixel noise of the binned image (measured on it, so that a
+    smoothed or clipped significance image is judged by its own noise).
+
+    Parameters
+    ----------
+    sums, counts : ndarray, shape (my, mx)
+        From :func:`bin_image`.
+    factor : int
+        The block size used there, pixels.
+    windows_px : sequence of float
+        Window lengths along the strips, full-resolution pixels.
+    angle_step_deg : float
+        Step between the angles searched, deg.
+    snr_min : float
+        Strips with a lower signal-to-noise ratio are not returned.
+    min_fill : float
+        A window must hold at least this fraction of valid pixels.
+    max_segments : int
+        At most this many segments are returned, the most significant,
+        each the best of its neighbourhood (strips within 3 blocks of a
+        stronger one's line and overlapping it are dropped).
+
+    Returns
+    -------
+    list of Segment
+        Most significant first.
+    """
+    sums = np.asarray(sums, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    ok = counts > 0.5 * factor * factor
+    if ok.sum() < 10:
+        return []
+    # noise per pixel of the summed significance, from blocks mostly on the sky:
+    # a block sum of n pixels has sigma * sqrt(n)
+    z = sums[ok] / np.sqrt(counts[ok])
+    med = np.median(z)
+    # 1.4826: MAD to standard deviation for a normal distribution
+    sigma = 1.4826 * float(np.median(np.abs(z - med))) or 1.0
+    keep = counts > 0
+    iy, ix = np.nonzero(keep)
+    # block centres in full-resolution pixels
+    xc = (ix * factor + 0.5 * (factor - 1)).astype(np.float32)
+    yc = (iy * factor + 0.5 * (factor - 1)).astype(np.float32)
+    # the per-pixel mean (a full block's z is mean * factor), removed
+    w = (sums[keep] - med / factor * counts[keep]).astype(np.float32)
+    n = counts[keep].astype(np.float32)
+    span = float(np.hypot(*sums.shape) * factor)
+    # cells along the strips: a quarter of the shortest window (the windows'
+    # ends are found to that precision; the walk at full resolution does better)
+    cell = max(int(min(windows_px) // (CELLS_PER_WINDOW * factor)), 1) * factor
+    wins = sorted({max(round(wp / cell), 1) for wp in windows_px})
+    found = []
+    # a window is searched at every k-th angle only, k such that the angle
+    # step moves its far end by at most one block
+    every = {win: max(int(np.degrees(factor / (win * cell)) // angle_step_deg), 1)
+             for win in wins}
+    for k, theta in enumerate(np.radians(np.arange(0.0, 180.0, angle_step_deg))):
+        c, s = np.cos(theta), np.sin(theta)
+        ir = ((yc * (c / factor) - xc * (s / factor)) + span / factor).astype(np.intp)
+        it = ((xc * (c / cell) + yc * (s / cell)) + span / cell).astype(np.intp)
+        lo_r, hi_r = ir.min(), ir.max() + 1
+        lo_t, hi_t = it.min(), it.max() + 1
+        mt = hi_t - lo_t
+        idx = (ir - lo_r) * mt + (it - lo_t)
+        size = (hi_r - lo_r) * mt
+        # running sums along each strip, one block wide
+        ch1 = np.zeros((hi_r - lo_r, mt + 1), dtype=np.float32)
+        cm1 = np.zeros_like(ch1)
+        np.cumsum(np.bincount(idx, weights=w, minlength=size).reshape(-1, mt), axis=1,
+                  out=ch1[:, 1:])
+        np.cumsum(np.bincount(idx, weights=n, minlength=size).reshape(-1, mt), axis=1,
+                  out=cm1[:, 1:])
+        for width in (1, 2):
+            # two blocks wide: neighbouring strips added (the sums are linear)
+            ch, cm = (ch1, cm1) if width == 1 else (ch1[:-1] + ch1[1:], cm1[:-1] + cm1[1:])
+            for win in wins:
+                if win >= ch.shape[1] or k % every[win]:
+                    continue
+                sw = ch[:, win:] - ch[:, :-win]
+                nw = cm[:, win:] - cm[:, :-win]
+                floor = min_fill * win * cell * factor * width
+                snr = np.where(nw >= floor, sw / np.sqrt(np.maximum(nw, floor)), 0.0)
+                j = np.argmax(snr, axis=1)
+                best = snr[np.arange(snr.shape[0]), j] / sigma
+                for r in np.nonzero(best > snr_min)[0]:
+                    rho = (lo_r + r + 0.5 * width) * factor - span
+                    t0 = (lo_t + j[r]) * cell - span
+                    found.append((float(best[r]), theta, rho, t0, t0 + win * cell))
+    return _suppress(found, factor, max_segments)
+
+
+def _suppress(found, factor, max_segments):
+    """Keep the strongest strips, dropping weaker ones on top of them."""
+    if not found:
+        return []
+    f = np.array(found)
+    f = f[np.argsort(-f[:, 0])]
+    snr, theta, rho, t0, t1 = f.T
+    # end points of every strip
+    c, s = np.cos(theta), np.sin(theta)
+    pts = np.stack([t0 * c - rho * s, t0 * s + rho * c, t1 * c - rho * s, t1 * s + rho * c], 1)
+    alive = np.ones(len(f), dtype=bool)
+    out = []
+    for i in range(len(f)):
+        if not alive[i]:
+            continue
+        out.append(Segment(*(float(v) for v in pts[i]), snr=float(snr[i]),
+                           theta=float(theta[i])))
+        if len(out) >= max_segments:
+            break
+        # the others' end points in this strip's frame
+        ci, si = c[i], s[i]
+        near = np.ones(len(f), dtype=bool)
+        along = []
+        for k in (0, 2):
+            px, py = pts[:, k], pts[:, k + 1]
+            perp = -px * si + py * ci - rho[i]
+            near &= np.abs(perp) <= 3 * factor
+            along.append(px * ci + py * si)
+        a0, a1 = np.minimum(*along), np.maximum(*along)
+        overlap = (a1 >= t0[i] - factor) & (a0 <= t1[i] + factor)
+        alive &= ~(near & overlap)
+    return out
