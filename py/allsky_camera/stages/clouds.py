@@ -176,11 +176,12 @@ def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks
         hidden = grow(hidden, grow_blocks)
     if sky_circle is not None:
         # (not grown: the blocks inside take their model from the other pair)
+        # a block's sampled pixel farthest from the centre is one of its corners
         x0, y0, radius = sky_circle
-        ys = np.arange(0, nby * block_px, stride_px, dtype=float)
-        xs = np.arange(0, nbx * block_px, stride_px, dtype=float)
-        out = np.hypot(xs[None, :] - x0, ys[:, None] - y0) > radius
-        hidden |= out.reshape(nby, k, nbx, k).any(axis=(1, 3))
+        lo_y, lo_x = np.arange(nby) * block_px, np.arange(nbx) * block_px
+        far_y = np.maximum(np.abs(lo_y - y0), np.abs(lo_y + block_px - stride_px - y0))
+        far_x = np.maximum(np.abs(lo_x - x0), np.abs(lo_x + block_px - stride_px - x0))
+        hidden |= np.hypot(far_x[None, :], far_y[:, None]) > radius
     bad |= hidden
     # smooth sky model: at each block, the mean of the four blocks
     # ``model_blocks // 2`` away along x and y.  A linear gradient leaves no
