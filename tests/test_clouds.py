@@ -246,6 +246,18 @@ def test_pixel_maps_follow_healpy_cells(mdm):
     assert (state[mask] == NOT_SKY).all() and np.isnan(transp[mask]).all()
 
 
+def test_lens_ghost_lies_opposite_the_source(mdm):
+    # a lens symmetric about its axis mirrors a source through the optical
+    # centre: for a near-zenithal camera, the same altitude, azimuth + 180 deg
+    model = mdm.astrometry.model
+    az = np.array([283.0, 277.0, 100.0, 0.0, 190.0])
+    alt = np.array([30.0, 31.0, 30.0, 90.0, 60.0])
+    hit = clouds.near_ghost(model, (30.0, 100.0), az, alt, 5.0)
+    np.testing.assert_array_equal(hit, [True, True, False, False, False])
+    # a source whose mirror falls below the horizon has no ghost on the sky
+    assert not clouds.near_ghost(model, (-30.0, 100.0), az, alt, 5.0).any()
+
+
 def test_cloud_image_file(tmp_path, mdm):
     cmap = _random_map(8, 9)
     shape = (mdm.sensor.ny, mdm.sensor.nx)

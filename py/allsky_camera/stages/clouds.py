@@ -474,6 +474,39 @@ def combine(*, star_transp, star_weight, star_n, texture_amp, texture_noise, sky
             star_conf.astype(np.float32), tex_conf.astype(np.float32))
 
 
+def near_ghost(model, source_altaz, az_deg, alt_deg, radius_deg):
+    """True where a direction lies near the lens ghost of a bright source.
+
+    Reflections between the surfaces of a lens symmetric about its axis put
+    ghost images of a bright source on the line through the source's image
+    and the optical centre; the brightest lies near the point symmetric to
+    the source about the centre.  Its discs and arcs are structure of the
+    lens, not of the sky.
+
+    Parameters
+    ----------
+    model : CameraModel
+    source_altaz : (float, float)
+        Altitude and azimuth of the source (the Moon), deg.
+    az_deg, alt_deg : ndarray
+        Directions to test, deg.
+    radius_deg : float
+        Angular radius about the ghost's direction, deg.
+
+    Returns
+    -------
+    ndarray of bool (all False when the mirrored point is off the sky)
+    """
+    from allsky_camera.camera.coords import angular_sep
+
+    x, y = model.altaz_to_xy(np.array([source_altaz[0]]), np.array([source_altaz[1]]))
+    gx, gy = 2.0 * model.x0 - x, 2.0 * model.y0 - y
+    g_alt, g_az = model.xy_to_altaz(gx, gy)
+    if not (np.isfinite(g_alt[0]) and g_alt[0] > -radius_deg):
+        return np.zeros(np.shape(alt_deg), dtype=bool)
+    return angular_sep(az_deg, alt_deg, g_az[0], g_alt[0]) < radius_deg
+
+
 def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
         horizon_alt_deg=0.0, moon_altaz=None, moon_exclusion_deg=0.0, stars_known=True,
         night=True):
@@ -496,8 +529,9 @@ def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
     horizon_alt_deg : float
         Sky below this altitude is not sky.
     moon_altaz : (float, float), optional
-        Moon altitude and azimuth, deg; its surroundings carry no texture
-        evidence (the halo's own gradient).
+        Moon altitude and azimuth, deg; its surroundings (the halo's own
+        gradient) and those of its lens ghost (:func:`near_ghost`) carry no
+        texture evidence.
     moon_exclusion_deg : float
         Radius of those surroundings, deg.
     stars_known : bool
@@ -543,6 +577,7 @@ def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
     near_moon = np.zeros_like(sky)
     if moon_altaz is not None and moon_altaz[0] > -moon_exclusion_deg:
         near_moon = angular_sep(az, alt, moon_altaz[1], moon_altaz[0]) < moon_exclusion_deg
+        near_moon = near_moon | near_ghost(model, moon_altaz, az, alt, moon_exclusion_deg)
     # the part of each cell the mask leaves open: a cell whose few open pixels
     # are too near an obstruction for a texture still sees the sky (its stars
     # vote), so this is counted on the mask itself, not on the texture's blocks
