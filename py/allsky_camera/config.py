@@ -282,6 +282,8 @@ class Streaks:
     dedupe_px: float = 8.0                   # a streak along a longer one within this is a piece
     noise_block_px: int = 32                 # tiles of the local noise map, pixels
     side_contrast: float = 3.0               # core must beat both sides by this factor
+    end_bin_px: int = 16                     # ends: the level is the median of bins this long, px
+    end_iterations: int = 3                  # ends: level re-measured this many times
 
 
 @dataclasses.dataclass(frozen=True)
@@ -506,6 +508,8 @@ KEY_DOCS = {
     "streaks.dedupe_px": "a streak along a longer one within this is a piece, pixels",
     "streaks.noise_block_px": "tiles of the local noise map, pixels",
     "streaks.side_contrast": "the core must beat both sides by this factor",
+    "streaks.end_bin_px": "ends: the streak's level is the median of bins this long, pixels",
+    "streaks.end_iterations": "ends: the level is re-measured on the fitted segment this often",
     "simulation": "what the simulator renders for this camera (not the pipeline)",
     "simulation.exptime_s": "exposure time, s",
     "simulation.gain_e_per_adu": "electrons per ADU",
@@ -670,6 +674,7 @@ RANGES = {
     "streaks.width_half_px": (1, None), "streaks.min_core_sigma": (0.0, None),
     "streaks.dedupe_px": (0.0, None), "streaks.noise_block_px": (1, None),
     "streaks.side_contrast": (">0", None),
+    "streaks.end_bin_px": (1, None), "streaks.end_iterations": (1, None),
     "simulation.exptime_s": (">0", None), "simulation.gain_e_per_adu": (">0", None),
     "simulation.read_noise_e": (0.0, None), "simulation.fwhm_zenith_px": (">0", None),
     "simulation.fwhm_horizon_px": (">0", None), "simulation.hot_pixel_fraction": (0.0, 1.0),
