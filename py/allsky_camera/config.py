@@ -284,6 +284,7 @@ class Streaks:
     side_contrast: float = 3.0               # core must beat both sides by this factor
     end_bin_px: int = 16                     # ends: the level is the median of bins this long, px
     end_iterations: int = 3                  # ends: level re-measured this many times
+    end_outlier_sigma: float = 3.0           # ends: samples this far off count 0, sigma
 
 
 @dataclasses.dataclass(frozen=True)
@@ -510,6 +511,8 @@ KEY_DOCS = {
     "streaks.side_contrast": "the core must beat both sides by this factor",
     "streaks.end_bin_px": "ends: the streak's level is the median of bins this long, pixels",
     "streaks.end_iterations": "ends: the level is re-measured on the fitted segment this often",
+    "streaks.end_outlier_sigma": "ends: samples this many sigma above the level or below 0 "
+                                 "count 0 (stars on the line)",
     "simulation": "what the simulator renders for this camera (not the pipeline)",
     "simulation.exptime_s": "exposure time, s",
     "simulation.gain_e_per_adu": "electrons per ADU",
@@ -675,6 +678,7 @@ RANGES = {
     "streaks.dedupe_px": (0.0, None), "streaks.noise_block_px": (1, None),
     "streaks.side_contrast": (">0", None),
     "streaks.end_bin_px": (1, None), "streaks.end_iterations": (1, None),
+    "streaks.end_outlier_sigma": (">0", None),
     "simulation.exptime_s": (">0", None), "simulation.gain_e_per_adu": (">0", None),
     "simulation.read_noise_e": (0.0, None), "simulation.fwhm_zenith_px": (">0", None),
     "simulation.fwhm_horizon_px": (">0", None), "simulation.hot_pixel_fraction": (0.0, 1.0),

@@ -218,7 +218,7 @@ def _suppress(found, factor, max_segments):
 
 
 def step_ends(values, noise, usable, on_sky, start, stop, *, bin_px, iterations,
-              off_sky_penalty):
+              off_sky_penalty, outlier_sigma):
     """Ends of a step (a uniform segment) in a profile sampled along a line.
 
     The model: ``values[i] = A`` on the segment ``[a, b]`` and 0 elsewhere,
@@ -255,6 +255,11 @@ def step_ends(values, noise, usable, on_sky, start, stop, *, bin_px, iterations,
         Times the level is re-measured on the segment found (>= 1).
     off_sky_penalty : float
         See above (a few: the result does not depend on it).
+    outlier_sigma : float
+        Samples more than this many times their scatter (measured about the
+        level on the segment, robustly) above the level, or below 0, count
+        0: a star on the line, or a hole beside one, is no evidence of the
+        segment going on or of its end.
 
     Returns
     -------
@@ -282,14 +287,24 @@ def step_ends(values, noise, usable, on_sky, start, stop, *, bin_px, iterations,
         level = _binned_level(values[a:b + 1], usable[a:b + 1], bin_px)
         if not level > 0:
             return None
+        # the samples' scatter about the level on the segment, in units of
+        # ``noise``: samples more than ``outlier_sigma`` of it above the level
+        # (a star) or below 0 (a hole) are neither on nor off the segment
+        z = (values[a:b + 1] - level) / noise[a:b + 1]
+        z = z[usable[a:b + 1]]
+        # 1.4826: MAD to standard deviation for a normal distribution
+        spread = 1.4826 * float(np.median(np.abs(z - np.median(z)))) if z.size else 0.0
+        outlier = ((values > level + outlier_sigma * spread * noise)
+                   | (values < -outlier_sigma * spread * noise)) if spread > 0 else ~usable
         # per-sample log-likelihood ratio, limited to +-A**2 / noise**2
         cap = level * level * inv
         gain = np.clip(level * (values - 0.5 * level) * inv, -cap, cap)
-        gain = np.where(usable, gain, 0.0)
+        gain = np.where(usable & ~outlier, gain, 0.0)
         gain = np.where(on_sky, gain, -off_sky_penalty * cap)
         csum = np.r_[0.0, np.cumsum(gain)]
-        # the segment [a, b] has sum csum[b + 1] - csum[a], a <= mid <= b
-        a = int(np.argmin(csum[:mid + 1]))
+        # the segment [a, b] has sum csum[b + 1] - csum[a], a <= mid <= b; of
+        # equal sums the shortest (samples that say nothing are left out)
+        a = mid - int(np.argmin(csum[mid::-1]))
         b = mid + int(np.argmax(csum[mid + 1:]))
         if b - a < 2:
             return None

@@ -711,7 +711,8 @@ def _measure(sig, resid, noise, region, blank, c, d, half_len, cfg):
     sample_noise = np.maximum(noise[yi, xi], 1e-6)
     ends = line_search.step_ends(prof, sample_noise, ~on_blank, inreg, w[0], w[-1],
                                  bin_px=cfg.end_bin_px, iterations=cfg.end_iterations,
-                                 off_sky_penalty=OFF_SKY_PENALTY)
+                                 off_sky_penalty=OFF_SKY_PENALTY,
+                                 outlier_sigma=cfg.end_outlier_sigma)
     if ends is None:
         return None
     fa, fb, _ = ends
