@@ -28,7 +28,8 @@ SHIFT, ROT = (2.5, -1.5), 0.3
 
 
 def reduce(camera, sim, outdir, *extra):
-    from allsky_camera import ac_proc, io
+    from allsky_camera import ac_proc
+    from allsky_camera.stages import io
 
     exp = io.exposure_from_data(str(outdir / "frame.fits"), sim.image, sim.header, camera)
     opts = ac_proc.build_parser().parse_args(["x", "--outdir", str(outdir), "--overwrite",
@@ -43,7 +44,9 @@ def main(argv=None):
     p.add_argument("--camera", default="MDM")
     args = p.parse_args(argv)
 
-    from allsky_camera import ac_proc, config, simulate
+    from allsky_camera import ac_proc
+    from allsky_camera.camera import config
+    from allsky_camera.sim import simulate
     from test_pipeline import isolated_in_truth, matched_truth
     from test_streaks import count_found, detect_on
 

@@ -7,12 +7,12 @@ For each lens law (equidistant, equisolid, stereographic, orthographic) and
 seed, a 640x480 8-bit frame of the test camera ``tests/data/SMALL640.yaml``
 is simulated with planets, a dome and a burned-in time stamp, its lens law
 put on a 252 px horizon circle, and solved blind by
-:func:`allsky_camera.calibrate.solve`.  Printed per frame: the bright stars
+:func:`allsky_camera.camera.calibrate.solve`.  Printed per frame: the bright stars
 the hypothesis verified, the zenith and rotation errors against the truth,
 the residual RMS, and the time of the search and of the whole solve (CPU
 seconds of this process, and wall-clock seconds).
 With ``--old`` the equidistant-only exhaustive scan
-(:func:`allsky_camera.calibrate.search`) is also scored and timed on the
+(:func:`allsky_camera.camera.calibrate.search`) is also scored and timed on the
 same detections.  Times depend on the machine and its load.
 """
 
@@ -37,8 +37,8 @@ HORIZON_PX, HORIZON_ALT = 252.0, 2.0
 
 
 def camera(projection, parity, rot):
-    from allsky_camera import config
-    from allsky_camera.camera_model import _G
+    from allsky_camera.camera import config
+    from allsky_camera.camera.camera_model import _G
 
     cam = config.load_camera(REPO / "tests" / "data" / "SMALL640.yaml")
     f = HORIZON_PX / float(_G[projection](np.radians(90.0 - HORIZON_ALT)))
@@ -52,7 +52,9 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[5])
     p.add_argument("--old", action="store_true", help="also time the equidistant-only scan")
     opts = p.parse_args(argv)
-    from allsky_camera import blind_search, calibrate, catalog, coords, sim_extras, simulate
+    from allsky_camera.camera import blind_search, calibrate, coords
+    from allsky_camera.sim import sim_extras, simulate
+    from allsky_camera.stages import catalog
 
     ex = sim_extras.Extras(planets=True, text=sim_extras.TextOverlay(),
                            dome=sim_extras.Dome(az_deg=150.0, half_width_deg=30.0,

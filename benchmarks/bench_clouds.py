@@ -5,9 +5,9 @@
 
 The frame is reduced once with its camera (DCT when it is a DCT frame, else
 the simulated MDM demo); then, in-process and warm, the script times
-:func:`allsky_camera.clouds.block_texture` (block medians, noise, smooth
-model), the whole :func:`allsky_camera.clouds.run` (texture, per-cell
-grouping, combination) and :func:`allsky_camera.clouds.pixel_maps` (the
+:func:`allsky_camera.stages.clouds.block_texture` (block medians, noise, smooth
+model), the whole :func:`allsky_camera.stages.clouds.run` (texture, per-cell
+grouping, combination) and :func:`allsky_camera.stages.clouds.pixel_maps` (the
 -clouds.fits image, written only with --write_clouds).  Medians over the
 repeats, milliseconds, wall-clock and CPU time of this process (on a
 shared machine the CPU time is the steadier figure).
@@ -40,9 +40,11 @@ def _time(fn, repeat):
 def main(argv=None):
     import numpy as np
 
-    from allsky_camera import clouds, config, io, simulate
-    from allsky_camera.products import Products
+    from allsky_camera.camera import config
+    from allsky_camera.output.products import Products
     from allsky_camera.reduction import reduce_exposure
+    from allsky_camera.sim import simulate
+    from allsky_camera.stages import clouds, io
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=20)

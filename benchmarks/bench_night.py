@@ -41,7 +41,8 @@ STEP_MIN = 6.0
 
 def make_frames(raw, n):
     """Simulate the night's frames once (reused when already there)."""
-    from allsky_camera import config, simulate_night
+    from allsky_camera.camera import config
+    from allsky_camera.sim import simulate_night
     have = sorted(p for p in raw.glob("2020*.fits") if not p.name.endswith("-truth.fits"))
     if len(have) >= n:
         return have[:n]
@@ -80,9 +81,11 @@ def worker_peak_mib(out):
 
 def in_process(frames, k):
     """Median in-process reduction time per frame (s) over the first k frames."""
-    from allsky_camera import ac_proc, config, io
-    from allsky_camera.products import Products
+    from allsky_camera import ac_proc
+    from allsky_camera.camera import config
+    from allsky_camera.output.products import Products
     from allsky_camera.reduction import Timer, reduce_exposure
+    from allsky_camera.stages import io
     ac_proc.setup_logging(False, True)
     cam = config.load_camera("MDM")
     products = Products(checkplots=False)

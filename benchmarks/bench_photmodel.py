@@ -28,7 +28,9 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=50)
     opts = p.parse_args(argv)
 
-    from allsky_camera import ac_proc, config, io, photmodel, photometry, skystat, transparency
+    from allsky_camera import ac_proc
+    from allsky_camera.camera import config
+    from allsky_camera.stages import io, photmodel, photometry, skystat, transparency
 
     cam = config.load_camera(opts.camera) if opts.camera else None
     if cam is None:

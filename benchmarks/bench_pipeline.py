@@ -96,7 +96,7 @@ def main(argv=None):
     p.add_argument("--camera", default="MDM", help="camera configuration to simulate")
     args = p.parse_args(argv)
 
-    from allsky_camera import config
+    from allsky_camera.camera import config
 
     cam = config.load_camera(args.camera)
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,7 +105,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         # in a child process, so that this process stays small: a child forked
         # from it starts with its memory counted in the child's peak
-        subprocess.run([sys.executable, str(REPO / "py" / "allsky_camera" / "simulate.py"),
+        subprocess.run([sys.executable, str(REPO / "py" / "allsky_camera" / "ac_simulate.py"),
                         str(frame), "--camera", args.camera, "--seed", "0"], check=True,
                        stdout=subprocess.DEVNULL)
         print(f"simulated {frame.name} in {time.perf_counter() - t0:.2f} s")

@@ -36,7 +36,9 @@ def median_time(func, path, repeat):
 def main(argv=None):
     from astropy.io import fits
 
-    from allsky_camera import config, io, simulate
+    from allsky_camera.camera import config
+    from allsky_camera.sim import simulate
+    from allsky_camera.stages import io
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=5, help="timings per case (median printed)")

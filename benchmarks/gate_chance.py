@@ -35,7 +35,9 @@ SHIFTS = ((60.0, 60.0), (100.0, 0.0))
 
 
 def _reduce(camera, seed, clouds, outdir):
-    from allsky_camera import ac_proc, io, simulate
+    from allsky_camera import ac_proc
+    from allsky_camera.sim import simulate
+    from allsky_camera.stages import io
 
     sim = simulate.simulate(camera, seed=seed, clouds=clouds)
     exp = io.exposure_from_data(str(Path(outdir) / "g.fits"), sim.image, sim.header, camera)
@@ -46,7 +48,7 @@ def _reduce(camera, seed, clouds, outdir):
 
 
 def _gate_row(name, image, start, alt, az, vm, camera, refit=False):
-    from allsky_camera import astrometry, astrometry_gate
+    from allsky_camera.stages import astrometry, astrometry_gate
 
     a = camera.astrometry
     xm, ym, fit = astrometry._first_pass(image, start, alt, az, camera)
@@ -63,7 +65,9 @@ def _gate_row(name, image, start, alt, az, vm, camera, refit=False):
 
 
 def main(argv=None):
-    from allsky_camera import ac_proc, config, simulate
+    from allsky_camera import ac_proc
+    from allsky_camera.camera import config
+    from allsky_camera.sim import simulate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--camera", default="MDM")

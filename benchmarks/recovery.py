@@ -12,7 +12,7 @@ printed.  ``--cases capture`` steps the shift and the rotation outward to
 measure the capture range of the recovery; ``--cases hopeless`` reduces
 frames no astrometry should pass (noise, overcast, a clock hours off, a
 mirrored image).  The cost of the gate itself on a
-normal frame is timed by repeating :func:`allsky_camera.astrometry_gate.evaluate`.
+normal frame is timed by repeating :func:`allsky_camera.stages.astrometry_gate.evaluate`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ HOPELESS = (("pure noise", "noise", 0.0, None), ("overcast 0.025", None, 0.0, 0.
 def _hopeless_frame(camera, seed, change, hours, transmission):
     import datetime as dt
 
-    from allsky_camera import simulate
+    from allsky_camera.sim import simulate
 
     clouds = None if transmission is None else simulate.Clouds("overcast", transmission)
     sim = simulate.simulate(camera, seed=seed, clouds=clouds)
@@ -68,7 +68,9 @@ def _hopeless_frame(camera, seed, change, hours, transmission):
 
 
 def reduce_case(camera, shift, rot, seed, outdir, hopeless=None):
-    from allsky_camera import ac_proc, io, simulate
+    from allsky_camera import ac_proc
+    from allsky_camera.sim import simulate
+    from allsky_camera.stages import io
 
     if hopeless is None:
         sim = simulate.simulate(camera, seed=seed, zenith_shift=shift, rotation_deg=rot)
@@ -107,7 +109,7 @@ def gate_cost(camera, seed, outdir, repeat=50):
     Returns ``[(ms, n_stars), (ms, n_stars)]``: the gate on the first-pass
     bright stars, and on every star of the final refit (flags == 0).
     """
-    from allsky_camera import astrometry, astrometry_gate
+    from allsky_camera.stages import astrometry, astrometry_gate
 
     sim, res, _ = reduce_case(camera, (0.0, 0.0), 0.0, seed, outdir)
     det = res["detrended"].image
@@ -127,7 +129,8 @@ def gate_cost(camera, seed, outdir, repeat=50):
 
 
 def main(argv=None):
-    from allsky_camera import ac_proc, config
+    from allsky_camera import ac_proc
+    from allsky_camera.camera import config
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--camera", default="MDM")

@@ -39,7 +39,9 @@ def main(argv=None):
     p.add_argument("--camera", default="MDM")
     args = p.parse_args(argv)
 
-    from allsky_camera import ac_proc, config, simulate
+    from allsky_camera import ac_proc
+    from allsky_camera.camera import config
+    from allsky_camera.sim import simulate
     from test_streaks import count_found, detect_on, faint_streaks, noise_map
 
     ac_proc.setup_logging(False, True)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.integrate import trapezoid  # numpy < 2 has no np.trapezoid
 
-from allsky_camera import apertures
-from allsky_camera.apertures import annulus_median, aperture_sums, circle_pixel_overlap
+from allsky_camera.stages import apertures
+from allsky_camera.stages.apertures import annulus_median, aperture_sums, circle_pixel_overlap
 
 RADII = [0.3, 1.0, 2.0, 2.3, 4.5]
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from allsky_camera import astrometry, config
+from allsky_camera.camera import config
+from allsky_camera.stages import astrometry
 
 
 @pytest.fixture(scope="module")

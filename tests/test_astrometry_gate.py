@@ -5,8 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from allsky_camera import astrometry_gate as gate
-from allsky_camera import config, photometry, transparency
+from allsky_camera.camera import config
+from allsky_camera.stages import astrometry_gate as gate
+from allsky_camera.stages import photometry, transparency
 from tests_helpers import gaussian_image
 
 SHAPE = (1200, 1600)

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from allsky_camera import ac_proc, astrometry_recover, calibrate, config, io, simulate
+from allsky_camera import ac_proc
+from allsky_camera.camera import calibrate, config
+from allsky_camera.sim import simulate
+from allsky_camera.stages import astrometry_recover, io
 from tests_helpers import gaussian_image, shared_data
 
 DCT = shared_data("dct")

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from allsky_camera import ac_proc, calibrate, config, coords, io, simulate
-from allsky_camera.camera_model import PROJECTIONS, CameraModel
+from allsky_camera import ac_proc
+from allsky_camera.camera import calibrate, config, coords
+from allsky_camera.camera.camera_model import PROJECTIONS, CameraModel
 from allsky_camera.exceptions import ConfigError
+from allsky_camera.sim import simulate
+from allsky_camera.stages import io
 
 REPO = Path(__file__).resolve().parents[1]
 DCT = REPO.parent / "shared" / "data" / "dct"
@@ -188,7 +191,7 @@ SMALL = REPO / "tests" / "data" / "SMALL640.yaml"
 
 def small_camera(projection="equidistant", parity=1, rot_deg=27.3):
     """The 640x480 8-bit test camera, its lens law put on a 252 px horizon circle (alt 2 deg)."""
-    from allsky_camera.camera_model import _G
+    from allsky_camera.camera.camera_model import _G
 
     cam = config.load_camera(SMALL)
     f = 252.0 / float(_G[projection](np.radians(88.0)))
@@ -202,7 +205,8 @@ def small_solutions(tmp_path_factory):
     """Blind solutions of two small cameras: one through ac_calibrate.py, one by calibrate.solve."""
     import yaml
 
-    from allsky_camera import ac_calibrate, sim_extras
+    from allsky_camera import ac_calibrate
+    from allsky_camera.sim import sim_extras
 
     ex = sim_extras.Extras(planets=True, text=sim_extras.TextOverlay(),
                            dome=sim_extras.Dome(az_deg=150.0, half_width_deg=30.0,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from allsky_camera.camera_model import PROJECTIONS, CameraModel
+from allsky_camera.camera.camera_model import PROJECTIONS, CameraModel
 from allsky_camera.exceptions import ConfigError
 
 #: Radial coefficients of a 1.5 mm-class fisheye on ~800x600 pixels per
@@ -70,7 +70,7 @@ def test_original_pipeline_reference_pixels():
     from the original pipeline's published formula (dx = -sin(az) r,
     dy = cos(az) r, x = x0 + cos R dx - sin R dy, y = y0 + sin R dx + cos R dy,
     R = +3.5506619 deg), to 0.01 px; and back."""
-    from allsky_camera import config
+    from allsky_camera.camera import config
 
     m = config.load_camera("MDM").astrometry.model
     ref = {(45.0, 0.0): (782.63, 829.55), (45.0, 90.0): (484.18, 491.61),

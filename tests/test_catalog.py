@@ -1,4 +1,4 @@
-"""Tests of allsky_camera.catalog: Hp -> V, proper motion, neighbours, the cache.
+"""Tests of allsky_camera.stages.catalog: Hp -> V, proper motion, neighbours, the cache.
 
 Every test uses a temporary cache directory, never the user's cache.
 """
@@ -11,8 +11,8 @@ import pytest
 from astropy.coordinates import Distance, SkyCoord
 from astropy.time import Time
 
-from allsky_camera import catalog
 from allsky_camera.exceptions import ConfigError, InputFileError
+from allsky_camera.stages import catalog
 
 # Johnson V of bright, non-variable or barely variable (< 0.05 mag) stars,
 # Yale Bright Star Catalogue 5th ed. / SIMBAD, rounded to 0.01 mag:
@@ -267,7 +267,7 @@ def test_corrupt_cache_is_rebuilt(tmp_path, fresh_memo, caplog):
     (path,) = tmp_path.iterdir()
     path.write_bytes(b"not a zip file")
     catalog._MEMO.clear()
-    with caplog.at_level(logging.WARNING, logger="allsky_camera.catalog"):
+    with caplog.at_level(logging.WARNING, logger="allsky_camera.stages.catalog"):
         b = catalog.load_catalog(3.0, cache_dir=tmp_path)
     assert "unreadable" in caplog.text
     for k in a:
@@ -282,7 +282,7 @@ def test_truncated_cache_is_rebuilt(tmp_path, fresh_memo, caplog):
     (path,) = tmp_path.iterdir()
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     catalog._MEMO.clear()
-    with caplog.at_level(logging.WARNING, logger="allsky_camera.catalog"):
+    with caplog.at_level(logging.WARNING, logger="allsky_camera.stages.catalog"):
         b = catalog.load_catalog(3.0, cache_dir=tmp_path)
     assert "rebuilding" in caplog.text
     np.testing.assert_array_equal(b["nn_sep_deg"], a["nn_sep_deg"])
@@ -291,7 +291,7 @@ def test_truncated_cache_is_rebuilt(tmp_path, fresh_memo, caplog):
 def test_unwritable_cache_dir_is_not_fatal(tmp_path, fresh_memo, caplog):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    with caplog.at_level(logging.WARNING, logger="allsky_camera.catalog"):
+    with caplog.at_level(logging.WARNING, logger="allsky_camera.stages.catalog"):
         c = catalog.load_catalog(3.0, cache_dir=blocker / "cache")
     assert "cannot write" in caplog.text
     assert c["hip"].size > 150

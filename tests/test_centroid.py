@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from allsky_camera import centroid
+from allsky_camera.stages import centroid
 from tests_helpers import gaussian_image, grid_positions
 
 

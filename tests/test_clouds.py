@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from allsky_camera import clouds, config
-from allsky_camera.clouds import CLEAR, CLOUD, NOT_SKY, UNKNOWN
+from allsky_camera.camera import config
+from allsky_camera.stages import clouds
+from allsky_camera.stages.clouds import CLEAR, CLOUD, NOT_SKY, UNKNOWN
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +231,7 @@ def test_star_weights_let_stars_beyond_the_safe_radius_vote(cfg):
 
 
 def test_summary_says_twilight_not_cloudy(cfg):
-    from allsky_camera.transparency import TransparencySummary
+    from allsky_camera.stages.transparency import TransparencySummary
 
     n = 768
     state = np.full(n, CLEAR, np.uint8)

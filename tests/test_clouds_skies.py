@@ -14,7 +14,10 @@ import pytest
 from astropy.io import fits
 
 import dct_labels
-from allsky_camera import ac_proc, clouds, config, io, simulate
+from allsky_camera import ac_proc
+from allsky_camera.camera import config
+from allsky_camera.sim import simulate
+from allsky_camera.stages import clouds, io
 from tests_helpers import RecordingHandler, shared_data
 
 pytestmark = pytest.mark.slow

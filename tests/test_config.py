@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from allsky_camera import config
+from allsky_camera.camera import config
 from allsky_camera.exceptions import ConfigError
 
 
@@ -112,7 +112,7 @@ def test_select_falls_back_to_mdm():
 
 
 def test_masks_resolve_beside_the_yaml(tmp_path, mdm_dict):
-    from allsky_camera import masks
+    from allsky_camera.camera import masks
 
     d = copy.deepcopy(mdm_dict)
     ny, nx = d["sensor"]["ny"], d["sensor"]["nx"]

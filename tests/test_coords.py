@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from allsky_camera import coords
+from allsky_camera.camera import coords
 from allsky_camera.exceptions import InputFileError
 
 

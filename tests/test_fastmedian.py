@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from allsky_camera import fastmedian
-from allsky_camera.fastmedian import median_filter_fast
+from allsky_camera.stages import fastmedian
+from allsky_camera.stages.fastmedian import median_filter_fast
 
 KERNEL = 23
 STEP = 4
@@ -172,9 +172,9 @@ def test_lattice_detection():
 
 
 def test_imports_only_numpy():
-    code = ("import sys; import allsky_camera.fastmedian, allsky_camera.apertures; "
+    code = ("import sys; import allsky_camera.stages.fastmedian, allsky_camera.stages.apertures; "
             "print(sorted(m for m in ('scipy', 'photutils', 'astropy') if m in sys.modules))")
-    env = {**os.environ, "PYTHONPATH": str(Path(fastmedian.__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(fastmedian.__file__).resolve().parents[2])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env)
     assert out.stdout.strip() == "[]"

@@ -7,8 +7,10 @@ import pytest
 from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
-from allsky_camera import ac_calibrate, config, io
+from allsky_camera import ac_calibrate
+from allsky_camera.camera import config
 from allsky_camera.exceptions import ConfigError, InputFileError
+from allsky_camera.stages import io
 
 #: One second in days, and the agreement asked of the parsed instants (1 ms).
 _TOL_DAYS = 1e-3 / 86400.0

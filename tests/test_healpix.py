@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from allsky_camera import healpix
 from allsky_camera.exceptions import AllskyError
+from allsky_camera.stages import healpix
 
 
 @pytest.mark.parametrize("nside", [1, 2, 8, 64, 1024])
@@ -37,7 +37,7 @@ def test_bad_nside(bad):
 
 
 def test_bad_nside_in_config_is_a_config_error():
-    from allsky_camera import config
+    from allsky_camera.camera import config
     from allsky_camera.exceptions import ConfigError
 
     d = config.camera_to_dict(config.load_camera("MDM"))

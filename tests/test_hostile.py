@@ -22,8 +22,12 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from allsky_camera import ac_calibrate, ac_proc, config, io, outputs, simulate
+from allsky_camera import ac_calibrate, ac_proc
+from allsky_camera.camera import config
 from allsky_camera.flags import FLAGS
+from allsky_camera.output import outputs
+from allsky_camera.sim import simulate
+from allsky_camera.stages import io
 from tests_helpers import shared_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -537,7 +541,7 @@ def test_no_card_is_truncated_in_any_product(base, tmp_path, capsys):
                     assert len(card.image) % 80 == 0
         with fits.open(f) as hl:
             hl.verify("exception")
-    from allsky_camera.healpix import EXTENSIONS
+    from allsky_camera.stages.healpix import EXTENSIONS
     with fits.open(out / "base-healpix.fits") as hl:
         for name in EXTENSIONS:
             assert "equatorial" in hl[name].header.comments["COORDSYS"]
@@ -567,7 +571,7 @@ CAL_CASES = {
 
 @pytest.mark.parametrize("case", CAL_CASES)
 def test_calibrate_bad_values(case, base, tmp_path, capsys, monkeypatch):
-    from allsky_camera import calibrate
+    from allsky_camera.camera import calibrate
     cards, extra, match = CAL_CASES[case]
 
     def no_solve(*a, **k):           # the case must be refused before the solve
@@ -591,7 +595,7 @@ def test_calibrate_masks_frame_of_another_size(base, tmp_path, capsys):
 
 @pytest.mark.parametrize("exc,status", [(KeyboardInterrupt(), 130)])
 def test_calibrate_interrupted(exc, status, base, tmp_path, capsys, monkeypatch):
-    from allsky_camera import calibrate
+    from allsky_camera.camera import calibrate
 
     def interrupted(*a, **k):
         raise exc
@@ -607,7 +611,8 @@ def test_calibrate_interrupted(exc, status, base, tmp_path, capsys, monkeypatch)
 def test_calibrate_failure_writes_nothing_and_names_the_frame(base, tmp_path, capsys,
                                                               monkeypatch):
     """A zeropoint that cannot be measured: no YAML, no masks, the real frame named."""
-    from allsky_camera import calibrate, photometry
+    from allsky_camera.camera import calibrate
+    from allsky_camera.stages import photometry
     cam = config.load_camera("MDM")
 
     class Sol:        # the solution of the frame's own camera (what a solve would find)
@@ -669,7 +674,7 @@ def test_times_agree_with_astropy(text, offset, utc):
     """UTC and TT against astropy.time (its own leap-second table), leap seconds included."""
     from astropy.time import Time
 
-    from allsky_camera import coords
+    from allsky_camera.camera import coords
     t = coords.parse_time(text, offset)
     ref = Time(utc, scale="utc")
     dt_s = (t.tt1 - ref.tt.jd1 + (t.tt2 - ref.tt.jd2)) * 86400.0
@@ -687,7 +692,7 @@ def test_future_years_give_no_erfa_warnings(year):
     """After ERFA's leap-second table ("dubious year"), positions come without warnings."""
     import warnings
 
-    from allsky_camera import coords
+    from allsky_camera.camera import coords
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         t = coords.parse_time(f"{year}-06-01T03:00:00")
@@ -705,7 +710,7 @@ def test_future_years_give_no_erfa_warnings(year):
 def test_header_site_out_of_range_falls_back_to_the_configuration(cards, warned, caplog):
     import dataclasses
 
-    from allsky_camera import coords
+    from allsky_camera.camera import coords
     cfg = dataclasses.replace(config.load_camera("DCT").site, prefer_header=True)
     site, source = coords.site_from_config(cfg, fits.Header(cards))
     if warned is None:

@@ -12,7 +12,9 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from allsky_camera import ac_proc, config, io
+from allsky_camera import ac_proc
+from allsky_camera.camera import config
+from allsky_camera.stages import io
 from tests_helpers import shared_data
 
 INDEP = shared_data("independent")

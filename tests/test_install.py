@@ -14,7 +14,8 @@ import pytest
 import yaml
 from astropy.io import fits
 
-from allsky_camera import __version__, ac_calibrate, ac_proc, camera_yaml, config, simulate
+from allsky_camera import __version__, ac_calibrate, ac_proc, ac_simulate
+from allsky_camera.camera import camera_yaml, config
 from allsky_camera.exceptions import ConfigError
 from tests_helpers import RecordingHandler
 
@@ -140,7 +141,7 @@ def test_demo_and_simulator_use_camera_dir(tmp_path, capsys, mdm_dict):
                          "--dont_write_detrended"]) == 0
     with fits.open(out / "demo_MYCAM-cat.fits") as h:
         assert h[1].header["CAMERA"] == "MYCAM"
-    assert simulate.main([str(tmp_path / "sim.fits"), "--camera", "MYCAM", "--camera-dir",
+    assert ac_simulate.main([str(tmp_path / "sim.fits"), "--camera", "MYCAM", "--camera-dir",
                           str(folder)]) == 0
     assert "MYCAM" in capsys.readouterr().out
 
@@ -190,7 +191,7 @@ def test_same_size_cameras_warn_naming_both(tmp_path, mdm_dict):
     for n in ("SIZE_A", "SIZE_B"):
         _write_camera(tmp_path, _tagged(mdm_dict, n, None, nx=64, ny=48))
     rec = RecordingHandler(logging.WARNING)
-    logger = logging.getLogger("allsky_camera.config")
+    logger = logging.getLogger("allsky_camera.camera.config")
     logger.addHandler(rec)
     try:
         cam, why = config.select_camera(fits.Header(), (48, 64), config.camera_dirs([tmp_path]))
@@ -202,7 +203,7 @@ def test_same_size_cameras_warn_naming_both(tmp_path, mdm_dict):
 
 
 # ------------------------------------------------------------ console scripts
-@pytest.mark.parametrize("main", [ac_proc.main, ac_calibrate.main, simulate.main])
+@pytest.mark.parametrize("main", [ac_proc.main, ac_calibrate.main, ac_simulate.main])
 def test_version_on_every_script(main, capsys):
     with pytest.raises(SystemExit) as ex:
         main(["--version"])
@@ -231,7 +232,7 @@ def test_conflicting_flags_are_one_line(argv, names, tmp_path, capsys):
 # ------------------------------------------------------------ commented YAML
 def _fields(cls, prefix=""):
     """Dotted keys of every field of a configuration dataclass, recursively."""
-    from allsky_camera.camera_model import CameraModel
+    from allsky_camera.camera.camera_model import CameraModel
 
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from allsky_camera import config, io
+from allsky_camera.camera import config
 from allsky_camera.exceptions import InputFileError, OutputError
+from allsky_camera.stages import io
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ import pytest
 from astropy.io import fits
 
 import dct_labels
-from allsky_camera import ac_calibrate, config, coords, io, masks
+from allsky_camera import ac_calibrate
+from allsky_camera.camera import config, coords, masks
+from allsky_camera.stages import io
 from tests_helpers import RecordingHandler
 
 CIRCLE = (200.0, 150.0, 140.0)

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from allsky_camera import config, ledger, night_frame, nightsum, simulate_night
+from allsky_camera.camera import config
+from allsky_camera.night import ledger, night_frame, nightsum
+from allsky_camera.sim import simulate_night
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "py" / "allsky_camera" / "ac_night.py"

@@ -10,7 +10,10 @@ simulator's azimuth sectors.
 import numpy as np
 import pytest
 
-from allsky_camera import ac_proc, config, io, simulate
+from allsky_camera import ac_proc
+from allsky_camera.camera import config
+from allsky_camera.sim import simulate
+from allsky_camera.stages import io
 
 #: cells whose centre lies within this of a cloud edge are not judged (an
 #: Nside-8 cell is ~7 deg across), deg

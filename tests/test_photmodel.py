@@ -6,7 +6,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from allsky_camera import config, photmodel, skystat, transparency
+from allsky_camera.camera import config
+from allsky_camera.stages import photmodel, skystat, transparency
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,8 @@ def test_zenith_sky_mag_inverts_the_rate():
 
 # ------------------------------------------------------------------ simulator
 def _reduce(camera, sim, outdir, name):
-    from allsky_camera import ac_proc, io
+    from allsky_camera import ac_proc
+    from allsky_camera.stages import io
 
     exp = io.exposure_from_data(str(outdir / f"{name}.fits"), sim.image, sim.header, camera)
     opts = ac_proc.build_parser().parse_args(["x", "--outdir", str(outdir), "--skip_checkplots",
@@ -160,7 +162,7 @@ def _reduce(camera, sim, outdir, name):
 def test_simulator_terms_recovered(tmp_path):
     """Calibrate c and v on one simulated frame (k held at the default), then
     fit k on another night with a different extinction."""
-    from allsky_camera import simulate
+    from allsky_camera.sim import simulate
 
     cam = config.load_camera("MDM")
     c_true, vig_true, k_cal, k_night = -0.10, (0.35, 0.10), 0.15, 0.25

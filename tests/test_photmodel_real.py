@@ -19,7 +19,9 @@ def shared():
 
 
 def reduce(path, camera):
-    from allsky_camera import ac_proc, config, io
+    from allsky_camera import ac_proc
+    from allsky_camera.camera import config
+    from allsky_camera.stages import io
 
     cam = config.load_camera(camera)
     exp = io.read_exposure(str(path), cam)

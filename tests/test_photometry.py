@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from allsky_camera import config, photometry
+from allsky_camera.camera import config
+from allsky_camera.stages import photometry
 from tests_helpers import gaussian_image, grid_positions
 
 

@@ -9,7 +9,10 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from allsky_camera import ac_proc, config, io, simulate
+from allsky_camera import ac_proc
+from allsky_camera.camera import config
+from allsky_camera.sim import simulate
+from allsky_camera.stages import io
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "py" / "allsky_camera" / "ac_proc.py"
@@ -45,7 +48,7 @@ def matched_truth(cat, truth):
 
 def isolated_in_truth(tt, truth, radius_px, dv):
     """No rendered star (catalog or fainter) within radius_px, unless dv mag fainter."""
-    from allsky_camera.centroid import nearest_other
+    from allsky_camera.stages.centroid import nearest_other
     x, y, v = (np.asarray(truth.stars[k]) for k in ("x", "y", "VMAG"))
     ok = np.ones(len(tt), bool)
     for r in np.arange(1.0, radius_px + 1.0):   # nearest within growing radii
@@ -222,7 +225,7 @@ def test_default_run_imports_only_what_it_needs(camera, tmp_path):
     """No IERS table, no astropy.coordinates, and none of the heavy optional
     packages are imported by a run without checkplots (start-up stays light,
     and no download can ever be attempted)."""
-    from allsky_camera import catalog
+    from allsky_camera.stages import catalog
 
     sim = simulate.simulate(camera, seed=6)
     raw = tmp_path / "light.fits"

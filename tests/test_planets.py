@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from allsky_camera import coords
+from allsky_camera.camera import coords
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = REPO / "tests" / "data" / "SMALL640.yaml"
@@ -62,7 +62,7 @@ def test_planet_separation_ignores_planets_below_the_horizon():
     ("Jupiter", "2020-07-14T08:00:00", -2.75),    # opposition of 14 July 2020
 ])
 def test_planet_magnitude_at_opposition(name, iso, vmag):
-    from allsky_camera.sim_extras import planet_vmag
+    from allsky_camera.sim.sim_extras import planet_vmag
 
     _, _, dist, helio = coords.planet_radec(coords.parse_time(iso), name)
     assert planet_vmag(dist, helio, name) == pytest.approx(vmag, abs=0.2)
@@ -70,7 +70,10 @@ def test_planet_magnitude_at_opposition(name, iso, vmag):
 
 @pytest.fixture(scope="module")
 def small_reduced(tmp_path_factory):
-    from allsky_camera import ac_proc, config, io, sim_extras, simulate
+    from allsky_camera import ac_proc
+    from allsky_camera.camera import config
+    from allsky_camera.sim import sim_extras, simulate
+    from allsky_camera.stages import io
 
     cam = config.load_camera(SMALL)
     sim = simulate.simulate(cam, seed=11, extras=sim_extras.Extras(planets=True),
@@ -116,7 +119,8 @@ def test_catalog_header_names_the_planet_flag(small_reduced):
 @pytest.mark.parametrize("frame, names", [("005", ("Mars", "Jupiter", "Saturn")),
                                           ("010", ("Mars", "Saturn"))])
 def test_planets_are_where_predicted_on_the_real_dct_frames(frame, names):
-    from allsky_camera import config, io
+    from allsky_camera.camera import config
+    from allsky_camera.stages import io
 
     if not DCT.is_dir():
         pytest.skip(f"the real DCT frames are not here ({DCT}): skipped")

@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from allsky_camera import ac_proc, config, io, simulate, writers
-from allsky_camera.products import Products, output_paths, wanted_paths
+from allsky_camera import ac_proc
+from allsky_camera.camera import config
+from allsky_camera.output import writers
+from allsky_camera.output.products import Products, output_paths, wanted_paths
 from allsky_camera.reduction import Reduction, reduce_exposure
+from allsky_camera.sim import simulate
+from allsky_camera.stages import io
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "py" / "allsky_camera" / "ac_proc.py"

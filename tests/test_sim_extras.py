@@ -5,8 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from allsky_camera import config, coords, sim_extras, simulate
+from allsky_camera import ac_simulate
+from allsky_camera.camera import config, coords
 from allsky_camera.exceptions import ConfigError
+from allsky_camera.sim import sim_extras, simulate
 
 SMALL = Path(__file__).resolve().parent / "data" / "SMALL640.yaml"
 
@@ -107,11 +109,11 @@ def test_command_line_renders_the_extras(tmp_path, capsys):
     from astropy.io import fits
 
     out = tmp_path / "small.fits"
-    assert simulate.main([str(out), "--camera", str(SMALL), "--planets", "--text",
+    assert ac_simulate.main([str(out), "--camera", str(SMALL), "--planets", "--text",
                           "--dome", "150", "30", "30"]) == 0
     img = fits.getdata(out)
     ov = sim_extras.TextOverlay()
     assert (img[ov.y0 - 13:ov.y0 + 1, ov.x0:ov.x0 + 40] == 255).sum() > 50
-    assert simulate.main([str(tmp_path / "bad.fits"), "--camera", str(SMALL), "--dome", "150",
+    assert ac_simulate.main([str(tmp_path / "bad.fits"), "--camera", str(SMALL), "--dome", "150",
                           "0", "30"]) == 2
     assert "HALF_WIDTH" in capsys.readouterr().err

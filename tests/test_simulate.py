@@ -10,11 +10,13 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from allsky_camera import config, simulate
+from allsky_camera import ac_simulate
+from allsky_camera.camera import config
 from allsky_camera.exceptions import ConfigError, OutputError
+from allsky_camera.sim import simulate
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "py" / "allsky_camera" / "simulate.py"
+SCRIPT = REPO / "py" / "allsky_camera" / "ac_simulate.py"
 
 
 @pytest.fixture(scope="module")
@@ -593,7 +595,7 @@ def test_cli_bad_camera_exits_2(tmp_path):
 
 def test_main_refuses_existing_output(tmp_path, capsys):
     (tmp_path / "y.fits").write_bytes(b"")
-    assert simulate.main([str(tmp_path / "y.fits")]) == 2
+    assert ac_simulate.main([str(tmp_path / "y.fits")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "exists" in err[0]
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from allsky_camera import astrometry, catalog, centroid, config, photometry
+from allsky_camera.camera import config
 from allsky_camera.flags import bit
+from allsky_camera.stages import astrometry, catalog, centroid, photometry
 
 
 @pytest.fixture(scope="module")

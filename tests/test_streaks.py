@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from allsky_camera import ac_proc, config, coords, detrend, io, simulate, streaks
+from allsky_camera import ac_proc
+from allsky_camera.camera import config, coords
 from allsky_camera.exceptions import AllskyError
+from allsky_camera.sim import simulate
+from allsky_camera.stages import detrend, io, streaks
 from tests_helpers import shared_data as _shared_data
 
 N_FRAMES = 12          # streak frames, three streaks each
@@ -192,7 +195,7 @@ def test_great_circle_sagitta_against_geometry():
     is the circle r = R, so the
     great circle through (alt 0, az -a) and (alt 0, az +a) bows R (1 - cos a)
     out from its chord; one through the zenith is straight."""
-    from allsky_camera.camera_model import CameraModel
+    from allsky_camera.camera.camera_model import CameraModel
 
     R = 500.0
     m = CameraModel(x0=800.0, y0=600.0, rot_deg=0.0, parity=1, projection="equidistant",
@@ -212,7 +215,7 @@ def test_line_search_finds_a_faint_segment_in_noise():
     160 px long, sums to S/N 2.5 * 160 / sqrt(4 * 160) = 15.8 over a strip
     of one 4 px block (less where it straddles two); pure noise stays below
     the threshold."""
-    from allsky_camera import line_search
+    from allsky_camera.stages import line_search
 
     rng = np.random.default_rng(3)
     img = rng.normal(size=(300, 400)).astype(np.float32)

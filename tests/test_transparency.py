@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from allsky_camera import ac_proc, config, io, simulate, transparency
+from allsky_camera import ac_proc
+from allsky_camera.camera import config
+from allsky_camera.sim import simulate
+from allsky_camera.stages import io, transparency
 from tests_helpers import RecordingHandler
 
 

@@ -7,13 +7,13 @@
     python py/allsky_camera/ac_calibrate.py --photometry FRAME ... --output etc/NAME.yaml
 
 The first form solves the camera's geometry blind (see
-:mod:`allsky_camera.calibrate`), builds the bad-pixel and obstruction masks
+:mod:`allsky_camera.camera.calibrate`), builds the bad-pixel and obstruction masks
 from FRAME (and the --masks frames), measures the nominal zeropoint on FRAME
 with the new model, and writes a ready-to-use camera configuration, its masks
 beside it, and a diagnostic PNG.  The second form rebuilds only the masks of
 an existing configuration from several frames.  The third measures the
 camera's photometric terms (colour term, vignetting, clear-sky zeropoint;
-:func:`allsky_camera.photmodel.calibrate_terms`) on one or more clear frames
+:func:`allsky_camera.stages.photmodel.calibrate_terms`) on one or more clear frames
 with the existing geometry, the extinction held at the configuration's site
 default, and updates only those keys.  A frame that cannot be
 solved (cloudy, twilight, empty) ends with one line on stderr, exit status 2,
@@ -34,7 +34,7 @@ if not __package__:   # run as a script: make the package importable
 import numpy as np
 
 from allsky_camera import __version__
-from allsky_camera.config import CAMERA_PATH_ENV
+from allsky_camera.camera.config import CAMERA_PATH_ENV
 from allsky_camera.exceptions import AllskyError, InputFileError, OutputError
 
 log = logging.getLogger("allsky_camera")
@@ -131,7 +131,7 @@ def _read(path):
     The last is the saturation level of a camera whose header has no DATAMAX
     (255 for 8-bit video cameras); 65535 for floating-point data.
     """
-    from allsky_camera.io import _read_image_hdu
+    from allsky_camera.stages.io import _read_image_hdu
 
     if not Path(path).exists():
         raise InputFileError(f"{path}: no such file; check the path")
@@ -146,7 +146,7 @@ def _header_number(header, key, path, default=None):
     """A numeric header card, or InputFileError naming the file, card and value."""
     if key not in header:
         return default
-    from allsky_camera.io import card_number
+    from allsky_camera.stages.io import card_number
 
     x = card_number(header, key, path, "is not a number; fix the header or give the value "
                                        "on the command line")
@@ -157,8 +157,8 @@ def _header_number(header, key, path, default=None):
 
 
 def _check_site(lat, lon, h, where):
-    """Site values within the ranges of :data:`allsky_camera.config.RANGES`."""
-    from allsky_camera.config import RANGES, check_range
+    """Site values within the ranges of :data:`allsky_camera.camera.config.RANGES`."""
+    from allsky_camera.camera.config import RANGES, check_range
 
     for key, value in (("site.lat_deg", lat), ("site.lon_deg", lon), ("site.height_m", h)):
         if value is not None:
@@ -166,7 +166,7 @@ def _check_site(lat, lon, h, where):
 
 
 def _site(opts, header, path):
-    from allsky_camera import coords
+    from allsky_camera.camera import coords
 
     lat, lon, h = opts.lat, opts.lon, opts.elev
     _check_site(lat, lon, h, "--lat/--lon/--elev")
@@ -228,7 +228,8 @@ def warn_moon(paths, headers, header_cards, site):
         Where the start time is in the headers.
     site : coords.Site
     """
-    from allsky_camera import coords, io
+    from allsky_camera.camera import coords
+    from allsky_camera.stages import io
 
     n_up = 0
     for path, header in zip(paths, headers):
@@ -255,7 +256,7 @@ def header_section(opts):
     ConfigError
         Inconsistent header options.
     """
-    from allsky_camera import config
+    from allsky_camera.camera import config
 
     d = {"exptime_card": None if opts.exptime is not None else opts.exptime_card,
          "dateobs_card": opts.dateobs_card, "timeobs_card": opts.timeobs_card,
@@ -266,7 +267,8 @@ def header_section(opts):
 
 
 def _start_time(header, opts):
-    from allsky_camera import config, io
+    from allsky_camera.camera import config
+    from allsky_camera.stages import io
 
     return io.start_time(header, config.HeaderCards(**header_section(opts)), opts.frames[0])
 
@@ -279,7 +281,9 @@ def _measure_zeropoint(cam_dict, data, header, out_dir, frame):
     """Reduce the calibration frame with the new configuration; ZPTOTAL."""
     import tempfile
 
-    from allsky_camera import ac_proc, config, io
+    from allsky_camera import ac_proc
+    from allsky_camera.camera import config
+    from allsky_camera.stages import io
 
     cam = config.camera_from_dict(cam_dict, source=str(out_dir / "x.yaml"))
     exp = io.exposure_from_data(frame, data, header, cam)
@@ -298,7 +302,7 @@ def _measure_zeropoint(cam_dict, data, header, out_dir, frame):
 
 
 def _diagnostic_png(path, data, sol):
-    from allsky_camera import plotting
+    from allsky_camera.output import plotting
 
     fig = plotting.new_figure((15.0, 5.0))
     lo, hi = np.percentile(data[::4, ::4], [5, 99.5])
@@ -327,12 +331,14 @@ def calibrate_frame(opts):
     """Solve, build the masks, measure the zeropoint; publish everything only on success.
 
     The YAML, both masks and the diagnostic PNG are staged in an
-    :class:`~allsky_camera.outputs.OutputSet` and renamed into place together
+    :class:`~allsky_camera.output.outputs.OutputSet` and renamed into place together
     once the calibration has worked, so a failure leaves no file and an
     existing camera's files are replaced only with ``--overwrite``.
     """
-    from allsky_camera import calibrate, camera_yaml, config, io, masks, outputs
-    from allsky_camera.config import RANGES, check_range
+    from allsky_camera.camera import calibrate, camera_yaml, config, masks
+    from allsky_camera.camera.config import RANGES, check_range
+    from allsky_camera.output import outputs
+    from allsky_camera.stages import io
 
     out = output_path(opts)
     name = opts.name or out.stem
@@ -415,7 +421,7 @@ def set_mask_names(text, names, docs):
     names : tuple of str
         Bad-pixel and obstruction mask file names, relative to the YAML.
     docs : dict
-        Key descriptions (:data:`allsky_camera.config.KEY_DOCS`) for the comments.
+        Key descriptions (:data:`allsky_camera.camera.config.KEY_DOCS`) for the comments.
 
     Returns
     -------
@@ -423,7 +429,7 @@ def set_mask_names(text, names, docs):
     """
     import re
 
-    from allsky_camera import camera_yaml
+    from allsky_camera.camera import camera_yaml
 
     for key, value in zip(("bad_pixel_mask", "obstruction_mask"), names):
         pat = re.compile(rf"^(?P<ind>[ \t]+){key}:.*$", re.MULTILINE)
@@ -439,7 +445,8 @@ def set_mask_names(text, names, docs):
 def build_masks_only(opts):
     import yaml
 
-    from allsky_camera import calibrate, camera_yaml, config, coords, io, masks
+    from allsky_camera.camera import calibrate, camera_yaml, config, coords, masks
+    from allsky_camera.stages import io
 
     if opts.output is None:
         raise AllskyError("--build-masks: give --output, the configuration (a YAML path or a "
@@ -482,7 +489,8 @@ def _reduce_for_photometry(cam, path):
     """Reduce one clear frame with ``cam``; the catalog table and exposure time (s)."""
     import tempfile
 
-    from allsky_camera import ac_proc, io
+    from allsky_camera import ac_proc
+    from allsky_camera.stages import io
 
     exp = io.read_exposure(str(path), cam)
     with tempfile.TemporaryDirectory() as tmp:
@@ -498,8 +506,9 @@ def calibrate_photometry(opts):
 
     import yaml
 
-    from allsky_camera import config, photmodel
+    from allsky_camera.camera import config
     from allsky_camera.exceptions import ConfigError
+    from allsky_camera.stages import photmodel
 
     cam = config.load_camera(opts.output)
     ph = cam.photometry
@@ -550,7 +559,8 @@ def calibrate_photometry(opts):
     c["phot_n_stars"] = terms.n_used
     c["phot_rms_mag"] = round(terms.rms_mag, 4)
     c["phot_made"] = dt.date.today().isoformat()
-    from allsky_camera import camera_yaml, io
+    from allsky_camera.camera import camera_yaml
+    from allsky_camera.stages import io
 
     with io.atomic_path(path) as tmp:
         tmp.write_text(camera_yaml.dump(d, preamble=yaml_preamble(cam.name)))
@@ -565,7 +575,7 @@ def main(argv=None):
     Ctrl-C, SIGTERM and SIGHUP end the run with one line, status 128 + the
     signal's number, and no file written.
     """
-    from allsky_camera import interrupts
+    from allsky_camera.output import interrupts
 
     opts = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if opts.verbose else logging.WARNING,

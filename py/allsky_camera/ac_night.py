@@ -131,7 +131,7 @@ def find_inputs(inputs, veto=(), exclude_dir=None):
     list of str
         Absolute paths, sorted by file name, vetoed names left out.
     """
-    from allsky_camera.io import FITS_SUFFIXES
+    from allsky_camera.stages.io import FITS_SUFFIXES
 
     patterns = (*DEFAULT_VETO, *veto)
     out = set()
@@ -155,7 +155,7 @@ def options_hash(products, camera_opt, night_opts=(), dirs=None):
     """Hash of what decides a frame's results: products, camera configuration
     (the named one, or every one the frames may be matched to, in ``dirs``),
     and the night options that change them (``night_opts``)."""
-    from allsky_camera import config
+    from allsky_camera.camera import config
     h = hashlib.sha256(products.science_hash().encode())
     h.update(repr(tuple(night_opts)).encode())
     names = [camera_opt] if camera_opt else config.known_cameras(dirs)
@@ -184,7 +184,7 @@ class ProcessBackend:
             "forkserver"), initializer=_worker_init, initargs=(level,))
 
     def submit(self, task):
-        from allsky_camera import night_frame
+        from allsky_camera.night import night_frame
         return self.pool.submit(night_frame.run_task, task)
 
     def wait(self, futures, timeout):
@@ -213,7 +213,7 @@ class DaskBackend:
         self.capacity = max(2 * sum(self.client.nthreads().values()), 1)
 
     def submit(self, task):
-        from allsky_camera import night_frame
+        from allsky_camera.night import night_frame
         return self.client.submit(night_frame.run_task, task, pure=False)
 
     def wait(self, futures, timeout):
@@ -255,7 +255,7 @@ class Night:
     """The state of a night: inputs, results, ledger, products."""
 
     def __init__(self, opts, products, backend, stop):
-        from allsky_camera import ledger
+        from allsky_camera.night import ledger
         self.opts = opts
         self.outdir = Path(opts.outdir)
         self.products = products
@@ -274,7 +274,7 @@ class Night:
     # -------------------------------------------------------------- inputs
     def add(self, paths):
         """Take new inputs (kept in file-name order) and pick up those done."""
-        from allsky_camera import ledger
+        from allsky_camera.night import ledger
         known = set(self.paths)
         for p in paths:
             if p in known:
@@ -300,7 +300,7 @@ class Night:
         seed_lag frames before frame i (None: not asked, or none yet)."""
         import statistics
 
-        from allsky_camera.nightsum import DARK_SUN_ALT_DEG
+        from allsky_camera.night.nightsum import DARK_SUN_ALT_DEG
         if not self.opts.night_zp:
             return None
         zps = [r["row"]["zp_total"] for r in (self.results[p] for p in
@@ -317,8 +317,8 @@ class Night:
     # ---------------------------------------------------------------- run
     def run(self):
         """Reduce every input not done yet; returns when done or stopped."""
-        from allsky_camera import ledger
-        from allsky_camera.night_frame import Task
+        from allsky_camera.night import ledger
+        from allsky_camera.night.night_frame import Task
 
         todo = [i for i, p in enumerate(self.paths) if p not in self.results]
         self._progress_start(len(self.paths), len(self.paths) - len(todo))
@@ -375,7 +375,7 @@ class Night:
         return [self.results[p]["row"] for p in self.paths if p in self.results]
 
     def write_summary(self):
-        from allsky_camera import nightsum
+        from allsky_camera.night import nightsum
         self._last_summary = time.monotonic()
         return nightsum.write(self.rows(), self.outdir, extra_cards=[
             ("PIPEVER", __version__, "pipeline version"),
@@ -383,14 +383,14 @@ class Night:
 
     def write_products(self):
         """Summary, nightly pictures and the page."""
-        from allsky_camera import night_html, night_plots
+        from allsky_camera.night import night_html, night_plots
         t = self.write_summary()
         res = [self.results[p] for p in self.paths if p in self.results]
         night_plots.write_all(res, self.outdir)
         night_html.write_index(t, res, self.outdir)
 
     def final_line(self):
-        from allsky_camera import nightsum
+        from allsky_camera.night import nightsum
         rows = self.rows()
         c = nightsum.counts(rows)
         return (f"ac_night: {len(rows)} frames: {c['ok']} ok, {c['degraded']} degraded, "
@@ -400,7 +400,7 @@ class Night:
 
 def camera_dirs(opts):
     """Where camera configurations are looked for (--camera-dir, then the stock ones)."""
-    from allsky_camera import config
+    from allsky_camera.camera import config
     return config.camera_dirs(getattr(opts, "camera_dir", None) or [])
 
 
@@ -455,8 +455,9 @@ def _sleep(seconds, stop):
 
 def run(opts):
     """Run a night for parsed options; returns the :class:`Night`."""
-    from allsky_camera import config, io
-    from allsky_camera.products import Products
+    from allsky_camera.camera import config
+    from allsky_camera.output.products import Products
+    from allsky_camera.stages import io
 
     if opts.outdir is None:
         raise AllskyError("give --outdir, the directory of the night's products")
@@ -469,7 +470,7 @@ def run(opts):
     io.check_outdir(opts.outdir)
     remove_temporaries(opts.outdir)
     if opts.demo:
-        from allsky_camera import simulate_night
+        from allsky_camera.sim import simulate_night
         raw = Path(opts.outdir) / "raw"
         if not any(raw.glob("*.fits")):
             log.info("simulating the demo night into %s", raw)

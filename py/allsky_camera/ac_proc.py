@@ -8,7 +8,7 @@ its own module, passing arrays and tables in memory.  Errors the user can fix
 end the run with one line on stderr and exit status 2; a sky that does not
 allow a measurement (clouds, twilight) is logged, recorded in the output
 header, and the run goes on with what it can produce.  The products are
-published together once all are written (:mod:`allsky_camera.outputs`): a run
+published together once all are written (:mod:`allsky_camera.output.outputs`): a run
 that fails, or is ended by Ctrl-C, SIGTERM or SIGHUP (exit status 128 + the
 signal's number), leaves the earlier outputs as they were.  Every log line
 and error names the frame.
@@ -104,13 +104,13 @@ def build_parser():
 
 def output_paths(outdir, stem):
     """Names of every product of an exposure, by kind."""
-    from allsky_camera.products import output_paths as paths
+    from allsky_camera.output.products import output_paths as paths
     return paths(outdir, stem)
 
 
 def wanted_outputs(opts, paths):
     """The products this run will write, given the options."""
-    from allsky_camera.products import Products, wanted_paths
+    from allsky_camera.output.products import Products, wanted_paths
     return wanted_paths(Products.from_options(opts), paths)
 
 
@@ -118,12 +118,12 @@ def process(exposure, camera, opts, timer=None, written=None):
     """Reduce one exposure and write its products.
 
     The reduction (:func:`allsky_camera.reduction.reduce_exposure`) runs the
-    stages in memory; :mod:`allsky_camera.writers` writes what ``opts`` ask for.
+    stages in memory; :mod:`allsky_camera.output.writers` writes what ``opts`` ask for.
 
     Parameters
     ----------
     exposure : Exposure
-        From :func:`allsky_camera.io.read_exposure` (or the simulator).
+        From :func:`allsky_camera.stages.io.read_exposure` (or the simulator).
     camera : Camera
     opts : argparse.Namespace
         The command-line options.
@@ -139,8 +139,8 @@ def process(exposure, camera, opts, timer=None, written=None):
         ``zeropoint``, ``skymap`` (or None), ``paths`` written, and the
         whole ``reduction``.
     """
-    from allsky_camera import writers
-    from allsky_camera.products import Products
+    from allsky_camera.output import writers
+    from allsky_camera.output.products import Products
     from allsky_camera.reduction import reduce_exposure
 
     timer = timer or Timer()
@@ -197,7 +197,7 @@ def setup_logging(verbose, quiet, frame=None):
 
 def frame_name(opts):
     """The name of the frame a run reduces, printable, for log lines and errors."""
-    from allsky_camera.io import fits_text
+    from allsky_camera.stages.io import fits_text
 
     if opts.demo:
         return "demo"
@@ -208,10 +208,12 @@ def run(opts):
     """Run the pipeline for parsed options; returns the results of :func:`process`.
 
     The products are written into the staging directory of an
-    :class:`~allsky_camera.outputs.OutputSet` and published together at the
+    :class:`~allsky_camera.output.outputs.OutputSet` and published together at the
     end, so a failed or interrupted run leaves the previous outputs intact.
     """
-    from allsky_camera import config, io, outputs
+    from allsky_camera.camera import config
+    from allsky_camera.output import outputs
+    from allsky_camera.stages import io
 
     timer = Timer()
     data = header = None
@@ -230,7 +232,7 @@ def run(opts):
             log.warning("%s is not available in this version; continuing without it", what)
     io.check_outdir(opts.outdir)
     if opts.demo:
-        from allsky_camera import simulate
+        from allsky_camera.sim import simulate
         sim = simulate.simulate(camera, seed=0, zenith_shift=DEMO_SHIFT_PX,
                                 rotation_deg=DEMO_ROTATION_DEG)
         exposure = io.exposure_from_data(f"demo_{camera.name}.fits", sim.image, sim.header,
@@ -261,7 +263,7 @@ def main(argv=None):
     SIGTERM and SIGHUP end the run like Ctrl-C: its temporaries are removed,
     one line is printed, and the status is 128 + the signal's number.
     """
-    from allsky_camera import interrupts
+    from allsky_camera.output import interrupts
 
     parser = build_parser()
     opts = parser.parse_args(argv)

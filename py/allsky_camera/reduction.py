@@ -2,7 +2,7 @@
 
 :func:`reduce_exposure` is the pipeline.  ``ac_proc.py`` (one frame) and
 ``ac_night.py`` (a night) both call it, then hand the :class:`Reduction` to
-:mod:`allsky_camera.writers`, so a frame gives the same products either way.
+:mod:`allsky_camera.output.writers`, so a frame gives the same products either way.
 The science decisions live in the stage modules; this module only passes
 their results on.
 """
@@ -46,7 +46,7 @@ class Reduction:
         The input (not modified).
     camera : Camera
     detrended : Detrended
-        From :func:`allsky_camera.detrend.run`.
+        From :func:`allsky_camera.stages.detrend.run`.
     obstruction : ndarray of bool or None
         Static obstruction mask (True = not sky).
     site, site_src : Site, str
@@ -80,9 +80,9 @@ class Reduction:
         Transparency against the clear-sky photometric model.
     clouds : CloudMap
         Cloud state, evidence and confidence per sky cell
-        (:func:`allsky_camera.clouds.run`).
+        (:func:`allsky_camera.stages.clouds.run`).
     sky : SkyState
-        SKYSTAT: what lights the sky (:mod:`allsky_camera.skystat`).
+        SKYSTAT: what lights the sky (:mod:`allsky_camera.stages.skystat`).
     solution : Solution
         The astrometric solution.
     skymap : SkyMap or None
@@ -144,7 +144,7 @@ def _static_masks(camera, shape):
     bpm = obstruction = None
     s = camera.sensor
     if s.bad_pixel_mask or s.obstruction_mask:
-        from . import masks
+        from allsky_camera.camera import masks
         if s.bad_pixel_mask:
             bpm = masks.read_mask(camera.resolve(s.bad_pixel_mask), shape)
         if s.obstruction_mask:
@@ -194,7 +194,7 @@ def _against_template(sol, template, alt, az, x_meas, y_meas):
     """
     import dataclasses
 
-    from . import astrometry
+    from allsky_camera.stages import astrometry
     if sol.template is template:
         return sol
     if x_meas is None or len(sol.fit.used) != len(x_meas):
@@ -213,7 +213,7 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
     Parameters
     ----------
     exposure : Exposure
-        From :func:`allsky_camera.io.read_exposure` (or the simulator); not
+        From :func:`allsky_camera.stages.io.read_exposure` (or the simulator); not
         modified.
     camera : Camera
     products : Products
@@ -235,18 +235,18 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
     """
     import numpy as np
 
-    from . import (
+    from allsky_camera.camera import coords
+    from allsky_camera.flags import bit
+    from allsky_camera.stages import (
         astrometry,
         catalog,
         centroid,
-        coords,
         detrend,
         photmodel,
         photometry,
         skystat,
         transparency,
     )
-    from .flags import bit
 
     timer = timer or Timer()
 
@@ -323,7 +323,7 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
     bv = np.asarray(stars["BV"], dtype=float)
     zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime, bv=bv)
     if not sol.stars_known:    # where the stars are is unknown: measure nothing on them
-        from .astrometry_gate import withhold_zeropoint
+        from allsky_camera.stages.astrometry_gate import withhold_zeropoint
         zp = dataclasses.replace(withhold_zeropoint(zp, sol.message), model_fit=None)
     _log_zeropoint(zp)
     m_inst = photometry.instrumental_mag(fl.flux_adu, exposure.exptime)
@@ -336,7 +336,7 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
     log.info("sky: %s (%s)", sky.status, sky.why)
     daylight = skystat.daylight_reason(sky)
     if daylight and sol.stars_known:
-        from .astrometry_gate import withhold_zeropoint
+        from allsky_camera.stages.astrometry_gate import withhold_zeropoint
         zp = dataclasses.replace(withhold_zeropoint(zp, daylight, cause="no zeropoint"),
                                  model_fit=None)
         log.warning("%s: %s", exposure.path, daylight)
@@ -353,7 +353,7 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
                           aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency,
                           grey=photmodel.grey_transmission(zp.zp_total, zp_clear))
     if not sol.stars_known or daylight:
-        from .astrometry_gate import withhold_transparency
+        from allsky_camera.stages.astrometry_gate import withhold_transparency
         tr = withhold_transparency(tr)
         log.warning("%s: transparency not measured: %s", exposure.path,
                     "daylight" if sol.stars_known else "astrometry FAILED")
@@ -365,7 +365,7 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
     timer.lap("transparency")
 
     # 6b. cloud map: star transparency and sky texture in every sky cell -------
-    from . import clouds
+    from allsky_camera.stages import clouds
     cloud_map = clouds.run(det.image, sol.model, star_cell=tr.cell, star_transp=tr.transparency,
                            star_weight=clouds.star_weights(flags, tr.expected_snr,
                                                            camera.transparency),
@@ -382,7 +382,7 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
     # 7. sky brightness ---------------------------------------------------------
     skymap = None
     if products.sbmap:
-        from . import sbmap
+        from allsky_camera.stages import sbmap
         skymap = sbmap.run(det.image, sol.model, exposure.exptime, zp.zp_nominal_total,
                            camera.sbmap, a.safe_radius_px, mask=obstruction,
                            workers=products.workers)
@@ -391,7 +391,7 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
     # 8. streaks --------------------------------------------------------------------
     streak_table = None
     if products.streaks:
-        from . import streaks
+        from allsky_camera.stages import streaks
         bright = vmag <= camera.streaks.star_mask_vmax
         streak_table = streaks.detect(det.image, sol.model, cfg=camera.streaks,
                                       exptime=exposure.exptime, zp=zp.zp_nominal_total,

@@ -1,0 +1,1 @@
+"""The project's simulator of raw all-sky exposures, with their truth."""

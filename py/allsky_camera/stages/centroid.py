@@ -1,0 +1,338 @@
+"""Centroids: iterative flux-weighted (Gaussian-windowed) centroiding.
+
+All stars are processed at once: boxes of ``(2 h + 1)^2`` pixels are cut
+around the current estimates by fancy indexing into an ``(N, 2h+1, 2h+1)``
+stack, the local background (median of the box border) is removed, and each
+estimate moves to the Gaussian-windowed first moment of its box.  For a
+symmetric star this converges on its centre whatever the window width; the
+window keeps neighbours and noise far from the centre out of the sum (the
+windowed centroid of SExtractor's XWIN_IMAGE).
+
+Pixel convention: 0-based, x = column, pixel centres at integers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Step factor of the windowed-centroid update: for a Gaussian star of width
+#: sigma seen through a Gaussian window of the same width the windowed moment
+#: moves half-way to the centre, so doubling the step converges in one go
+#: (Bertin, SExtractor manual, "windowed positions").
+_STEP = 2.0
+#: Updates smaller than this (pixels) count as converged.
+_TOL_PX = 1e-3
+
+
+def cut_stamps(image, xc, yc, half):
+    """Stack of boxes ``image[yc-h:yc+h+1, xc-h:xc+h+1]`` (integer centres).
+
+    Pixels outside the image are NaN.  Returns ``(stamps, dx, dy)`` where
+    ``dx, dy`` (shape ``(2h+1,)``) are the offsets of the box columns and rows.
+    """
+    ny, nx = image.shape
+    off = np.arange(-half, half + 1)
+    yy = yc[:, None, None] + off[None, :, None]
+    xx = xc[:, None, None] + off[None, None, :]
+    inside = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
+    stamps = image[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)].astype(np.float64)
+    stamps[~inside] = np.nan
+    return stamps, off, off
+
+
+def row_nanmedian(a):
+    """``np.nanmedian(a, axis=1)`` of a 2-D array, fast when few rows hold NaN.
+
+    Rows without NaN (stamps inside the image: nearly all) take
+    ``np.median``, which gives the same value without numpy's slow masked
+    path for NaN-holding arrays; the others take ``np.nanmedian``.
+    """
+    nan_rows = np.isnan(a).any(axis=1)
+    if not nan_rows.any():
+        return np.median(a, axis=1)
+    out = np.empty(a.shape[0])
+    out[~nan_rows] = np.median(a[~nan_rows], axis=1)
+    out[nan_rows] = np.nanmedian(a[nan_rows], axis=1)
+    return out
+
+
+def _border_median(stamps):
+    border = np.concatenate([stamps[:, 0, :], stamps[:, -1, :],
+                             stamps[:, 1:-1, 0], stamps[:, 1:-1, -1]], axis=1)
+    return row_nanmedian(border)
+
+
+def refine(image, x, y, *, box_half, window_sigma, n_iter):
+    """Refine star positions by iterative windowed centroiding.
+
+    Parameters
+    ----------
+    image : ndarray
+        Detrended image, ``image[y, x]``.
+    x, y : array_like
+        Starting positions (pixels).
+    box_half : int
+        Half-width of the box, pixels.
+    window_sigma : float
+        Sigma of the Gaussian window, pixels.
+    n_iter : int
+        Maximum number of iterations.
+
+    Returns
+    -------
+    xc, yc : ndarray
+        Refined positions; NaN where the box held no positive signal or the
+        estimate left the box's reach.
+    converged : ndarray of bool
+        The last update was below 0.001 pixel.
+    """
+    x = np.asarray(x, dtype=float).copy()
+    y = np.asarray(y, dtype=float).copy()
+    ny, nx = image.shape
+    ok = np.isfinite(x) & np.isfinite(y) & (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    converged = np.zeros(x.size, dtype=bool)
+    inv2s2 = 1.0 / (2.0 * window_sigma ** 2)
+    for _ in range(n_iter):
+        idx = np.nonzero(ok & ~converged)[0]
+        if idx.size == 0:
+            break
+        xi = np.rint(x[idx]).astype(int)
+        yi = np.rint(y[idx]).astype(int)
+        stamps, offx, offy = cut_stamps(image, xi, yi, box_half)
+        stamps = stamps - _border_median(stamps)[:, None, None]
+        ddx = (xi - x[idx])[:, None, None] + offx[None, None, :]   # pixel minus estimate
+        ddy = (yi - y[idx])[:, None, None] + offy[None, :, None]
+        w = np.exp(-(ddx ** 2 + ddy ** 2) * inv2s2) * np.nan_to_num(stamps)
+        norm = w.sum(axis=(1, 2))
+        good = norm > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sx = _STEP * (w * ddx).sum(axis=(1, 2)) / norm
+            sy = _STEP * (w * ddy).sum(axis=(1, 2)) / norm
+        good &= np.isfinite(sx) & np.isfinite(sy)
+        sx = np.clip(sx, -box_half, box_half)
+        sy = np.clip(sy, -box_half, box_half)
+        x[idx[good]] += sx[good]
+        y[idx[good]] += sy[good]
+        ok[idx[~good]] = False
+        converged[idx[good]] = np.hypot(sx[good], sy[good]) < _TOL_PX
+        ok &= (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    x[~ok] = np.nan
+    y[~ok] = np.nan
+    return x, y, converged & ok
+
+
+def peak_search(image, x, y, *, search_half, smooth_half=1):
+    """Brightest smoothed pixel within ``search_half`` of each position.
+
+    Used to find stars when the prediction may be several pixels off.  The
+    image is box-smoothed over ``(2 smooth_half + 1)^2`` pixels inside each
+    stamp, so a single hot pixel does not win over a star.
+
+    Returns
+    -------
+    xp, yp : ndarray of float
+        Pixel of the peak (NaN where the box is off the image).
+    """
+    xi = np.rint(x).astype(int)
+    yi = np.rint(y).astype(int)
+    half = search_half + smooth_half
+    stamps, _, _ = cut_stamps(image, xi, yi, half)
+    stamps = np.nan_to_num(stamps, nan=-np.inf)
+    k = 2 * smooth_half + 1
+    n = 2 * search_half + 1
+    sm = np.zeros((xi.size, n, n))
+    for dy in range(k):
+        for dx in range(k):
+            sm += stamps[:, dy:dy + n, dx:dx + n]
+    flat = sm.reshape(xi.size, -1).argmax(axis=1)
+    py, px = np.unravel_index(flat, (n, n))
+    xp = (xi + px - search_half).astype(float)
+    yp = (yi + py - search_half).astype(float)
+    bad = ~np.isfinite(sm.reshape(xi.size, -1).max(axis=1))
+    xp[bad] = np.nan
+    yp[bad] = np.nan
+    return xp, yp
+
+
+def nearest_other(xq, yq, xp, yp, radius, *, exclude_self=False):
+    """Index of the nearest point ``(xp, yp)`` within ``radius`` of each query.
+
+    A grid of cells ``radius`` wide is hashed and sorted once, and each query
+    looks into its 3x3 neighbouring cells, so the cost grows as N log N (a
+    KD-tree's job without importing one).
+
+    Returns
+    -------
+    idx : ndarray of int
+        Index into ``xp`` of the nearest point within ``radius``, -1 if none.
+    dist : ndarray
+        Its distance (pixels), inf if none.
+
+    With ``exclude_self`` the queries are the points themselves (same
+    order) and each point's own entry is skipped.
+    """
+    xq, yq, xp, yp = (np.asarray(v, dtype=float) for v in (xq, yq, xp, yp))
+    best = np.full(xq.size, -1)
+    dist = np.full(xq.size, np.inf)
+    okp = np.isfinite(xp) & np.isfinite(yp)
+    if xq.size == 0 or not okp.any():
+        return best, dist
+    pidx = np.nonzero(okp)[0]
+    cx = np.floor(xp[pidx] / radius).astype(np.int64)
+    cy = np.floor(yp[pidx] / radius).astype(np.int64)
+    span = np.int64(1 << 30)   # cell keys: large enough for any image
+    keys = cx * span + cy
+    order = np.argsort(keys, kind="stable")
+    skeys = keys[order]
+    okq = np.isfinite(xq) & np.isfinite(yq)
+    qidx = np.arange(xq.size) if exclude_self else np.full(xq.size, -1)
+    qx = np.floor(np.where(okq, xq, 0.0) / radius).astype(np.int64)
+    qy = np.floor(np.where(okq, yq, 0.0) / radius).astype(np.int64)
+    for ox in (-1, 0, 1):
+        for oy in (-1, 0, 1):
+            k = (qx + ox) * span + (qy + oy)
+            lo = np.searchsorted(skeys, k, side="left")
+            hi = np.searchsorted(skeys, k, side="right")
+            for step in range(int((hi - lo).max(initial=0))):
+                j = lo + step
+                has = okq & (j < hi)
+                cand = pidx[order[np.minimum(j, skeys.size - 1)]]
+                d = np.hypot(xp[cand] - xq, yp[cand] - yq)
+                better = has & (d < dist) & (d <= radius) & (cand != qidx)
+                best[better] = cand[better]
+                dist[better] = d[better]
+    return best, dist
+
+
+def window_snr(image, x, y, *, box_half, window_sigma):
+    """Signal-to-noise ratio of the Gaussian-windowed flux at (x, y).
+
+    The background is the median of the box border and the noise its robust
+    standard deviation, so a star buried in noise (clouds, bright sky)
+    scores near 0 and a detected one well above 5.
+    """
+    ok = np.isfinite(x) & np.isfinite(y)
+    snr = np.zeros(len(x))
+    if not ok.any():
+        return snr
+    xi = np.rint(x[ok]).astype(int)
+    yi = np.rint(y[ok]).astype(int)
+    st, off, _ = cut_stamps(image, xi, yi, box_half)
+    border = np.concatenate([st[:, 0, :], st[:, -1, :], st[:, 1:-1, 0], st[:, 1:-1, -1]], axis=1)
+    bkg = row_nanmedian(border)
+    # 1.4826: MAD to standard deviation for a normal distribution
+    sig = 1.4826 * row_nanmedian(np.abs(border - bkg[:, None]))
+    ddx = (xi - x[ok])[:, None, None] + off[None, None, :]
+    ddy = (yi - y[ok])[:, None, None] + off[None, :, None]
+    w = np.exp(-(ddx ** 2 + ddy ** 2) / (2.0 * window_sigma ** 2))
+    flux = np.nansum(w * (st - bkg[:, None, None]), axis=(1, 2))
+    noise = np.maximum(sig, 1e-6) * np.sqrt((w ** 2).sum(axis=(1, 2)))
+    snr[ok] = flux / noise
+    return snr
+
+
+def refine_parallel(image, x, y, *, box_half, window_sigma, n_iter, workers):
+    """:func:`refine` split over ``workers`` threads (numpy releases the GIL in
+    the array work); every star is refined independently, so the result is
+    identical to the serial call."""
+    if workers <= 1 or len(x) < 2 * workers:
+        return refine(image, x, y, box_half=box_half, window_sigma=window_sigma, n_iter=n_iter)
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts = np.array_split(np.arange(len(x)), workers)
+    with ThreadPoolExecutor(workers) as ex:
+        res = list(ex.map(lambda p: refine(image, x[p], y[p], box_half=box_half,
+                                           window_sigma=window_sigma, n_iter=n_iter), parts))
+    return tuple(np.concatenate([r[k] for r in res]) for k in range(3))
+
+
+def run(image, raw, x_pred, y_pred, *, cfg, saturation_adu, workers=1):
+    """Refine predicted positions and flag doubtful centroids.
+
+    Parameters
+    ----------
+    image : ndarray
+        Detrended image.
+    raw : ndarray
+        Raw image, for saturation.
+    x_pred, y_pred : ndarray
+        Predicted positions of all catalog stars, pixels.
+    cfg : Centroid
+        The camera's centroid settings.
+    saturation_adu : float
+        Raw level counted as saturated.
+    workers : int
+        Threads for the centroiding (results do not depend on it).
+
+    Returns
+    -------
+    xc, yc : ndarray
+        Refined centroids (NaN where centroiding failed).
+    flagbits : ndarray of int32
+        SHIFT, OTHER_STAR, SATURATED, EDGE, NO_FLUX and FAINT bits
+        (:mod:`allsky_camera.flags`).
+    """
+    from allsky_camera.flags import bit
+
+    ny, nx = image.shape
+    xc, yc, conv = refine_parallel(image, np.asarray(x_pred, float), np.asarray(y_pred, float),
+                                   box_half=cfg.box_half_px, window_sigma=cfg.window_sigma_px,
+                                   n_iter=cfg.n_iter, workers=workers)
+    f = np.zeros(len(x_pred), dtype=np.int32)
+    failed = ~np.isfinite(xc)
+    f[failed] |= bit("NO_FLUX")
+    shift = np.hypot(xc - x_pred, yc - y_pred)
+    f[~failed & (shift > cfg.max_shift_px)] |= bit("SHIFT")
+    m = cfg.edge_margin_px
+    edge = (x_pred < m) | (x_pred > nx - 1 - m) | (y_pred < m) | (y_pred > ny - 1 - m)
+    f[edge] |= bit("EDGE")
+    near, _ = nearest_other(xc, yc, x_pred, y_pred, cfg.blend_radius_px)
+    other = (near >= 0) & (near != np.arange(len(x_pred)))
+    f[other] |= bit("OTHER_STAR")
+    snr = window_snr(image, xc, yc, box_half=cfg.box_half_px, window_sigma=cfg.window_sigma_px)
+    f[~failed & (snr < cfg.min_snr)] |= bit("FAINT")
+    xs = np.where(failed, x_pred, xc)
+    ys = np.where(failed, y_pred, yc)
+    okpos = np.isfinite(xs) & np.isfinite(ys)
+    h = cfg.saturation_radius_px
+    stamps, _, _ = cut_stamps(raw, np.rint(np.where(okpos, xs, 0)).astype(int),
+                              np.rint(np.where(okpos, ys, 0)).astype(int), h)
+    sat = np.nanmax(np.where(np.isnan(stamps), -np.inf, stamps), axis=(1, 2)) >= saturation_adu
+    f[okpos & sat] |= bit("SATURATED")
+    return xc, yc, f
+
+
+def position_flags(x, y, vmag, r_px, isolated, clear_of_moon, *, box_half_px, neighbour_dv,
+                   safe_radius_px):
+    """Flag bits that depend on where a star is, not on what was measured.
+
+    NOT_ISOLATED: a catalog neighbour on the sky (``isolated`` False) or a
+    predicted neighbour inside the centroid box (within ``box_half_px + 1``
+    pixels) that is not ``neighbour_dv`` mag fainter; MOON: not clear of the
+    Moon; OUTSIDE_SAFE: farther than ``safe_radius_px`` from the zenith.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        Predicted positions, pixels (0-based, x = column).
+    vmag : ndarray
+        Catalog V, mag.
+    r_px : ndarray
+        Distance from the fitted zenith, pixels.
+    isolated, clear_of_moon : ndarray of bool
+    box_half_px, neighbour_dv, safe_radius_px : float
+
+    Returns
+    -------
+    ndarray of int32
+    """
+    from allsky_camera.flags import bit
+
+    vmag = np.asarray(vmag)
+    near, _ = nearest_other(x, y, x, y, box_half_px + 1.0, exclude_self=True)
+    crowded = (near >= 0) & (vmag[np.maximum(near, 0)] - vmag < neighbour_dv)
+    f = np.zeros(len(vmag), dtype=np.int32)
+    f[~isolated | crowded] |= bit("NOT_ISOLATED")
+    f[~clear_of_moon] |= bit("MOON")
+    f[np.asarray(r_px) > safe_radius_px] |= bit("OUTSIDE_SAFE")
+    return f

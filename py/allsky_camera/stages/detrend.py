@@ -1,0 +1,177 @@
+"""Detrending: remove the dark+bias level and repair static bad pixels.
+
+The level is the sigma-clipped mean of the camera's never-illuminated region
+(``sensor.dark_region``), or the configured ``sensor.bias_adu`` when the
+camera has no such region.  Pixels of the static bad-pixel mask, and any
+non-finite pixels, are replaced by the mean of their good neighbours.
+The input array is never modified.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from allsky_camera.exceptions import InputFileError
+
+log = logging.getLogger(__name__)
+
+#: Clipping threshold (sigma) and iterations of the dark-level estimate,
+#: the values astropy's sigma_clipped_stats uses by default.
+_CLIP_SIGMA = 3.0
+_CLIP_ITERS = 5
+#: Passes of neighbour filling; a bad cluster wider than twice this stays NaN-free
+#: by falling back to the image median.
+_FILL_PASSES = 4
+
+
+@dataclass(frozen=True)
+class Detrended:
+    """Result of :func:`run`.
+
+    Attributes
+    ----------
+    image : ndarray of float32
+        Raw minus the dark+bias level, ADU, shape (ny, nx).
+    level : float
+        The level subtracted, ADU.
+    level_source : str
+        ``'dark_region'`` or ``'config'``.
+    bad : ndarray of bool or None
+        Pixels that were interpolated over.
+    n_bad : int
+        Number of interpolated pixels.
+    """
+
+    image: np.ndarray
+    level: float
+    level_source: str
+    bad: np.ndarray | None
+    n_bad: int
+
+
+def clipped_mean(values, sigma=_CLIP_SIGMA, iters=_CLIP_ITERS):
+    """Sigma-clipped mean and standard deviation of finite ``values``."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    for _ in range(iters):
+        if v.size == 0:
+            break
+        med, std = np.median(v), v.std()
+        keep = np.abs(v - med) <= sigma * std
+        if keep.all():
+            break
+        v = v[keep]
+    if v.size == 0:
+        return np.nan, np.nan
+    return float(v.mean()), float(v.std())
+
+
+def fill_bad(image, bad):
+    """Replace ``bad`` pixels by the mean of their good 8-neighbours.
+
+    Repeated so that small clusters fill from their edges inward; anything
+    left after that takes the median of the good pixels.  Returns a new array.
+    """
+    out = image.copy()
+    bad = bad.copy()
+    ny, nx = out.shape
+    for _ in range(_FILL_PASSES):
+        if not bad.any():
+            break
+        ys, xs = np.nonzero(bad)
+        tot = np.zeros(ys.size)
+        cnt = np.zeros(ys.size)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if dx == 0 and dy == 0:
+                    continue
+                yy, xx = ys + dy, xs + dx
+                ok = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+                ok[ok] &= ~bad[yy[ok], xx[ok]]
+                tot[ok] += out[yy[ok], xx[ok]]
+                cnt[ok] += 1
+        done = cnt > 0
+        out[ys[done], xs[done]] = tot[done] / cnt[done]
+        bad[ys[done], xs[done]] = False
+    if bad.any():
+        out[bad] = np.median(out[~bad])
+    return out
+
+
+def find_hot_pixels(image, *, nsigma, ratio):
+    """Single pixels far brighter than all their neighbours (hot pixels, cosmic rays).
+
+    A pixel is hot when it exceeds the brightest of its 8 neighbours by
+    ``nsigma`` times the image's robust noise, and its excess over the
+    faintest neighbour is ``ratio`` times the brightest neighbour's.  A
+    sampled star fails the second test (for FWHM >= 2 px its brightest
+    neighbour holds > 40 % of the peak, its faintest one less).
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    img = np.asarray(image, dtype=np.float32)
+    pad = np.pad(img, 1, mode="edge")
+    ny, nx = img.shape
+    nbmax = np.full(img.shape, -np.inf, dtype=np.float32)
+    nbmin = np.full(img.shape, np.inf, dtype=np.float32)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dx or dy:
+                view = pad[1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx]
+                np.maximum(nbmax, view, out=nbmax)
+                np.minimum(nbmin, view, out=nbmin)
+    # robust noise from the differences of horizontal neighbours (sqrt 2 for the pair)
+    diff = np.diff(img[:: max(ny // 200, 1)], axis=1)
+    noise = 1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2.0)
+    noise = max(float(noise), 1e-6)
+    return ((img - nbmax) > nsigma * noise) & ((img - nbmin) > ratio * (nbmax - nbmin))
+
+
+def run(raw, camera, *, bad_pixel_mask=None, path=""):
+    """Subtract the dark+bias level and repair bad pixels.
+
+    Parameters
+    ----------
+    raw : ndarray
+        Raw image, ``raw[y, x]``, ADU.
+    camera : Camera
+    bad_pixel_mask : ndarray of bool, optional
+        Static bad pixels (True = bad), same shape as ``raw``.
+    path : str
+        Named in error messages.
+
+    Returns
+    -------
+    Detrended
+    """
+    s = camera.sensor
+    if s.dark_region is not None:
+        x0, x1, y0, y1 = s.dark_region
+        level, _ = clipped_mean(raw[y0:y1, x0:x1])
+        source = "dark_region"
+        if not np.isfinite(level):
+            raise InputFileError(f"{path}: the dark region {list(s.dark_region)} has no "
+                                 "finite pixels; check sensor.dark_region")
+    else:
+        level, source = float(s.bias_adu), "config"
+    image = raw.astype(np.float32) - np.float32(level)
+    bad = ~np.isfinite(image)
+    if bad_pixel_mask is not None:
+        bad |= bad_pixel_mask.astype(bool)
+    if s.hot_pixel_sigma is not None:
+        hot = find_hot_pixels(np.where(bad, 0.0, image), nsigma=s.hot_pixel_sigma,
+                              ratio=s.hot_pixel_ratio)
+        log.debug("detrend: %d hot pixels found", int(hot.sum()))
+        bad |= hot
+    n_bad = int(bad.sum())
+    if n_bad:
+        image[~np.isfinite(image)] = 0.0
+        image = fill_bad(image, bad)
+    log.info("detrend: level %.2f ADU from %s, %d bad pixels repaired", level, source, n_bad)
+    return Detrended(image=image, level=float(level), level_source=source,
+                     bad=bad if n_bad else None, n_bad=n_bad)
