@@ -282,7 +282,7 @@ class Streaks:
     min_length_px: int = 64                  # shortest streak, pixels
     line_gap_px: int = 12                    # largest gap bridged along a streak, pixels
     star_mask_px: int = 3                    # catalog stars are blanked within this radius
-    star_mask_vmax: float = 5.0              # ... when brighter than this V
+    star_mask_vmax: float = 6.5              # ... when brighter than this V (the catalog's depth)
     walk_sigma: float = 1.0                  # core over sides test: core beats this, noise sigma
     width_half_px: int = 8                   # half-width of the profile across the line
     min_core_sigma: float = 0.5              # core below this many local noise sigma: not a streak
@@ -509,7 +509,7 @@ KEY_DOCS = {
     "streaks.min_length_px": "shortest streak, pixels",
     "streaks.line_gap_px": "largest gap bridged along a streak, pixels",
     "streaks.star_mask_px": "catalog stars are blanked within this radius, pixels",
-    "streaks.star_mask_vmax": "... when brighter than this V, mag",
+    "streaks.star_mask_vmax": "... when brighter than this V, mag (stars confuse faint trails)",
     "streaks.walk_sigma": "the core must also beat its sides by this, sigma",
     "streaks.width_half_px": "half-width of the profile across the line, pixels",
     "streaks.min_core_sigma": "core below this many local noise sigma: not a streak",
