@@ -308,14 +308,20 @@ def step_ends(values, noise, usable, on_sky, start, stop, *, bin_px, iterations,
         b = mid + int(np.argmax(csum[mid + 1:]))
         if b - a < 2:
             return None
-    # ends trimmed to usable samples (a blanked star at an end says nothing)
+    # ends trimmed to usable samples; an end next to samples that say
+    # nothing (a blanked star) lies somewhere under them: in their middle
     while a < b and not usable[a]:
         a += 1
     while b > a and not usable[b]:
         b -= 1
     if b - a < 2:
         return None
-    return a - 0.5, b + 0.5, level
+    ra = rb = 0
+    while a - ra - 1 >= 0 and on_sky[a - ra - 1] and not usable[a - ra - 1]:
+        ra += 1
+    while b + rb + 1 < n and on_sky[b + rb + 1] and not usable[b + rb + 1]:
+        rb += 1
+    return a - 0.5 - 0.5 * ra, b + 0.5 + 0.5 * rb, level
 
 
 def _binned_level(values, usable, bin_px):
