@@ -173,9 +173,6 @@ def clean_noise(camera):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 8 bar not yet met: 21/24 faint trails found (87.5 %) with "
-                          "ends within 10 px; the misses have one end 11-19 px off",
-                   strict=False)
 def test_faint_streaks_found(camera, clean_noise):
     """Peak 2.5 sigma per pixel, 200-450 px, FWHM 2.5 px: invisible pixel by
     pixel, found at >= 90 % by the line search (the issue's bar)."""

@@ -10,8 +10,10 @@
    windows of several lengths and angles, a matched filter for a faint,
    long trail; the strongest non-overlapping windows are the candidates.
 3. Refine each candidate at full resolution: refit the line to its ridge,
-   place its ends by a step estimator on the residual along the line, and
-   merge pieces of one streak.
+   place its ends by a step model fitted along the line
+   (:func:`allsky_camera.stages.line_search.step_ends`: the residual across
+   +-1 px less the sky beside the line, the level the median of bins,
+   stars and holes counting nothing), and merge pieces of one streak.
 4. Reject what is not a trail: too wide, not thin against both sides, too
    short, or bent (a ridge whose sagitta departs both from a straight line
    and from the great circle through its ends, computed with the camera
@@ -665,8 +667,10 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
 def _measure(sig, resid, noise, region, blank, c, d, half_len, cfg):
     """Walk along the line through ``c`` with direction ``d``; endpoints, width, level.
 
-    ``half_len`` (pixels) is the half-length of the candidate about ``c``: its
-    median level sets the threshold of the ends."""
+    ``half_len`` (pixels) is the half-length of the candidate about ``c``:
+    the streak's level is first measured there.  ``noise`` is the local
+    noise map (ADU), ``blank`` the pixels that say nothing (stars,
+    saturation)."""
     ny, nx = sig.shape
     span = np.hypot(nx, ny)
     s = np.arange(-span, span, 1.0)
