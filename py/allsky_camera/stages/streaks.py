@@ -179,19 +179,38 @@ def _merge_into(seg, rows, tol, gap):
     return False
 
 
-def _straight(sig, d, p0, p1, cfg):
+def _straight(sig, d, p0, p1, cfg, blank=None):
     """A streak is thin: across it the significance falls off within a few
     pixels on both sides; a gradient edge or a cloud rim stays high on one.
     Medians along the whole segment, one bilinear sample per pixel, on the
-    line and ``cfg.width_half_px`` to either side."""
+    line and ``cfg.width_half_px`` to either side, over the samples none of
+    whose pixels is in ``blank`` (bool, True: a blanked star, whose 0 would
+    pull the medians toward 0)."""
     nrm = np.array([-d[1], d[0]])
     n = max(int(np.hypot(p1[0] - p0[0], p1[1] - p0[1])), MIN_SAMPLES)
     t = np.linspace(0.0, 1.0, n)
     px = p0[0] + t * (p1[0] - p0[0])
     py = p0[1] + t * (p1[1] - p0[1])
-    side = [np.median(_sample(sig, px + off * nrm[0], py + off * nrm[1]))
-            for off in (-cfg.width_half_px, cfg.width_half_px)]
-    core = np.median(_sample(sig, px, py))
+
+    def median_at(off):
+        x, y = px + off * nrm[0], py + off * nrm[1]
+        v = _sample(sig, x, y)
+        if blank is not None:
+            # none of the four pixels of the bilinear sample blanked
+            ny, nx = blank.shape
+            keep = np.ones(v.shape, dtype=bool)
+            for fx in (np.floor, np.ceil):
+                for fy in (np.floor, np.ceil):
+                    xi = np.clip(fx(x).astype(int), 0, nx - 1)
+                    yi = np.clip(fy(y).astype(int), 0, ny - 1)
+                    keep &= ~blank[yi, xi]
+            if keep.sum() >= MIN_SAMPLES // 2:
+                v = v[keep]
+        return float(np.median(v))
+
+    side = [median_at(off) for off in (-cfg.width_half_px, cfg.width_half_px)]
+    core = median_at(0.0)
+    log.debug("streaks: thin test core %.2f sides %.2f %.2f", core, *side)
     return core > cfg.side_contrast * max(max(side), 0.0) + cfg.walk_sigma
 
 
@@ -624,7 +643,7 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
         why = ("short" if length < cfg.min_length_px else
                "faint" if core < cfg.min_core_sigma * _noise_at(noise, xa, ya, xb, yb) else
                "wide" if width > cfg.max_width_px else
-               "not thin" if not _straight(sig, d, (xa, ya), (xb, yb), cfg) else
+               "not thin" if not _straight(sig, d, (xa, ya), (xb, yb), cfg, blank) else
                "bends (an arc)" if bends(sig, model, (xa, ya), (xb, yb), cfg) else None)
         if why:
             log.debug("streaks: (%.0f, %.0f)-(%.0f, %.0f) L=%.0f w=%.1f core=%.1f: %s",
