@@ -267,6 +267,7 @@ class Night:
         self.entries = ledger.read(self.outdir)
         self.paths = []
         self.results = {}
+        self.keys = {}          # path -> file key (size, mtime) of the file reduced
         self.t0 = time.perf_counter()
         self.bar = None
         self._last_summary = -math.inf
@@ -285,7 +286,23 @@ class Night:
             if ledger.is_done(e, version=__version__, options=self.options, key=key,
                               outdir=self.outdir):
                 self.results[p] = e["result"]
+                self.keys[p] = e["key"]
         self.paths.sort(key=lambda p: (Path(p).name, p))
+
+    def changed(self, path):
+        """Whether a reduced input has been rewritten since (size or time changed)."""
+        from allsky_camera.night import ledger
+        if path not in self.results:
+            return False
+        try:
+            return ledger.file_key(path) != self.keys.get(path)
+        except OSError:
+            return False
+
+    def forget(self, path):
+        """Drop a reduced input's result, so that the next :meth:`run` redoes it."""
+        self.results.pop(path, None)
+        self.keys.pop(path, None)
 
     def _seed(self, i):
         """The last good fitted model at least seed_lag frames before frame i."""
@@ -343,6 +360,7 @@ class Night:
                                             "options": self.options, "key": key,
                                             "result": res})
                 self.results[p] = res
+                self.keys[p] = key
                 self._progress(res["row"])
                 if time.monotonic() - self._last_summary >= SUMMARY_EVERY_S:
                     self.write_summary()
@@ -412,14 +430,18 @@ def remove_temporaries(outdir):
 
 
 def watch(night, opts, stop):
-    """Poll the inputs, reduce each file once its size is stable; until stopped."""
+    """Poll the inputs, reduce each file once its size is stable; until stopped.
+
+    A file rewritten after it was reduced (a failed transfer copied again, say:
+    its size or modification time changed) is taken again once it is stable.
+    """
     sizes = {}       # path -> (size, time it was first seen at that size)
     delay = POLL_MIN_S
     while not stop.requested:
         now = time.monotonic()
-        ready = []
+        ready, waiting = [], False
         for p in find_inputs(opts.inputs, opts.veto, exclude_dir=opts.outdir):
-            if p in night.results or p in night.paths:
+            if p in night.results and not night.changed(p):
                 continue
             try:
                 size = os.path.getsize(p)
@@ -428,16 +450,22 @@ def watch(night, opts, stop):
             old = sizes.get(p)
             if old is None or old[0] != size:
                 sizes[p] = (size, now)
+                waiting = True
             elif now - old[1] >= opts.settle and size > 0:
                 ready.append(p)
+            else:
+                waiting = True
         if ready:
+            for p in ready:
+                night.forget(p)
+                sizes.pop(p, None)
             night.add(ready)
             night.run()
             night.write_products()
             log.info("%s", night.final_line())
             delay = POLL_MIN_S
-        elif sizes.keys() - set(night.paths):
-            delay = POLL_MIN_S        # files still growing: look again soon
+        elif waiting:
+            delay = POLL_MIN_S        # files still growing or settling: look again soon
         else:
             delay = min(delay * 2, POLL_MAX_S)
         _sleep(delay, stop)

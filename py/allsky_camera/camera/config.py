@@ -181,6 +181,9 @@ class Photometry:
     apcor_vmax: float = 4.0                  # V limit of the aperture-correction stars
     apcor_min_stars: int = 8                 # fewer: use apcor_default_mag
     apcor_default_mag: float = 0.0           # total minus aperture zeropoint when not measured
+    apcor_cloud_clip_mag: float = 0.5        # aperture-correction stars fainter than the frame's
+                                             # median against the clear-sky model by more than
+                                             # this (mag) look clouded: left out
     min_stars_zp: int = 5                    # fewer good stars: no zeropoint
     zp_vmax: float | None = None             # faintest star used for the zeropoint (None: vmax)
     zp_min_snr: float = 0.0                  # zeropoint stars must be EXPECTED (nominal zeropoint,
@@ -189,12 +192,18 @@ class Photometry:
     forced: bool = True                      # measure every star at the fitted astrometric
                                              # prediction (when the fit is good): centroids of
                                              # faint stars climb noise peaks and read bright
-    # the photometric model m = V - ZP + k (X - 1) + c (B - V) + v(zd), see photmodel.py;
+    # the photometric model m = V - ZP + k (X - 1) + c (B - V) + c2 (B - V - 0.6)^2 + v(zd)
+    # + the tilt and ellipticity of v, see stages/photmodel.py;
     # zp_nominal is its clear-sky ZP at the zenith (X = 1)
     ext_coef: float = 0.15                   # site default extinction k, mag/airmass (V band)
     colour_term: float = 0.0                 # camera colour term c, mag per mag of B-V
     colour_term_err: float = 0.0             # its 1-sigma error (0: not measured)
     vignetting: tuple[float, ...] = ()       # v(zd) coefficients of (zd/90)^2, (zd/90)^4, ..., mag
+    colour_quad: float = 0.0                 # colour curvature c2, mag per mag^2 of (B-V - 0.6)
+    vignetting_tilt: tuple[float, ...] = ()  # [t_n, t_e]: v's tilt, mag,
+                                             # (zd/90) (t_n cos az + t_e sin az); empty: none
+    vignetting_ellipse: tuple[float, ...] = ()  # [e_c, e_s]: v's ellipticity, mag,
+                                             # (zd/90)^2 (e_c cos 2az + e_s sin 2az); empty: none
     ext_min_stars: int = 30                  # fewer clear model stars: k is the default
     ext_min_airmass_span: float = 0.5        # ... or a smaller airmass span (10-90 percentile)
     model_clip_sigma: float = 3.0            # model fit: clip residuals beyond this, robust sigma
@@ -438,6 +447,8 @@ KEY_DOCS = {
     "photometry.apcor_vmax": "V limit of the aperture-correction stars, mag",
     "photometry.apcor_min_stars": "fewer: use apcor_default_mag",
     "photometry.apcor_default_mag": "total minus aperture zeropoint when not measured, mag",
+    "photometry.apcor_cloud_clip_mag": "aperture-correction stars fainter than the median "
+                                       "(clear-sky model) by more than this: clouded, mag",
     "photometry.min_stars_zp": "fewer good stars: no zeropoint",
     "photometry.zp_vmax": "faintest zeropoint star, V mag (null: vmax)",
     "photometry.zp_min_snr": "zeropoint stars must be expected to reach this S/N (0: off)",
@@ -448,6 +459,9 @@ KEY_DOCS = {
     "photometry.colour_term": "camera colour term c, mag per mag of B-V",
     "photometry.colour_term_err": "its 1-sigma error, mag/mag (0: not measured)",
     "photometry.vignetting": "v(zd) coefficients of (zd/90)^2, (zd/90)^4, ..., mag",
+    "photometry.colour_quad": "colour curvature c2, mag per mag^2 of (B-V - 0.6)",
+    "photometry.vignetting_tilt": "[t_n, t_e]: v's tilt toward N, E at zd 90, mag ([]: none)",
+    "photometry.vignetting_ellipse": "[e_c, e_s]: v's cos 2az, sin 2az at zd 90, mag ([]: none)",
     "photometry.ext_min_stars": "fewer clear model stars: k is the site default",
     "photometry.ext_min_airmass_span": "... or a smaller airmass span (10-90 percentile)",
     "photometry.model_clip_sigma": "model fit: clip residuals beyond this, robust sigma",
@@ -651,7 +665,8 @@ RANGES = {
     "centroid.saturation_radius_px": (0, None), "centroid.min_snr": (0.0, None),
     "photometry.aper_radius_px": (">0", None), "photometry.isolation_deg": (0.0, 180.0),
     "photometry.moon_exclusion_deg": (0.0, 180.0), "photometry.apcor_radius_px": (">0", None),
-    "photometry.apcor_min_stars": (1, None), "photometry.min_stars_zp": (1, None),
+    "photometry.apcor_min_stars": (1, None),
+    "photometry.apcor_cloud_clip_mag": (">0", None), "photometry.min_stars_zp": (1, None),
     "photometry.zp_min_snr": (0.0, None), "photometry.neighbour_dv": (0.0, None),
     "sbmap.step_px": (1, None),
     "transparency.min_expected_snr": (0.0, None), "transparency.clear_threshold": (">0", None),
@@ -780,6 +795,10 @@ def _validate(cam, where):
     if len(p.annulus_px) != 2 or not (p.aper_radius_px < p.annulus_px[0] < p.annulus_px[1]):
         raise ConfigError(f"{where}: photometry.annulus_px must be [inner, outer] with "
                           "aper_radius_px < inner < outer")
+    for key in ("vignetting_tilt", "vignetting_ellipse"):
+        if len(getattr(p, key)) not in (0, 2):
+            raise ConfigError(f"{where}: photometry.{key} {list(getattr(p, key))} must be two "
+                              "values in mag, or [] for none")
     if p.zp_nominal_scale not in ("aperture", "total"):
         raise ConfigError(f"{where}: photometry.zp_nominal_scale must be 'aperture' or "
                           f"'total', not {p.zp_nominal_scale!r}")
