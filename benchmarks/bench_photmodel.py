@@ -53,10 +53,11 @@ def main(argv=None):
     good = np.asarray(cat["flags"]) == 0
     t = exp.exptime
     x, y = np.asarray(cat["x"], float), np.asarray(cat["y"], float)
+    az = np.asarray(cat["az_deg"], float)
 
     def step_fit():
         return photometry.zeropoint(vmag, zd, fl, good, good & (vmag <= ph.apcor_vmax), ph, t,
-                                    bv=bv)
+                                    bv=bv, az_deg=az)
 
     zp = step_fit()
 
@@ -71,7 +72,7 @@ def main(argv=None):
             flags=np.asarray(cat["flags"]), flux_total_adu=fl.flux_adu * 10 ** (0.4 * apc),
             sky_sigma_adu=fl.sky_sigma_adu,
             expected_total_adu=clear.expected_flux(
-                vmag, photmodel.colour_or_mean(bv, ph.missing_bv), zd, t),
+                vmag, photmodel.colour_or_mean(bv, ph.missing_bv), zd, t, az),
             apcor_mag=apc, exptime=t, aper_area_px=np.pi * ph.aper_radius_px ** 2,
             cfg=cam.transparency,
             grey=photmodel.grey_transmission(zp.zp_total, zp.zp_nominal_total))
@@ -82,14 +83,16 @@ def main(argv=None):
 
     def step_model_only():
         return photmodel.fit_exposure(m_tot, vmag, bv, zd, sel, cfg=ph,
-                                      m_err=1.0857 * fl.flux_err_adu / np.abs(fl.flux_adu))
+                                      m_err=1.0857 * fl.flux_err_adu / np.abs(fl.flux_adu),
+                                      az_deg=az)
 
     def step_new_only():
         sky = skystat.classify(res["ephem"], skystat.zenith_sky_mag(
             fl.sky_adu, zd, sol.model.pixel_solid_angle(x, y), t, zp.zp_nominal_total,
             cam.skystat.zenith_zd_deg), cam.skystat)
         clear = photmodel.clear_sky_model(zp.zp_nominal_total, zp.model_fit, ph)
-        return sky, clear.expected_flux(vmag, photmodel.colour_or_mean(bv, ph.missing_bv), zd, t)
+        return sky, clear.expected_flux(vmag, photmodel.colour_or_mean(bv, ph.missing_bv), zd, t,
+                                        az)
 
     for name, fn in (("photmodel.fit_exposure alone", step_model_only),
                      ("skystat + clear-sky prediction alone", step_new_only),

@@ -198,3 +198,138 @@ def test_simulator_terms_recovered(tmp_path):
     for lo in range(0, 70, 10):
         band = good & (zd2 >= lo) & (zd2 < lo + 10)
         assert abs(np.median(cat2["transparency"][band]) - 1.0) < 0.05, lo
+
+
+# ------------------------------------------------------------------ tilt and colour curvature
+def test_tilt_is_the_first_order_of_a_decentred_vignetting():
+    """A radial throughput loss ``a rho^2`` centred at ``c`` (in units of the
+    zd = 90 deg radius of an equidistant lens, rho = |p - c|) differs from the
+    centred one by ``-2 a p.c + a |c|^2``: the tilt with ``t = -2 a c``."""
+    a, cn, ce = 0.4, 0.05, -0.03
+    zd = np.linspace(0.0, 80.0, 17)[:, None] * np.ones((1, 12))
+    az = np.linspace(0.0, 330.0, 12)[None, :] * np.ones((17, 1))
+    r = zd / 90.0
+    pn, pe = r * np.cos(np.radians(az)), r * np.sin(np.radians(az))
+    exact = a * ((pn - cn) ** 2 + (pe - ce) ** 2)
+    model = (photmodel.vignetting_mag(zd, (a,))
+             + photmodel.tilt_mag(zd, az, (-2 * a * cn, -2 * a * ce)))
+    np.testing.assert_allclose(model, exact - a * (cn ** 2 + ce ** 2), atol=1e-12)
+    assert photmodel.tilt_mag([40.0], None, ()) == 0.0
+    with pytest.raises(ValueError, match="azimuth"):
+        photmodel.tilt_mag([40.0], None, (0.1, 0.0))
+
+
+def test_colour_curvature_about_the_pivot():
+    bv = np.array([-0.2, 0.6, 1.6])
+    np.testing.assert_allclose(photmodel.colour_mag(bv, -0.1), -0.1 * bv)
+    q = photmodel.colour_mag(bv, -0.1, -0.2) - photmodel.colour_mag(bv, -0.1)
+    np.testing.assert_allclose(q, -0.2 * (bv - photmodel.COLOUR_PIVOT_BV) ** 2)
+    assert q[1] == 0.0
+
+
+def test_calibrate_terms_recovers_tilt_ellipse_and_curvature(phot):
+    """Stars seen through an elliptical, decentred quadratic throughput loss
+    written in the pixel plane of an equidistant lens (north up, east at
+    +90 deg), not with the model's own terms."""
+    rng = np.random.default_rng(10)
+    c, c2, k, zp = -0.12, -0.15, 0.15, 9.7
+    a, big, small, az0, cn, ce = 0.4, 1.1, 0.9, 30.0, 0.2, -0.05
+    n = 1500
+    vmag, bv = rng.uniform(1.0, 5.0, n), rng.uniform(-0.2, 1.8, n)
+    zd = np.degrees(np.arccos(rng.uniform(np.cos(np.radians(70.0)), 1.0, n)))
+    az = rng.uniform(0.0, 360.0, n)
+    r, phi = zd / 90.0, np.radians(az - az0)
+    u, w = r * np.cos(phi), r * np.sin(phi)             # along and across az0
+    ellip = a * ((u / big) ** 2 + (w / small) ** 2)
+    # a linear throughput gradient toward (cn, ce), as a decentred lens gives
+    grad = r * (cn * np.cos(np.radians(az)) + ce * np.sin(np.radians(az)))
+    m = (vmag - zp + k * (photmodel.airmass(zd) - 1.0) + c * bv
+         + c2 * (bv - photmodel.COLOUR_PIVOT_BV) ** 2 + ellip + grad
+         + rng.normal(0.0, 0.03, n))
+    t = photmodel.calibrate_terms([(m, vmag, bv, zd, np.ones(n, bool), None, az)], k=k,
+                                  n_vignetting=2, clip_sigma=3.0, faint_clip_mag=0.3,
+                                  min_stars=30, colour_quad=True, tilt=True, ellipse=True)
+    assert t.colour_term == pytest.approx(c, abs=0.01)
+    assert t.colour_quad == pytest.approx(c2, abs=0.01)
+    np.testing.assert_allclose(t.vignetting_tilt, (cn, ce), atol=0.01)
+    # a rho^2 = a r^2 (m + d cos 2 (az - az0)), m, d the mean and half
+    # difference of 1/big^2 and 1/small^2
+    d = a * 0.5 * (big ** -2 - small ** -2)
+    np.testing.assert_allclose(t.vignetting_ellipse,
+                               (d * np.cos(np.radians(2 * az0)), d * np.sin(np.radians(2 * az0))),
+                               atol=0.01)
+    assert t.vignetting[0] == pytest.approx(a * 0.5 * (big ** -2 + small ** -2), abs=0.02)
+    assert t.zp == pytest.approx(zp, abs=0.01)
+    # the exposure fit with these camera terms gets ZP and k back
+    cfg = dataclasses.replace(phot, colour_term=t.colour_term, colour_quad=t.colour_quad,
+                              vignetting=t.vignetting, vignetting_tilt=t.vignetting_tilt,
+                              vignetting_ellipse=t.vignetting_ellipse)
+    fit = photmodel.fit_exposure(m, vmag, bv, zd, np.ones(n, bool), cfg=cfg, az_deg=az)
+    assert fit.model.k == pytest.approx(k, abs=0.01)
+    assert fit.model.zp == pytest.approx(zp, abs=0.01)
+    cards = {k_: v_ for k_, v_, _ in fit.header_cards()}
+    assert cards["COLQUAD"] == round(t.colour_quad, 4)
+    assert cards["VIGNTN"] == round(t.vignetting_tilt[0], 4)
+    assert cards["VIGNES"] == round(t.vignetting_ellipse[1], 4)
+    with pytest.raises(ValueError, match="azimuth"):
+        photmodel.fit_exposure(m, vmag, bv, zd, np.ones(n, bool), cfg=cfg)
+
+
+# ------------------------------------------------------------------ aperture correction and k
+def test_apcor_slope_error_is_the_textbook_one(phot):
+    """Equal errors sigma: the slope's error of a straight-line fit is
+    sigma / sqrt(sum (q - mean q)^2) (e.g. Bevington & Robinson, eq. 6.22)."""
+    from allsky_camera.stages import photometry
+
+    rng = np.random.default_rng(11)
+    n = 400
+    zd = rng.uniform(0.0, 70.0, n)
+    q = (zd / 90.0) ** 2
+    flux = np.full(n, 1e4)
+    sigma = 0.05                                          # mag, per star
+    big = flux * 10 ** (0.4 * (0.25 + 0.3 * q + rng.normal(0.0, sigma, n)))
+    a, b, _, src, b_err = photometry.fit_apcor(zd, flux, big, np.ones(n, bool), phot,
+                                               with_err=True)
+    assert src == "measured" and b == pytest.approx(0.3, abs=0.03)
+    assert b_err == pytest.approx(sigma / np.sqrt(np.sum((q - q.mean()) ** 2)), rel=0.15)
+    assert len(photometry.fit_apcor(zd, flux, big, np.ones(n, bool), phot)) == 4
+
+
+def test_extinction_error_carries_the_apcor_slope(phot):
+    """A least-squares fit is linear in its data: refitting with the total
+    magnitudes moved by a slope error db moves k by what the propagated
+    error says."""
+    rng = np.random.default_rng(12)
+    m, v, bv, zd, _ = _stars(rng, 800, zp=6.0, k=0.15, c=0.0, vig=(), noise=0.02)
+    sel = np.ones(m.size, bool)
+    fit = photmodel.fit_exposure(m, v, bv, zd, sel, cfg=phot)
+    db = 0.05
+    moved = photmodel.fit_exposure(m - db * (zd / 90.0) ** 2, v, bv, zd, fit.used, cfg=phot)
+    with_b = photmodel.with_apcor_slope_error(fit, zd, db)
+    assert with_b.k_err_apcor == pytest.approx(abs(moved.model.k - fit.model.k), rel=0.1)
+    assert with_b.k_err == pytest.approx(np.hypot(fit.k_err, with_b.k_err_apcor))
+    assert with_b.model == fit.model
+    near = photmodel.fit_exposure(m, v, bv, zd, zd < 20.0, cfg=phot)   # k is the default
+    assert photmodel.with_apcor_slope_error(near, zd, db) is near
+
+
+def test_clouded_stars_do_not_set_the_aperture_correction(phot):
+    """Stars behind a cloud (20 % of their light) whose aperture correction is
+    off (their sky's error) are left out of it; uniform haze keeps them all."""
+    from allsky_camera.stages import photometry
+
+    rng = np.random.default_rng(13)
+    n, t = 300, 60.0
+    vmag = rng.uniform(1.0, 3.5, n)
+    zd = rng.uniform(0.0, 65.0, n)
+    q = (zd / 90.0) ** 2
+    cloud = rng.random(n) < 0.4
+    total = phot_total = 10 ** (-0.4 * (vmag - phot.zp_nominal - 0.25)) * t
+    aper = total * 10 ** (-0.4 * (0.25 + 0.3 * q)) * np.where(cloud, 0.2, 1.0)
+    big = aper * 10 ** (0.4 * (0.25 + 0.3 * q - np.where(cloud, 0.3 * q + 0.1, 0.0)))
+    err = np.full(n, 1e-3) * phot_total
+    for haze in (1.0, 0.5):
+        fl = photometry.Fluxes(aper * haze, err, big * haze, np.zeros(n), np.zeros(n, int))
+        zp = photometry.zeropoint(vmag, zd, fl, ~cloud, np.ones(n, bool), phot, t)
+        assert zp.apcor_b == pytest.approx(0.3, abs=0.01), haze
+        assert zp.n_apcor == (~cloud).sum(), haze

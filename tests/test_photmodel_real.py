@@ -66,16 +66,61 @@ def test_dct_clear_frames(dct):
                                        & (np.asarray(cat["VMAG"]) < 5.0)]
     r = r[np.isfinite(r)]
     scatter = 1.4826 * np.median(np.abs(r - np.median(r)))
-    assert scatter < 0.16      # the issue asks 0.08: not met (report), this guards the rest
+    # measured 0.093 (0.134 before the vignetting's tilt and ellipticity and
+    # the colour curvature); the issue asks 0.08: not met (report), this
+    # guards what was gained
+    assert scatter < 0.10
     assert z5.model_fit.k_source == "fitted" and abs(z5.model.k - 0.15) < 0.03
-    assert abs(z5.zp_total - z10.zp_total) < 0.05  # measured 0.029 (the issue asks 0.03)
+    assert abs(z5.zp_total - z10.zp_total) < 0.03   # the issue's bar (measured 0.015)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="moonlit 010 reads 1.12 at zd 40-50 (issue: <= 1.08)")
 def test_dct_010_bands(dct):
     b10 = bands(dct["010"])
     assert all(0.92 <= b <= 1.08 for b in b10), b10
+
+
+def _azimuthal(cat, extra):
+    """``(t_n, t_e, e_c, e_s)`` of the V < 5 residuals plus ``extra``: least
+    squares clipped at 3 robust sigma (moonlit 010 has outliers)."""
+    good = (np.asarray(cat["flags"]) == 0) & (np.asarray(cat["VMAG"]) < 5.0)
+    r = (np.asarray(cat["model_resid"]) + extra)[good]
+    zd, az = 90 - np.asarray(cat["alt_deg"])[good], np.radians(np.asarray(cat["az_deg"])[good])
+    ok = np.isfinite(r)
+    t = zd / 90
+    a = np.stack([np.ones(ok.sum()), (t * np.cos(az))[ok], (t * np.sin(az))[ok],
+                  (t * t * np.cos(2 * az))[ok], (t * t * np.sin(2 * az))[ok]], 1)
+    y = r[ok]
+    keep = np.ones(y.size, bool)
+    for _ in range(5):
+        p = np.linalg.lstsq(a[keep], y[keep], rcond=None)[0]
+        res = y - a @ p
+        keep = np.abs(res) < 3 * 1.4826 * np.median(np.abs(res[keep]))
+    return p[1:]
+
+
+@pytest.mark.slow
+def test_dct_azimuthal_vignetting_is_a_camera_property(dct):
+    """The vignetting's tilt and ellipticity measured on 005 (etc/DCT.yaml)
+    are in the moonlit 010 too, another night: put back into 010's
+    residuals, the pattern reappears; the model takes most of it away."""
+    from allsky_camera.camera import config
+    from allsky_camera.stages import photmodel
+
+    ph = config.load_camera("DCT").photometry
+    cat = dct["010"]["catalog"]
+    zd, az = 90 - np.asarray(cat["alt_deg"]), np.asarray(cat["az_deg"])
+    terms = (photmodel.tilt_mag(zd, az, ph.vignetting_tilt)
+             + photmodel.ellipse_mag(zd, az, ph.vignetting_ellipse))
+    assert ph.vignetting_tilt[0] < -0.1 and ph.vignetting_ellipse[0] < -0.15
+    without, left = _azimuthal(cat, terms), _azimuthal(cat, 0.0)
+    assert without[0] < -0.1 and without[2] < -0.15        # the same signs on 010
+    # north-south components as on 005 (measured t_n -0.20, e_c -0.25 on 010
+    # against -0.19, -0.20); the east-west ones differ by 0.1 (the Moon is
+    # low in the south-west of 010) and are not asserted
+    assert abs(without[0] - ph.vignetting_tilt[0]) < 0.05
+    assert abs(without[2] - ph.vignetting_ellipse[0]) < 0.08
+    assert np.linalg.norm(left) < 0.5 * np.linalg.norm(without)
 
 
 @pytest.mark.slow
@@ -84,7 +129,13 @@ def test_independent_mdm_zeropoint_and_bands(mdm):
         zp = res["zeropoint"]
         assert abs(zp.zp_total - h["ZP_ZEN"]) < 0.03, name
         assert zp.model_fit.k_source == "fitted"
-        assert abs(zp.model.k - h["EXT_K"]) < 0.05, name  # the issue asks 0.03 (see report)
+        # the issue's bar (measured 0.160 and 0.176: the cloud frame's k was
+        # 0.182 while its clouded stars set the aperture correction's slope)
+        assert abs(zp.model.k - h["EXT_K"]) < 0.03, name
+        # EXTERR holds the aperture-correction slope's share, and k is within
+        # 2 of those sigma of the truth
+        fit = zp.model_fit
+        assert 0 < fit.k_err_apcor < fit.k_err and abs(zp.model.k - h["EXT_K"]) < 2 * fit.k_err
     res, _, _ = mdm["mdm_moved"]
     b = bands(res)
     assert all(0.95 <= v <= 1.05 for v in b), b
@@ -98,3 +149,47 @@ def test_independent_mdm_zeropoint_and_bands(mdm):
     inside = good & (az > 50) & (az < 130)
     outside = good & ((az < 40) | (az > 140))
     assert np.median(t[inside]) < 0.5 and np.median(t[outside]) > 0.8
+
+
+@pytest.mark.slow
+def test_dct_yaml_is_what_the_calibration_writes(tmp_path):
+    """etc/DCT.yaml's photometric terms are what the README's command
+    (``ac_calibrate.py --photometry 005``) measures today."""
+    import shutil
+
+    import yaml
+
+    from allsky_camera import ac_calibrate
+
+    frame = shared() / "dct" / "005.fits.bz2"
+    for name in ("DCT.yaml", "DCT_bpm.fits", "DCT_obstruction.fits"):
+        shutil.copy(REPO / "etc" / name, tmp_path / name)
+    assert ac_calibrate.main(["--photometry", str(frame), "--output",
+                              str(tmp_path / "DCT.yaml")]) == 0
+    new = yaml.safe_load((tmp_path / "DCT.yaml").read_text())["photometry"]
+    old = yaml.safe_load((REPO / "etc" / "DCT.yaml").read_text())["photometry"]
+    for key in ("zp_nominal", "colour_term", "colour_quad", "vignetting", "vignetting_tilt",
+                "vignetting_ellipse"):
+        np.testing.assert_allclose(new[key], old[key], atol=2e-3, err_msg=key)
+
+
+@pytest.mark.slow
+def test_no_azimuthal_vignetting_where_there_is_none(mdm):
+    """The independent simulator renders no azimuthal throughput: measured
+    through the pipeline's photometry as on the DCT frames, the clear MDM
+    frame's tilt and ellipticity are small (measured |.| <= 0.03 mag; the
+    DCT camera's are 0.19 and 0.20), so those are the camera's, not the
+    method's."""
+    from allsky_camera.stages import photmodel
+
+    res, _, _ = mdm["mdm_moved"]
+    cat = res["catalog"]
+    flux = np.asarray(cat["flux_total_adu"], float)
+    m = -2.5 * np.log10(np.where(flux > 0, flux, np.nan) / 60.0)
+    sel = (np.asarray(cat["flags"]) == 0) & (np.asarray(cat["VMAG"]) <= 5.0)
+    t = photmodel.calibrate_terms(
+        [(m, np.asarray(cat["VMAG"]), np.asarray(cat["BV"]), 90 - np.asarray(cat["alt_deg"]),
+          sel, None, np.asarray(cat["az_deg"]))], k=0.15, n_vignetting=2, clip_sigma=3.0,
+        faint_clip_mag=0.3, min_stars=30, floor_mag=0.02, colour_quad=True, tilt=True,
+        ellipse=True)
+    assert np.all(np.abs(t.vignetting_tilt) < 0.06) and np.all(np.abs(t.vignetting_ellipse) < 0.06)

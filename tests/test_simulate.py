@@ -1,4 +1,7 @@
-"""simulate: rendering laws, detector, clouds, streaks, truth, header, files and the CLI."""
+"""simulate: the whole frame (detector, clouds, streaks, truth, header), files and the CLI.
+
+The parts are tested alone in tests/test_sim_*.py (one file per module of sim/).
+"""
 
 import dataclasses
 import subprocess
@@ -40,119 +43,6 @@ def shifted(camera):
 def with_sim(camera, **changes):
     return dataclasses.replace(camera, simulation=dataclasses.replace(camera.simulation,
                                                                       **changes))
-
-
-# ------------------------------------------------------------ rendering laws
-def test_render_conserves_flux_and_peak():
-    x = np.array([30.3, 70.8, 100.0])
-    y = np.array([31.7, 40.2, 90.5])
-    flux = np.array([1000.0, 250.0, 4000.0])
-    sigma = np.array([1.1, 1.5, 2.2])            # three stamp sizes
-    img, peak = simulate._render_stars((128, 140), x, y, flux, sigma)
-    assert len(np.unique(simulate.stamp_half_width(sigma))) == 3
-    for xi, yi, f, p in zip(x, y, flux, peak):
-        box = img[int(yi) - 15:int(yi) + 16, int(xi) - 15:int(xi) + 16]
-        assert box.sum() == pytest.approx(f, rel=1e-5)
-        assert box.max() == pytest.approx(p, rel=1e-12)
-    assert img.sum() == pytest.approx(flux.sum(), rel=1e-5)
-    # the brightest pixel is the one nearest the star
-    iy, ix = np.unravel_index(np.argmax(img[:60, :60]), (60, 60))
-    assert (ix, iy) == (30, 32)
-
-
-def test_render_drops_light_off_the_image():
-    img, _ = simulate._render_stars((50, 50), [-0.5], [25.0], [100.0], [1.2])
-    assert img.sum() == pytest.approx(50.0, rel=1e-3)   # the image starts at x = -0.5
-
-
-def test_render_no_stars():
-    img, peak = simulate._render_stars((10, 12), [], [], [], [])
-    assert img.shape == (10, 12) and not img.any() and peak.size == 0
-
-
-def test_render_matches_exact_pixel_integral():
-    from scipy.special import erf
-    x0, y0, s = 20.37, 18.81, 1.3
-    img, _ = simulate._render_stars((40, 40), [x0], [y0], [1.0], [s])
-    c = np.arange(40)
-    fx = 0.5 * (erf((c + 0.5 - x0) / (np.sqrt(2) * s)) - erf((c - 0.5 - x0) / (np.sqrt(2) * s)))
-    fy = 0.5 * (erf((c + 0.5 - y0) / (np.sqrt(2) * s)) - erf((c - 0.5 - y0) / (np.sqrt(2) * s)))
-    inside = (np.abs(c - 20)[None, :] <= 7) & (np.abs(c - 19)[:, None] <= 7)
-    np.testing.assert_allclose(img[inside], np.outer(fy, fx)[inside], rtol=1e-10, atol=1e-15)
-
-
-@pytest.mark.parametrize("sigma,radius", [(1.1, 2.0), (1.53, 2.0), (2.5, 4.0), (1.2, 4.5)])
-@pytest.mark.parametrize("x0,y0", [(32.0, 31.0), (32.3, 31.6), (32.5, 31.5)])
-def test_enclosed_fraction_against_the_rendered_stamp(sigma, radius, x0, y0):
-    """Sum the rendered stamp over the circle, each pixel weighted by its area inside."""
-    img, _ = simulate._render_stars((64, 64), [x0], [y0], [1.0], [sigma])
-    n = 24
-    sub = (np.arange(n) + 0.5) / n - 0.5
-    yy, xx = np.indices((64, 64))
-    sx = xx[..., None, None] + sub[None, None, None, :]
-    sy = yy[..., None, None] + sub[None, None, :, None]
-    frac = (((sx - x0) ** 2 + (sy - y0) ** 2) <= radius ** 2).mean(axis=(2, 3))
-    measured = (img * frac).sum()
-    ef = simulate.enclosed_fraction(radius, sigma)
-    # the sub-pixel position changes the measured fraction by up to ~0.012 mag
-    assert 2.5 * np.log10(ef / measured) == pytest.approx(0.0, abs=0.015)
-    # the continuous Gaussian's formula, without the pixel's widening
-    assert simulate.enclosed_fraction(radius, sigma, pixelated=False) == pytest.approx(
-        1 - np.exp(-radius ** 2 / (2 * sigma ** 2)))
-
-
-@pytest.mark.parametrize("sigma", [1.1, 1.3, 1.53])
-def test_enclosed_fraction_on_average_over_positions(sigma):
-    """Over random sub-pixel positions (as for the catalog's stars), within 0.003 mag."""
-    radius, size = 2.0, 24
-    rng = np.random.default_rng(7)
-    n = 40
-    x0 = 12 + rng.uniform(-0.5, 0.5, n) + 24 * np.arange(n)
-    y0 = 12 + rng.uniform(-0.5, 0.5, n)
-    img, _ = simulate._render_stars((size, size * n), x0, y0, np.ones(n), np.full(n, sigma))
-    k = 16
-    sub = (np.arange(k) + 0.5) / k - 0.5
-    yy, xx = np.indices(img.shape)
-    measured = []
-    for i in range(n):
-        box = (slice(None), slice(24 * i, 24 * i + 24))
-        sx = xx[box][..., None, None] + sub[None, None, None, :]
-        sy = yy[box][..., None, None] + sub[None, None, :, None]
-        frac = (((sx - x0[i]) ** 2 + (sy - y0[i]) ** 2) <= radius ** 2).mean(axis=(2, 3))
-        measured.append((img[box] * frac).sum())
-    dmag = 2.5 * np.log10(simulate.enclosed_fraction(radius, sigma) / np.mean(measured))
-    assert dmag == pytest.approx(0.0, abs=0.003)
-
-
-def test_enclosed_fraction_of_a_continuous_gaussian():
-    """Without pixels: integrate the Gaussian numerically over the disc."""
-    sigma, radius = 1.3, 2.0
-    r = np.linspace(0, radius, 20001)
-    ring = r / sigma ** 2 * np.exp(-r ** 2 / (2 * sigma ** 2))
-    numeric = np.sum(0.5 * (ring[1:] + ring[:-1]) * np.diff(r))
-    assert simulate.enclosed_fraction(radius, sigma, pixelated=False) == pytest.approx(
-        numeric, rel=1e-7)
-
-
-def test_sky_law_end_points_and_shape():
-    mu = simulate.sky_surface_brightness([0, 20, 45, 70, 90], 21.0, 19.3)
-    assert mu[0] == pytest.approx(21.0) and mu[-1] == pytest.approx(19.3)
-    assert np.all(np.diff(mu) < 0)
-    assert mu[1] > 20.95                                 # flat near the zenith
-    f = 10 ** (-0.4 * mu)
-    zd = np.array([0, 20, 45, 70, 90])
-    np.testing.assert_allclose((f - f[0]) / (f[-1] - f[0]), (zd / 90) ** 3)
-
-
-def test_fwhm_law():
-    f = simulate.fwhm_at([0.0, 45.0, 90.0], 2.6, 3.6)
-    np.testing.assert_allclose(f, [2.6, 2.85, 3.6])
-
-
-def test_raw_dtype():
-    assert simulate.raw_dtype(255) == np.uint8
-    assert simulate.raw_dtype(4095) == np.uint16
-    assert simulate.raw_dtype(65535) == np.uint16
 
 
 # ------------------------------------------------------------ the frame
@@ -319,20 +209,6 @@ def test_sky_in_adu_matches_the_law(camera, sim):
     np.testing.assert_allclose(tr.sky_mag[edge], ss.sky_horizon_mag, atol=0.02)
 
 
-def test_render_sky_noiseless(camera):
-    m = camera.astrometry.model
-    zd, omega, on = simulate._sky_geometry(m, 64, 48, 0.0)
-    zd = np.full((2, 3), 45.0)
-    omega = np.full((2, 3), 1e-5)
-    on = np.array([[True, True, False], [True, True, True]])
-    mag, adu = simulate._render_sky(zd, omega, on, 21.0, 19.0, 6.0, 10.0)
-    mu = simulate.sky_surface_brightness(45.0, 21.0, 19.0)
-    assert np.isnan(mag[0, 2]) and adu[0, 2] == 0.0
-    np.testing.assert_allclose(adu[on], 10 ** (-0.4 * (mu - 6.0)) * 10.0 * 1e-5
-                               * simulate.ARCSEC2_PER_SR)
-    assert mag.dtype == np.float32
-
-
 def test_no_starlight_beyond_the_horizon(camera):
     """A camera seeing only above 30 deg: nothing but bias and noise below."""
     cam = with_sim(camera, horizon_alt_deg=30.0, hot_pixel_fraction=0.0)
@@ -455,31 +331,6 @@ def test_no_clouds_is_the_clear_frame(camera):
 
 
 # ------------------------------------------------------------ streaks
-def test_render_streak_profile():
-    s = simulate.Streak(10.0, 50.0, 190.0, 50.0, width_px=3.0, peak_adu=20.0)
-    img = simulate.render_streaks((100, 200), [s])
-    assert img[50, 100] == pytest.approx(20.0)
-    sigma = 3.0 / simulate.FWHM_PER_SIGMA
-    np.testing.assert_allclose(img[45:56, 100], 20.0 * np.exp(-0.5 * (np.arange(-5, 6) / sigma)
-                                                              ** 2), rtol=1e-12)
-    assert img[50, 9] == 0.0 and img[50, 191] == 0.0 and img[50, 10] > 0     # cut at its ends
-    # a streak leaving the image: what is on it is drawn, the rest dropped
-    off = simulate.Streak(100.0, 50.0, 500.0, 50.0, 2.0, 10.0)
-    img = simulate.render_streaks((100, 200), [off])
-    assert img[50, 100:].min() == pytest.approx(10.0) and img[50, :99].max() == 0.0
-
-
-def test_random_streaks():
-    a = simulate.random_streaks(6, (1200, 1600), np.random.default_rng(1))
-    b = simulate.random_streaks(6, (1200, 1600), np.random.default_rng(1))
-    assert a == b and len(a) == 6
-    for i, s in enumerate(a):
-        leaves = not (0 <= s.x2 <= 1599 and 0 <= s.y2 <= 1199)
-        assert leaves == (i % 3 == 0) or i % 3 != 0
-        assert 1.5 <= s.width_px <= 4.0 and 15.0 <= s.peak_adu <= 60.0
-    assert not (0 <= a[0].x2 <= 1599 and 0 <= a[0].y2 <= 1199)
-
-
 def test_streaks_fall_on_the_sky_only(camera):
     m = camera.astrometry.model
     r = float(m.radius(90.0 - camera.simulation.horizon_alt_deg))
@@ -618,12 +469,3 @@ def test_colour_term_and_vignetting_rendered(camera):
     np.testing.assert_allclose(dm, want, atol=1e-9)
 
 
-@pytest.mark.parametrize("kind, covered", [("quarter", 0.25), ("half", 0.5),
-                                           ("three-quarter", 0.75)])
-def test_sector_clouds_cover_their_share_of_the_sky(kind, covered):
-    """Directions drawn uniformly on the upper hemisphere (uniform sin(alt))."""
-    rng = np.random.default_rng(8)
-    alt = np.degrees(np.arcsin(rng.uniform(0.0, 1.0, 20000)))
-    az = rng.uniform(0.0, 360.0, alt.size)
-    t = simulate.cloud_transmission(simulate.Clouds(kind, 0.1, az_deg=300.0), alt, az, rng)
-    assert np.mean(t < 1.0) == pytest.approx(covered, abs=0.01)

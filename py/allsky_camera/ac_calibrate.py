@@ -508,6 +508,7 @@ def calibrate_photometry(opts):
 
     from allsky_camera.camera import config
     from allsky_camera.exceptions import ConfigError
+    from allsky_camera.flags import bit
     from allsky_camera.stages import photmodel
 
     cam = config.load_camera(opts.output)
@@ -518,7 +519,8 @@ def calibrate_photometry(opts):
                           "zeropoint: set it to 'total' first")
     # reduce without the old terms, so that nothing of them leaks into the new ones
     bare = dataclasses.replace(cam, photometry=dataclasses.replace(
-        ph, colour_term=0.0, colour_term_err=0.0, vignetting=()))
+        ph, colour_term=0.0, colour_term_err=0.0, vignetting=(), colour_quad=0.0,
+        vignetting_tilt=(), vignetting_ellipse=()))
     frames = []
     for f in opts.frames:
         cat, exptime = _reduce_for_photometry(bare, f)
@@ -533,15 +535,21 @@ def calibrate_photometry(opts):
                  * 10.0 ** (-0.4 * np.asarray(cat["apcor_mag"])))
         with np.errstate(invalid="ignore", divide="ignore"):
             m_err = 2.5 / np.log(10.0) * np.asarray(cat["flux_err_adu"]) / f_exp
+        # unflagged stars, those beyond the safe radius included: the
+        # clear-sky model must hold down to the horizon, where the cloud map
+        # uses them (on the DCT 005 that takes the V < 5 residuals beyond
+        # zd 70 from 0.30 to 0.19 mag and those inside from 0.096 to 0.093)
         frames.append((m_tot, vmag, np.asarray(cat["BV"]), 90.0 - np.asarray(cat["alt_deg"]),
-                       (np.asarray(cat["flags"]) == 0) & (vmag <= ph.model_vmax),
-                       np.where(m_err > 0, m_err, np.nan)))
+                       ((np.asarray(cat["flags"]) & ~np.int32(bit("OUTSIDE_SAFE"))) == 0)
+                       & (vmag <= ph.model_vmax),
+                       np.where(m_err > 0, m_err, np.nan), np.asarray(cat["az_deg"])))
     try:
         terms = photmodel.calibrate_terms(frames, k=ph.ext_coef, n_vignetting=VIGNETTING_TERMS,
                                           clip_sigma=ph.model_clip_sigma,
                                           faint_clip_mag=ph.model_faint_clip_mag,
                                           min_stars=ph.ext_min_stars,
-                                          floor_mag=ph.model_floor_mag)
+                                          floor_mag=ph.model_floor_mag,
+                                          colour_quad=True, tilt=True, ellipse=True)
     except ConfigError as err:
         raise AllskyError(f"{', '.join(map(str, opts.frames))}: {err}") from err
     path = Path(opts.output)
@@ -552,6 +560,9 @@ def calibrate_photometry(opts):
     p["colour_term"] = round(terms.colour_term, 4)
     p["colour_term_err"] = round(terms.colour_term_err, 4)
     p["vignetting"] = [round(v, 4) for v in terms.vignetting]
+    p["colour_quad"] = round(terms.colour_quad, 4)
+    p["vignetting_tilt"] = [round(v, 4) for v in terms.vignetting_tilt]
+    p["vignetting_ellipse"] = [round(v, 4) for v in terms.vignetting_ellipse]
     c = d.setdefault("calibration", {})
     c["phot_frames"] = [Path(f).name for f in opts.frames]
     c["phot_zp_frames"] = [round(z, 4) for z in terms.zp_frames]
@@ -565,7 +576,9 @@ def calibrate_photometry(opts):
     with io.atomic_path(path) as tmp:
         tmp.write_text(camera_yaml.dump(d, preamble=yaml_preamble(cam.name)))
     print(f"updated {path}: zeropoint {terms.zp:.3f}, colour term {terms.colour_term:.3f} "
-          f"+- {terms.colour_term_err:.3f}, vignetting {list(p['vignetting'])} "
+          f"+- {terms.colour_term_err:.3f}, curvature {terms.colour_quad:.3f}, "
+          f"vignetting {list(p['vignetting'])} tilt {list(p['vignetting_tilt'])} "
+          f"ellipse {list(p['vignetting_ellipse'])} "
           f"(k held at {ph.ext_coef:g}; {terms.n_used} stars, rms {terms.rms_mag:.3f} mag)")
 
 

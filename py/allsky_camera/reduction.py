@@ -351,7 +351,8 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
     zd = 90.0 - alt
     zpsel, apsel = photometry.zeropoint_stars(vmag, flags, fl, ph, exposure.exptime)
     bv = np.asarray(stars["BV"], dtype=float)
-    zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime, bv=bv)
+    zp = photometry.zeropoint(vmag, zd, fl, zpsel, apsel, ph, exposure.exptime, bv=bv,
+                              az_deg=az)
     if not sol.stars_known:    # where the stars are is unknown: measure nothing on them
         from allsky_camera.stages.astrometry_gate import withhold_zeropoint
         zp = dataclasses.replace(withhold_zeropoint(zp, sol.message), model_fit=None)
@@ -378,7 +379,7 @@ def reduce_exposure(exposure, camera, products, timer=None, *, start_model=None,
                           sky_sigma_adu=fl.sky_sigma_adu,
                           expected_total_adu=clear.expected_flux(
                               vmag, photmodel.colour_or_mean(bv, ph.missing_bv), zd,
-                              exposure.exptime),
+                              exposure.exptime, az),
                           apcor_mag=apc, exptime=exposure.exptime,
                           aper_area_px=np.pi * ph.aper_radius_px ** 2, cfg=camera.transparency,
                           grey=photmodel.grey_transmission(zp.zp_total, zp_clear))

@@ -181,6 +181,9 @@ class Photometry:
     apcor_vmax: float = 4.0                  # V limit of the aperture-correction stars
     apcor_min_stars: int = 8                 # fewer: use apcor_default_mag
     apcor_default_mag: float = 0.0           # total minus aperture zeropoint when not measured
+    apcor_cloud_clip_mag: float = 0.5        # aperture-correction stars fainter than the frame's
+                                             # median against the clear-sky model by more than
+                                             # this (mag) look clouded: left out
     min_stars_zp: int = 5                    # fewer good stars: no zeropoint
     zp_vmax: float | None = None             # faintest star used for the zeropoint (None: vmax)
     zp_min_snr: float = 0.0                  # zeropoint stars must be EXPECTED (nominal zeropoint,
@@ -189,12 +192,18 @@ class Photometry:
     forced: bool = True                      # measure every star at the fitted astrometric
                                              # prediction (when the fit is good): centroids of
                                              # faint stars climb noise peaks and read bright
-    # the photometric model m = V - ZP + k (X - 1) + c (B - V) + v(zd), see photmodel.py;
+    # the photometric model m = V - ZP + k (X - 1) + c (B - V) + c2 (B - V - 0.6)^2 + v(zd)
+    # + the tilt and ellipticity of v, see stages/photmodel.py;
     # zp_nominal is its clear-sky ZP at the zenith (X = 1)
     ext_coef: float = 0.15                   # site default extinction k, mag/airmass (V band)
     colour_term: float = 0.0                 # camera colour term c, mag per mag of B-V
     colour_term_err: float = 0.0             # its 1-sigma error (0: not measured)
     vignetting: tuple[float, ...] = ()       # v(zd) coefficients of (zd/90)^2, (zd/90)^4, ..., mag
+    colour_quad: float = 0.0                 # colour curvature c2, mag per mag^2 of (B-V - 0.6)
+    vignetting_tilt: tuple[float, ...] = ()  # [t_n, t_e]: v's tilt, mag,
+                                             # (zd/90) (t_n cos az + t_e sin az); empty: none
+    vignetting_ellipse: tuple[float, ...] = ()  # [e_c, e_s]: v's ellipticity, mag,
+                                             # (zd/90)^2 (e_c cos 2az + e_s sin 2az); empty: none
     ext_min_stars: int = 30                  # fewer clear model stars: k is the default
     ext_min_airmass_span: float = 0.5        # ... or a smaller airmass span (10-90 percentile)
     model_clip_sigma: float = 3.0            # model fit: clip residuals beyond this, robust sigma
@@ -230,9 +239,11 @@ class Transparency:
     texture_model_blocks: int = 5            # smooth model: mean of the 4 blocks this // 2 away
     texture_ring_deg: float = 5.0            # median residual removed in zenith-distance rings, deg
     texture_mask_grow_blocks: int = 1        # masked blocks grow by this many (obstruction edges)
-    texture_min_blocks: int = 6              # fewer unmasked blocks in a cell: no texture evidence
+    texture_min_blocks: int = 3              # fewer unmasked blocks in a cell: no texture evidence
+                                             # (the confidence counts the blocks: few, less sure)
     texture_cloud: float = 0.04              # cloud: block residual RMS above this fraction of sky
-    texture_scatter: float = 0.3             # relative error of a cell's texture amplitude
+    texture_scatter: float = 0.3             # relative error of a cell's texture amplitude (the
+                                             # MAD's own error from few blocks adds to it)
     texture_clear_conf_max: float = 0.6      # a smooth sky says clear with at most this confidence
     texture_clear_max_cloud: float = 0.5     # ... and only when at most this fraction of the
                                              # cells judged by stars is cloud ...
@@ -282,13 +293,16 @@ class Streaks:
     min_length_px: int = 64                  # shortest streak, pixels
     line_gap_px: int = 12                    # largest gap bridged along a streak, pixels
     star_mask_px: int = 3                    # catalog stars are blanked within this radius
-    star_mask_vmax: float = 5.0              # ... when brighter than this V
+    star_mask_vmax: float = 6.5              # ... when brighter than this V (the catalog's depth)
     walk_sigma: float = 1.0                  # core over sides test: core beats this, noise sigma
     width_half_px: int = 8                   # half-width of the profile across the line
     min_core_sigma: float = 0.5              # core below this many local noise sigma: not a streak
     dedupe_px: float = 8.0                   # a streak along a longer one within this is a piece
     noise_block_px: int = 32                 # tiles of the local noise map, pixels
     side_contrast: float = 3.0               # core must beat both sides by this factor
+    end_bin_px: int = 16                     # ends: the level is the median of bins this long, px
+    end_iterations: int = 3                  # ends: level re-measured this many times
+    end_outlier_sigma: float = 3.0           # ends: samples this far off count 0, sigma
 
 
 @dataclasses.dataclass(frozen=True)
@@ -435,6 +449,8 @@ KEY_DOCS = {
     "photometry.apcor_vmax": "V limit of the aperture-correction stars, mag",
     "photometry.apcor_min_stars": "fewer: use apcor_default_mag",
     "photometry.apcor_default_mag": "total minus aperture zeropoint when not measured, mag",
+    "photometry.apcor_cloud_clip_mag": "aperture-correction stars fainter than the median "
+                                       "(clear-sky model) by more than this: clouded, mag",
     "photometry.min_stars_zp": "fewer good stars: no zeropoint",
     "photometry.zp_vmax": "faintest zeropoint star, V mag (null: vmax)",
     "photometry.zp_min_snr": "zeropoint stars must be expected to reach this S/N (0: off)",
@@ -445,6 +461,9 @@ KEY_DOCS = {
     "photometry.colour_term": "camera colour term c, mag per mag of B-V",
     "photometry.colour_term_err": "its 1-sigma error, mag/mag (0: not measured)",
     "photometry.vignetting": "v(zd) coefficients of (zd/90)^2, (zd/90)^4, ..., mag",
+    "photometry.colour_quad": "colour curvature c2, mag per mag^2 of (B-V - 0.6)",
+    "photometry.vignetting_tilt": "[t_n, t_e]: v's tilt toward N, E at zd 90, mag ([]: none)",
+    "photometry.vignetting_ellipse": "[e_c, e_s]: v's cos 2az, sin 2az at zd 90, mag ([]: none)",
     "photometry.ext_min_stars": "fewer clear model stars: k is the site default",
     "photometry.ext_min_airmass_span": "... or a smaller airmass span (10-90 percentile)",
     "photometry.model_clip_sigma": "model fit: clip residuals beyond this, robust sigma",
@@ -470,9 +489,11 @@ KEY_DOCS = {
     "transparency.texture_model_blocks": "smooth model: mean of the 4 blocks this // 2 away",
     "transparency.texture_ring_deg": "median residual removed in zenith-distance rings, deg",
     "transparency.texture_mask_grow_blocks": "masked blocks grow by this many blocks",
-    "transparency.texture_min_blocks": "fewer unmasked blocks in a cell: no texture evidence",
+    "transparency.texture_min_blocks": "fewer unmasked blocks in a cell: no texture evidence "
+                                      "(the confidence falls with fewer blocks)",
     "transparency.texture_cloud": "cloud: block residual RMS above this fraction of the sky",
-    "transparency.texture_scatter": "relative error of a cell's texture amplitude",
+    "transparency.texture_scatter": "relative error of a cell's texture amplitude, beyond the "
+                                   "MAD's own error from few blocks",
     "transparency.texture_clear_conf_max": "a smooth sky says clear with at most this confidence",
     "transparency.texture_clear_max_cloud": "... only if at most this fraction of star cells "
                                             "is cloud",
@@ -506,13 +527,17 @@ KEY_DOCS = {
     "streaks.min_length_px": "shortest streak, pixels",
     "streaks.line_gap_px": "largest gap bridged along a streak, pixels",
     "streaks.star_mask_px": "catalog stars are blanked within this radius, pixels",
-    "streaks.star_mask_vmax": "... when brighter than this V, mag",
+    "streaks.star_mask_vmax": "... when brighter than this V, mag (stars confuse faint trails)",
     "streaks.walk_sigma": "the core must also beat its sides by this, sigma",
     "streaks.width_half_px": "half-width of the profile across the line, pixels",
     "streaks.min_core_sigma": "core below this many local noise sigma: not a streak",
     "streaks.dedupe_px": "a streak along a longer one within this is a piece, pixels",
     "streaks.noise_block_px": "tiles of the local noise map, pixels",
     "streaks.side_contrast": "the core must beat both sides by this factor",
+    "streaks.end_bin_px": "ends: the streak's level is the median of bins this long, pixels",
+    "streaks.end_iterations": "ends: the level is re-measured on the fitted segment this often",
+    "streaks.end_outlier_sigma": "ends: samples this many sigma above the level or below 0 "
+                                 "count 0 (stars on the line)",
     "simulation": "what the simulator renders for this camera (not the pipeline)",
     "simulation.exptime_s": "exposure time, s",
     "simulation.gain_e_per_adu": "electrons per ADU",
@@ -644,7 +669,8 @@ RANGES = {
     "centroid.saturation_radius_px": (0, None), "centroid.min_snr": (0.0, None),
     "photometry.aper_radius_px": (">0", None), "photometry.isolation_deg": (0.0, 180.0),
     "photometry.moon_exclusion_deg": (0.0, 180.0), "photometry.apcor_radius_px": (">0", None),
-    "photometry.apcor_min_stars": (1, None), "photometry.min_stars_zp": (1, None),
+    "photometry.apcor_min_stars": (1, None),
+    "photometry.apcor_cloud_clip_mag": (">0", None), "photometry.min_stars_zp": (1, None),
     "photometry.zp_min_snr": (0.0, None), "photometry.neighbour_dv": (0.0, None),
     "sbmap.step_px": (1, None),
     "transparency.min_expected_snr": (0.0, None), "transparency.clear_threshold": (">0", None),
@@ -677,6 +703,8 @@ RANGES = {
     "streaks.width_half_px": (1, None), "streaks.min_core_sigma": (0.0, None),
     "streaks.dedupe_px": (0.0, None), "streaks.noise_block_px": (1, None),
     "streaks.side_contrast": (">0", None),
+    "streaks.end_bin_px": (1, None), "streaks.end_iterations": (1, None),
+    "streaks.end_outlier_sigma": (">0", None),
     "simulation.exptime_s": (">0", None), "simulation.gain_e_per_adu": (">0", None),
     "simulation.read_noise_e": (0.0, None), "simulation.fwhm_zenith_px": (">0", None),
     "simulation.fwhm_horizon_px": (">0", None), "simulation.hot_pixel_fraction": (0.0, 1.0),
@@ -771,6 +799,10 @@ def _validate(cam, where):
     if len(p.annulus_px) != 2 or not (p.aper_radius_px < p.annulus_px[0] < p.annulus_px[1]):
         raise ConfigError(f"{where}: photometry.annulus_px must be [inner, outer] with "
                           "aper_radius_px < inner < outer")
+    for key in ("vignetting_tilt", "vignetting_ellipse"):
+        if len(getattr(p, key)) not in (0, 2):
+            raise ConfigError(f"{where}: photometry.{key} {list(getattr(p, key))} must be two "
+                              "values in mag, or [] for none")
     if p.zp_nominal_scale not in ("aperture", "total"):
         raise ConfigError(f"{where}: photometry.zp_nominal_scale must be 'aperture' or "
                           f"'total', not {p.zp_nominal_scale!r}")

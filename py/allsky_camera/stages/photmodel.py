@@ -3,7 +3,7 @@
 The expected instrumental magnitude of a star (``-2.5 log10`` of its total
 flux in ADU/s) is
 
-    m = V - ZP + k (X - 1) + c (B - V) + v(zd)
+    m = V - ZP + k (X - 1) + c (B - V) + c2 (B - V - 0.6)^2 + v(zd) + t(zd, az) + e(zd, az)
 
 with
 
@@ -11,12 +11,28 @@ with
 * ``X`` the airmass of the star's apparent (refracted) zenith distance,
   Kasten & Young (1989), :func:`airmass`;
 * ``k`` the atmospheric extinction, mag per airmass;
-* ``c`` the colour term, mag per mag of B-V (the camera's band against V);
+* ``c`` the colour term, mag per mag of B-V (the camera's band against V),
+  the slope at B-V = 0.6 when ``c2`` is not zero;
+* ``c2`` the colour response's curvature, mag per mag^2, about B-V = 0.6
+  (:data:`COLOUR_PIVOT_BV`): an unfiltered CCD's band is not V, and its
+  magnitude is not linear in B-V over B to M stars;
 * ``v(zd)`` the lens throughput (vignetting), mag, an even polynomial in
   ``zd / 90 deg`` with no constant term, so zero at the zenith:
-  ``v = sum_j a_j (zd / 90)^(2 j)``, ``j = 1, 2, ...``.
+  ``v = sum_j a_j (zd / 90)^(2 j)``, ``j = 1, 2, ...``;
+* ``t(zd, az)`` the vignetting's tilt, mag: ``(zd / 90) (t_n cos az + t_e sin az)``
+  with the azimuth from north through east.  A lens whose throughput is
+  centred off the zenith (a decentred or tilted lens, or an optical axis off
+  the zenith pixel) adds to the radial ``v`` a term linear in the pixel offset
+  from the zenith, ``-grad v . d``: to first order a dipole growing with the
+  zenith distance (on the DCT camera 0.19 mag toward the north at zd 90);
+* ``e(zd, az)`` the vignetting's ellipticity, mag:
+  ``(zd / 90)^2 (e_c cos 2 az + e_s sin 2 az)``.  A quadratic loss ``a rho^2``
+  whose contours are ellipses, ``rho^2 = r^2 (1 + eps cos 2 (az - az0))``,
+  is ``a r^2`` plus exactly this term with ``(e_c, e_s) = a eps (cos 2 az0,
+  sin 2 az0)`` (on the DCT camera -0.2 mag: the north-south line reads
+  brighter than the east-west one, the same on two nights).
 
-``c`` and ``v`` are camera properties (measured once on clear frames by
+``c``, ``c2``, ``v``, ``t`` and ``e`` are camera properties (measured once on clear frames by
 ``ac_calibrate.py``, :func:`calibrate_terms`); ``ZP`` and ``k`` are fitted on
 every exposure (:func:`fit_exposure`), ``k`` only when enough clear stars span
 enough airmass, else the site's default is used and the fit says so.
@@ -54,6 +70,10 @@ MAD_TO_SIGMA = 1.4826
 MIN_CLIP_SIGMA_MAG = 0.01
 #: Iterations of the clipped fits (they usually converge in 3-5).
 MAX_ROUNDS = 10
+#: B-V about which the colour curvature ``c2`` is taken, mag: about the median
+#: colour of the V < 5 stars of the Hipparcos catalog (0.5-0.7), so that ``c``
+#: stays the colour term of a typical star.
+COLOUR_PIVOT_BV = 0.6
 
 
 def airmass(zd_deg):
@@ -94,6 +114,72 @@ def vignetting_mag(zd_deg, coeffs):
     return out
 
 
+def tilt_mag(zd_deg, az_deg, tilt):
+    """The vignetting's tilt ``(zd/90) (t_n cos az + t_e sin az)``, mag.
+
+    Parameters
+    ----------
+    zd_deg, az_deg : array_like
+        Zenith distance and azimuth (from north through east), deg.
+    tilt : sequence of float
+        ``(t_n, t_e)``, mag at zd = 90 deg toward north and east; empty: no
+        tilt (then ``az_deg`` may be None).
+    """
+    zd = np.asarray(zd_deg, dtype=float)
+    if len(tilt) == 0:
+        return np.zeros(zd.shape)
+    if len(tilt) != 2:
+        raise ConfigError(f"vignetting_tilt {tuple(tilt)}: give two values [t_n, t_e], mag")
+    if az_deg is None:
+        raise ValueError("tilt_mag: the vignetting tilt needs the stars' azimuths (az_deg)")
+    az = np.radians(np.asarray(az_deg, dtype=float))
+    return zd / 90.0 * (tilt[0] * np.cos(az) + tilt[1] * np.sin(az))
+
+
+def ellipse_mag(zd_deg, az_deg, ellipse):
+    """The vignetting's ellipticity ``(zd/90)^2 (e_c cos 2az + e_s sin 2az)``, mag.
+
+    Parameters
+    ----------
+    zd_deg, az_deg : array_like
+        Zenith distance and azimuth (from north through east), deg.
+    ellipse : sequence of float
+        ``(e_c, e_s)``, mag at zd = 90 deg; empty: none (then ``az_deg`` may
+        be None).
+    """
+    zd = np.asarray(zd_deg, dtype=float)
+    if len(ellipse) == 0:
+        return np.zeros(zd.shape)
+    if len(ellipse) != 2:
+        raise ConfigError(f"vignetting_ellipse {tuple(ellipse)}: give two values [e_c, e_s], "
+                          "mag")
+    if az_deg is None:
+        raise ValueError("ellipse_mag: the vignetting ellipticity needs the stars' azimuths "
+                         "(az_deg)")
+    az2 = 2.0 * np.radians(np.asarray(az_deg, dtype=float))
+    return (zd / 90.0) ** 2 * (ellipse[0] * np.cos(az2) + ellipse[1] * np.sin(az2))
+
+
+def colour_mag(bv, c, c2=0.0):
+    """The colour response ``c (B-V) + c2 (B-V - COLOUR_PIVOT_BV)^2``, mag."""
+    bv = np.asarray(bv, dtype=float)
+    out = c * bv
+    return out + c2 * (bv - COLOUR_PIVOT_BV) ** 2 if c2 else out
+
+
+def camera_terms_mag(bv, zd_deg, az_deg, cfg):
+    """Colour response, vignetting, its tilt and ellipticity of the camera ``cfg``, mag.
+
+    ``cfg`` is a :class:`~allsky_camera.config.Photometry` or a
+    :class:`PhotModel` (``colour_term``, ``colour_quad``, ``vignetting``,
+    ``vignetting_tilt``, ``vignetting_ellipse``).
+    """
+    return (colour_mag(bv, cfg.colour_term, cfg.colour_quad)
+            + vignetting_mag(zd_deg, cfg.vignetting)
+            + tilt_mag(zd_deg, az_deg, cfg.vignetting_tilt)
+            + ellipse_mag(zd_deg, az_deg, cfg.vignetting_ellipse))
+
+
 def colour_or_mean(bv, mean_bv):
     """B-V with missing colours (NaN) replaced by ``mean_bv``."""
     bv = np.asarray(bv, dtype=float)
@@ -114,27 +200,37 @@ class PhotModel:
         c, mag per mag of B-V.
     vignetting : tuple of float
         Coefficients of ``(zd/90)^2, (zd/90)^4, ...``, mag.
+    colour_quad : float
+        c2, mag per mag^2 of ``(B-V - COLOUR_PIVOT_BV)``.
+    vignetting_tilt : tuple of float
+        ``(t_n, t_e)``, mag (:func:`tilt_mag`); empty: none.
+    vignetting_ellipse : tuple of float
+        ``(e_c, e_s)``, mag (:func:`ellipse_mag`); empty: none.
     """
 
     zp: float
     k: float
     colour_term: float = 0.0
     vignetting: tuple = ()
+    colour_quad: float = 0.0
+    vignetting_tilt: tuple = ()
+    vignetting_ellipse: tuple = ()
 
-    def expected_mag(self, vmag, bv, zd_deg):
+    def expected_mag(self, vmag, bv, zd_deg, az_deg=None):
         """Expected instrumental magnitude ``-2.5 log10(total ADU/s)``.
 
         ``bv`` NaN gives NaN; replace missing colours first
-        (:func:`colour_or_mean`) when a value is needed anyway.
+        (:func:`colour_or_mean`) when a value is needed anyway.  ``az_deg``
+        (deg, from north through east) is needed when the model has a
+        vignetting tilt.
         """
         x = airmass(zd_deg)
         return (np.asarray(vmag, dtype=float) - self.zp + self.k * (x - 1.0)
-                + self.colour_term * np.asarray(bv, dtype=float)
-                + vignetting_mag(zd_deg, self.vignetting))
+                + camera_terms_mag(bv, zd_deg, az_deg, self))
 
-    def expected_flux(self, vmag, bv, zd_deg, exptime):
+    def expected_flux(self, vmag, bv, zd_deg, exptime, az_deg=None):
         """Expected total flux in the exposure, ADU."""
-        return 10.0 ** (-0.4 * self.expected_mag(vmag, bv, zd_deg)) * exptime
+        return 10.0 ** (-0.4 * self.expected_mag(vmag, bv, zd_deg, az_deg)) * exptime
 
 
 @dataclass(frozen=True)
@@ -166,6 +262,9 @@ class ModelFit:
         ``m_inst - model`` for every input star, mag (NaN where unmeasured).
     message : str
         Why there is no fit, or empty.
+    k_err_apcor : float
+        The part of ``k_err`` that comes from the aperture correction's slope
+        (:func:`with_apcor_slope_error`), mag/airmass; 0 when not added.
     """
 
     model: PhotModel
@@ -180,6 +279,7 @@ class ModelFit:
     used: np.ndarray = field(repr=False)
     residual: np.ndarray = field(repr=False)
     message: str = ""
+    k_err_apcor: float = 0.0
 
     @property
     def ok(self):
@@ -191,16 +291,21 @@ class ModelFit:
         m = self.model
         cards = [
             ("EXTCOEF", _r(m.k), "[mag/airmass] extinction k"),
-            ("EXTERR", _r(self.k_err), "[mag/airmass] 1-sigma error of EXTCOEF"),
+            ("EXTERR", _r(self.k_err), "[mag/airmass] EXTCOEF error incl. APCORB's"),
             ("EXTSRC", self.k_source, "EXTCOEF fitted on this frame or site default"),
             ("COLTERM", _r(m.colour_term), "[mag/mag] colour term c (B-V), camera"),
             ("COLTERR", _r(self.colour_term_err), "[mag/mag] 1-sigma error of COLTERM"),
+            ("COLQUAD", _r(m.colour_quad), "[mag/mag^2] colour curvature, (B-V-0.6)^2"),
             ("PMNSTAR", self.n_used, "stars used for the photometric model fit"),
             ("PMRMS", _r(self.rms_mag), "[mag] robust scatter about the model"),
             ("PMXSPAN", _r(self.airmass_span), "airmass span (10-90 %) of the fit stars"),
         ]
         for j, a in enumerate(m.vignetting, start=1):
             cards.append((f"VIGN{2 * j}", _r(a), f"[mag] vignetting coeff of (zd/90)^{2 * j}"))
+        for key, a, toward in zip(("VIGNTN", "VIGNTE"), m.vignetting_tilt, ("north", "east")):
+            cards.append((key, _r(a), f"[mag] vignetting tilt toward {toward}, zd 90"))
+        for key, a, term in zip(("VIGNEC", "VIGNES"), m.vignetting_ellipse, ("cos", "sin")):
+            cards.append((key, _r(a), f"[mag] vignetting ellipse, {term} 2az at zd 90"))
         if self.k_why:
             cards.append(("EXTMSG", self.k_why[:68], "why EXTCOEF is the default"))
         return cards
@@ -266,7 +371,7 @@ def _clipped_lstsq(design, y, err, *, clip_sigma, faint_clip_mag, min_rows):
     return p, cov, keep, _robust_sigma(r)
 
 
-def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None):
+def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None, az_deg=None):
     """Fit the exposure's zeropoint and extinction, the camera's c and v fixed.
 
     Parameters
@@ -280,12 +385,16 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None):
         Apparent zenith distance, deg.
     sel : ndarray of bool
         Candidate stars (good flags, bright enough).
+    az_deg : ndarray, optional
+        Azimuth (from north through east), deg; needed when
+        ``cfg.vignetting_tilt`` is set.
     m_err : ndarray, optional
         1-sigma measurement error of ``m_inst``, mag; each star weighs
         ``1 / (m_err^2 + model_floor_mag^2)``.  Default: equal weights.
     cfg : Photometry
         ``ext_coef`` (site default k), ``colour_term``, ``colour_term_err``,
-        ``vignetting``, and the fit's settings ``model_clip_sigma``,
+        ``colour_quad``, ``vignetting``, ``vignetting_tilt``,
+        ``vignetting_ellipse``, and the fit's settings ``model_clip_sigma``,
         ``model_faint_clip_mag``, ``ext_min_stars``, ``ext_min_airmass_span``,
         ``min_stars_zp``.
 
@@ -295,11 +404,11 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None):
     """
     m_inst, vmag, bv, zd = (np.asarray(a, dtype=float) for a in (m_inst, vmag, bv, zd_deg))
     x = airmass(zd)
-    base = PhotModel(np.nan, cfg.ext_coef, cfg.colour_term, tuple(cfg.vignetting))
+    base = camera_model(np.nan, cfg.ext_coef, cfg)
     cand = (np.asarray(sel, bool) & np.isfinite(m_inst) & np.isfinite(bv) & np.isfinite(x)
             & np.isfinite(vmag))
     # y = -ZP + k (X - 1): everything but the zeropoint and extinction moved over
-    y = m_inst - vmag - cfg.colour_term * bv - vignetting_mag(zd, cfg.vignetting)
+    y = m_inst - vmag - camera_terms_mag(bv, zd, az_deg, cfg)
     err = np.full(m_inst.shape, cfg.model_floor_mag) if m_err is None else np.hypot(
         np.asarray(m_err, dtype=float), cfg.model_floor_mag)
     cand &= np.isfinite(err) & (err > 0)
@@ -339,15 +448,50 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None):
         p, cov, keep, sig = _clipped_lstsq(ones[:, None], y[idx] - k * (x[idx] - 1.0), e,
                                            min_rows=cfg.min_stars_zp, **kw)
         zp, zp_err = -float(p[0]), float(np.sqrt(cov[0, 0]))
-    model = PhotModel(zp, k, cfg.colour_term, tuple(cfg.vignetting))
+    model = camera_model(zp, k, cfg)
     used = empty.copy()
     used[idx[keep]] = True
-    resid = m_inst - model.expected_mag(vmag, bv, zd)
+    resid = m_inst - model.expected_mag(vmag, bv, zd, az_deg)
     msg = "" if np.isfinite(zp) else "the clipped fit kept too few stars: no zeropoint"
     if why:
         log.info("photmodel: extinction held at the default %.3f: %s", k, why)
     return ModelFit(model, zp_err, k_err, src, why, cfg.colour_term_err, float(sig),
                     int(keep.sum()), span, used, resid, msg)
+
+
+def with_apcor_slope_error(fit, zd_deg, b_err):
+    """``fit`` with the aperture correction's slope error added to ``k_err``.
+
+    The total magnitudes that fit ``k`` are the aperture magnitudes less
+    ``a + b (zd/90)^2``; an error ``db`` of the slope b moves them by
+    ``-db q`` (``q = (zd/90)^2``), and the fitted k by ``-s db``, with ``s``
+    the weighted regression slope of ``q`` on ``X - 1`` over the stars the fit
+    used (a least-squares fit is linear in its data; equal weights: the fit's
+    own are not kept).  That is added in quadrature.
+
+    Parameters
+    ----------
+    fit : ModelFit
+    zd_deg : ndarray
+        Zenith distance of the fit's input stars, deg.
+    b_err : float
+        1-sigma error of the aperture correction's slope b, mag.
+
+    Returns
+    -------
+    ModelFit
+        Unchanged when k is the site default or ``b_err`` is not finite.
+    """
+    import dataclasses
+
+    if fit.k_source != "fitted" or not np.isfinite(b_err) or fit.used.sum() < 3:
+        return fit
+    zd = np.asarray(zd_deg, dtype=float)[fit.used]
+    x1, q = airmass(zd) - 1.0, (zd / 90.0) ** 2
+    xc = x1 - x1.mean()
+    s = float(np.sum(xc * (q - q.mean())) / np.sum(xc * xc))
+    part = abs(s) * float(b_err)
+    return dataclasses.replace(fit, k_err=float(np.hypot(fit.k_err, part)), k_err_apcor=part)
 
 
 @dataclass(frozen=True)
@@ -363,6 +507,12 @@ class CameraTerms:
         c and its 1-sigma error, mag per mag of B-V.
     vignetting : tuple of float
         Coefficients of ``(zd/90)^2, (zd/90)^4, ...``, mag.
+    colour_quad : float
+        c2, mag per mag^2 (0 when not fitted).
+    vignetting_tilt : tuple of float
+        ``(t_n, t_e)``, mag (empty when not fitted).
+    vignetting_ellipse : tuple of float
+        ``(e_c, e_s)``, mag (empty when not fitted).
     k : float
         The extinction held fixed, mag/airmass.
     rms_mag : float
@@ -381,25 +531,36 @@ class CameraTerms:
     rms_mag: float
     n_used: int
     zp_frames: tuple
+    colour_quad: float = 0.0
+    vignetting_tilt: tuple = ()
+    vignetting_ellipse: tuple = ()
 
 
 def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_stars,
-                    floor_mag=0.0):
-    """Fit the camera's colour term and vignetting on one or more clear frames.
+                    floor_mag=0.0, colour_quad=False, tilt=False, ellipse=False):
+    """Fit the camera's colour terms and vignetting on one or more clear frames.
 
-    Each frame gets its own zeropoint; the colour term and the vignetting
-    polynomial are shared; the extinction is held at ``k`` (see the module
-    docstring for why).
+    Each frame gets its own zeropoint; the colour terms, the vignetting
+    polynomial and its tilt are shared; the extinction is held at ``k`` (see
+    the module docstring for why).
 
     Parameters
     ----------
     frames : sequence of tuple
-        ``(m_inst, vmag, bv, zd_deg, sel)`` or ``(m_inst, vmag, bv, zd_deg,
-        sel, m_err)`` per frame, as in :func:`fit_exposure`.
+        ``(m_inst, vmag, bv, zd_deg, sel)``, ``(m_inst, vmag, bv, zd_deg,
+        sel, m_err)`` or ``(m_inst, vmag, bv, zd_deg, sel, m_err, az_deg)``
+        per frame, as in :func:`fit_exposure` (``m_err`` None: equal
+        weights; ``az_deg`` is needed with ``tilt`` or ``ellipse``).
     k : float
         Extinction held fixed, mag/airmass.
     n_vignetting : int
         Number of even-polynomial terms of v (0: none).
+    colour_quad : bool
+        Fit the colour curvature c2 too.
+    tilt : bool
+        Fit the vignetting's tilt ``(t_n, t_e)`` too.
+    ellipse : bool
+        Fit the vignetting's ellipticity ``(e_c, e_s)`` too.
     clip_sigma, faint_clip_mag : float
         Clipping (see :func:`fit_exposure`).
     min_stars : int
@@ -421,8 +582,12 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
     for i, frame in enumerate(frames):
         m_inst, vmag, bv, zd = (np.asarray(a, dtype=float) for a in frame[:4])
         sel = frame[4]
-        m_err = (np.hypot(np.asarray(frame[5], dtype=float), floor_mag) if len(frame) > 5
+        m_err = (np.hypot(np.asarray(frame[5], dtype=float), floor_mag)
+                 if len(frame) > 5 and frame[5] is not None
                  else np.full(m_inst.shape, max(floor_mag, MIN_CLIP_SIGMA_MAG)))
+        if (tilt or ellipse) and (len(frame) < 7 or frame[6] is None):
+            raise ValueError(f"calibrate_terms: frame {i} has no azimuths: the tilt and the "
+                             "ellipticity need them")
         x = airmass(zd)
         ok = (np.asarray(sel, bool) & np.isfinite(m_inst) & np.isfinite(bv) & np.isfinite(x)
               & np.isfinite(vmag) & np.isfinite(m_err) & (m_err > 0))
@@ -430,7 +595,15 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
         q = (zd[ok] / 90.0) ** 2
         onehot = np.zeros((ok.sum(), nf))
         onehot[:, i] = 1.0
-        cols = [onehot, bv[ok][:, None]] + [q[:, None] ** j for j in range(1, n_vignetting + 1)]
+        cols = [onehot, bv[ok][:, None]]
+        if colour_quad:
+            cols.append((bv[ok][:, None] - COLOUR_PIVOT_BV) ** 2)
+        cols += [q[:, None] ** j for j in range(1, n_vignetting + 1)]
+        az = np.radians(np.asarray(frame[6], dtype=float)[ok]) if tilt or ellipse else None
+        if tilt:
+            cols += [(zd[ok] / 90.0 * np.cos(az))[:, None], (zd[ok] / 90.0 * np.sin(az))[:, None]]
+        if ellipse:
+            cols += [(q * np.cos(2.0 * az))[:, None], (q * np.sin(2.0 * az))[:, None]]
         rows.append(np.hstack(cols))
         ys.append(m_inst[ok] - vmag[ok] - k * (x[ok] - 1.0))
         which.append(np.full(ok.sum(), i))
@@ -449,9 +622,16 @@ def calibrate_terms(frames, *, k, n_vignetting, clip_sigma, faint_clip_mag, min_
         raise ConfigError("the calibration fit kept too few stars: calibrate on clear frames")
     zps = -(p[:nf] + med)
     c, c_err = float(p[nf]), float(np.sqrt(cov[nf, nf]))
-    vig = tuple(float(v) for v in p[nf + 1:])
+    j = nf + 1
+    c2 = float(p[j]) if colour_quad else 0.0
+    j += int(colour_quad)
+    vig = tuple(float(v) for v in p[j:j + n_vignetting])
+    j += n_vignetting
+    t = tuple(float(v) for v in p[j:j + 2]) if tilt else ()
+    j += 2 * int(tilt)
+    e = tuple(float(v) for v in p[j:j + 2]) if ellipse else ()
     return CameraTerms(float(np.mean(zps)), c, c_err, vig, float(k), float(sig),
-                       int(keep.sum()), tuple(float(z) for z in zps))
+                       int(keep.sum()), tuple(float(z) for z in zps), c2, t, e)
 
 
 def clear_sky_model(zp_clear, fit, cfg):
@@ -472,7 +652,14 @@ def clear_sky_model(zp_clear, fit, cfg):
     PhotModel
     """
     k = fit.model.k if fit is not None and fit.k_source == "fitted" else cfg.ext_coef
-    return PhotModel(float(zp_clear), float(k), cfg.colour_term, tuple(cfg.vignetting))
+    return camera_model(float(zp_clear), float(k), cfg)
+
+
+def camera_model(zp, k, cfg):
+    """:class:`PhotModel` of zeropoint ``zp`` and extinction ``k`` with the
+    camera terms of ``cfg`` (a :class:`~allsky_camera.config.Photometry`)."""
+    return PhotModel(zp, k, cfg.colour_term, tuple(cfg.vignetting), cfg.colour_quad,
+                     tuple(cfg.vignetting_tilt), tuple(cfg.vignetting_ellipse))
 
 
 def grey_transmission(zp_fit, zp_clear):

@@ -188,7 +188,7 @@ def instrumental_mag(flux_adu, exptime):
         return np.where(f > 0, -2.5 * np.log10(np.where(f > 0, f, 1.0)), np.nan)
 
 
-def fit_apcor(zd_deg, flux_adu, flux_big_adu, sel, phot, *, flux_err_adu=None):
+def fit_apcor(zd_deg, flux_adu, flux_big_adu, sel, phot, *, flux_err_adu=None, with_err=False):
     """Fit the aperture correction ``a + b (zd/90)^2`` on selected stars.
 
     With ``flux_err_adu`` (the aperture flux's error, ADU) each star weighs
@@ -198,12 +198,17 @@ def fit_apcor(zd_deg, flux_adu, flux_big_adu, sel, phot, *, flux_err_adu=None):
 
     Returns ``(a, b, n_used, source)``; falls back to the configured
     ``apcor_default_mag`` (b = 0) with fewer than ``apcor_min_stars`` stars.
+    With ``with_err``, ``(a, b, n_used, source, b_err)``: ``b_err`` the
+    1-sigma error of b (mag) from the kept stars' weighted fit, scaled by
+    its reduced chi-square (when above 1 with ``flux_err_adu``); 0 for the
+    default.
     """
     use = sel & (flux_adu > 0) & (flux_big_adu > 0)
     if flux_err_adu is not None:
         use &= np.isfinite(flux_err_adu) & (np.asarray(flux_err_adu) > 0)
     if use.sum() < phot.apcor_min_stars:
-        return phot.apcor_default_mag, 0.0, int(use.sum()), "default"
+        out = (phot.apcor_default_mag, 0.0, int(use.sum()), "default")
+        return (*out, 0.0) if with_err else out
     q = (np.asarray(zd_deg)[use] / 90.0) ** 2
     ac = 2.5 * np.log10(flux_big_adu[use] / flux_adu[use])
     if flux_err_adu is None:
@@ -225,13 +230,59 @@ def fit_apcor(zd_deg, flux_adu, flux_big_adu, sel, phot, *, flux_err_adu=None):
         if np.array_equal(new, keep):
             break
         keep = new
-    return float(a), float(b), int(keep.sum()), "measured"
+    out = (float(a), float(b), int(keep.sum()), "measured")
+    if not with_err:
+        return out
+    return (*out, _slope_err(q[keep], (ac - (a + b * q))[keep], sw[keep],
+                             floor=flux_err_adu is not None))
 
 
-def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime, *, bv=None):
+def _slope_err(q, res, sw, *, floor):
+    """1-sigma error of the slope of a weighted straight-line fit (weights
+    ``sw^2``), scaled by the reduced chi-square (not below 1 with ``floor``:
+    the weights are errors then; without, they are all 1 and the scatter is
+    the error)."""
+    if q.size < 3:
+        return float("nan")
+    a = np.stack([np.ones(q.size), q], axis=1) * sw[:, None]
+    chi2 = float(np.sum((res * sw) ** 2)) / (q.size - 2)
+    return float(np.sqrt(np.linalg.pinv(a.T @ a)[1, 1] * (max(chi2, 1.0) if floor else chi2)))
+
+
+def _clear_looking(flux_adu, vmag, bv, zd, az_deg, sel, phot, exptime):
+    """``sel`` less the stars that look clouded, for the aperture correction.
+
+    A star behind a cloud keeps a fraction of its flux, so its aperture
+    correction is mostly its sky's error (on the independent MDM cloud frame
+    they pulled the slope b from 0.21 to 0.19).  Which stars are clouded is
+    judged without this exposure's fit: the aperture flux over the clear-sky
+    model with the site's default extinction (camera terms included), against
+    the median of that ratio over ``sel`` (so uniform haze keeps every star);
+    stars fainter than that median by more than ``phot.apcor_cloud_clip_mag``
+    are left out.
+    """
+    from allsky_camera.stages import photmodel
+
+    sel = np.asarray(sel, bool)
+    i = np.nonzero(sel)[0]                  # only the candidates: cheaper on 4000 stars
+    f_exp = photmodel.clear_sky_model(phot.zp_nominal, None, phot).expected_flux(
+        np.asarray(vmag, dtype=float)[i], photmodel.colour_or_mean(bv[i], phot.missing_bv),
+        zd[i], exptime, None if az_deg is None else np.asarray(az_deg, dtype=float)[i])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.asarray(flux_adu, dtype=float)[i] / f_exp
+    ok = ratio > 0
+    if not ok.any():
+        return sel
+    out = np.zeros(sel.shape, bool)
+    out[i] = ok & (ratio >= np.median(ratio[ok]) * 10.0 ** (-0.4 * phot.apcor_cloud_clip_mag))
+    return out
+
+
+def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime, *, bv=None, az_deg=None):
     """Measure the exposure's zeropoints and photometric model.
 
-    The aperture correction is fitted first (:func:`fit_apcor`); the total
+    The aperture correction is fitted first (:func:`fit_apcor`), on the
+    stars of ``apcor_sel`` that do not look clouded (:func:`_clear_looking`); the total
     fluxes of the zeropoint stars then fit the photometric model
     (:func:`allsky_camera.stages.photmodel.fit_exposure`): the zenith total-flux
     zeropoint and, when the clear stars span enough airmass, the extinction.
@@ -251,6 +302,9 @@ def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime, *, bv=None):
         Seconds.
     bv : ndarray, optional
         Catalog B-V (NaN: none); default 0 for every star (no colour term).
+    az_deg : ndarray, optional
+        Azimuth (deg, from north through east); needed when the camera has a
+        vignetting tilt (``phot.vignetting_tilt``).
 
     Returns
     -------
@@ -261,10 +315,12 @@ def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime, *, bv=None):
     """
     from allsky_camera.stages import photmodel
 
-    a, b, n_ap, src = fit_apcor(zd_deg, fluxes.flux_adu, fluxes.flux_big_adu, apcor_sel, phot,
-                                flux_err_adu=fluxes.flux_err_adu)
     zd = np.asarray(zd_deg, dtype=float)
     bv = np.zeros(zd.shape) if bv is None else np.asarray(bv, dtype=float)
+    a, b, n_ap, src, b_err = fit_apcor(zd_deg, fluxes.flux_adu, fluxes.flux_big_adu,
+                                       _clear_looking(fluxes.flux_adu, vmag, bv, zd, az_deg,
+                                                      apcor_sel, phot, exptime),
+                                       phot, flux_err_adu=fluxes.flux_err_adu, with_err=True)
     use = (np.asarray(good, bool) & np.isfinite(fluxes.flux_adu)
            & (np.asarray(vmag, dtype=float) <= phot.model_vmax))
     m_total = instrumental_mag(fluxes.flux_adu * 10.0 ** (0.4 * (a + b * (zd / 90.0) ** 2)),
@@ -275,11 +331,12 @@ def zeropoint(vmag, zd_deg, fluxes, good, apcor_sel, phot, exptime, *, bv=None):
     nominal = phot.zp_nominal + (a if phot.zp_nominal_scale == "aperture" else 0.0)
     clear = photmodel.clear_sky_model(nominal, None, phot)
     f_aper = (clear.expected_flux(vmag, photmodel.colour_or_mean(bv, phot.missing_bv), zd,
-                                  exptime) * 10.0 ** (-0.4 * (a + b * (zd / 90.0) ** 2)))
+                                  exptime, az_deg) * 10.0 ** (-0.4 * (a + b * (zd / 90.0) ** 2)))
     with np.errstate(invalid="ignore", divide="ignore"):
         m_err = MAG_PER_LN * np.asarray(fluxes.flux_err_adu, dtype=float) / f_aper
     fit = photmodel.fit_exposure(m_total, vmag, bv, zd, use, cfg=phot,
-                                 m_err=np.where(m_err > 0, m_err, np.nan))
+                                 m_err=np.where(m_err > 0, m_err, np.nan), az_deg=az_deg)
+    fit = photmodel.with_apcor_slope_error(fit, zd, b_err)
     zpt = fit.model.zp
     zpa = zpt - a
     msg = fit.message
