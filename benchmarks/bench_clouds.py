@@ -64,11 +64,14 @@ def main(argv=None):
         det.bad if red.obstruction is None else det.bad | red.obstruction)
     weights = clouds.star_weights(red.flags, tr.expected_snr, cfg)
 
+    model = red.solution.model
+
     def texture():
         clouds.block_texture(det.image, mask, block_px=cfg.texture_block_px,
                              stride_px=cfg.texture_stride_px,
                              model_blocks=cfg.texture_model_blocks,
-                             grow_blocks=cfg.texture_mask_grow_blocks)
+                             grow_blocks=cfg.texture_mask_grow_blocks,
+                             sky_circle=(model.x0, model.y0, float(model.radius(90.0))))
 
     def whole():
         clouds.run(det.image, red.solution.model, star_cell=tr.cell,

@@ -11,7 +11,8 @@ the next run), then times, without per-frame checkplots:
 - with ``--dask``, ``ac_night.py --dask`` on a LocalCluster of 2 worker
   processes, and its overhead per frame over ``--jobs 2``;
 - the peak resident memory of a worker (from the ledger);
-- the reduction in-process, per frame (median of the frames' stage sums).
+- the reduction in-process, per frame (median of the frames' stage sums,
+  wall and CPU time).
 
 Figures depend on the machine and on what else runs on it.
 """
@@ -89,14 +90,15 @@ def in_process(frames, k):
     ac_proc.setup_logging(False, True)
     cam = config.load_camera("MDM")
     products = Products(checkplots=False)
-    times = []
+    times, cpu = [], []
     for i, f in enumerate(frames[:k + 1]):
         exp = io.read_exposure(str(f), cam)
         t = Timer()
         reduce_exposure(exp, cam, products, t)
         if i:                        # the first warms the caches
             times.append(sum(t.times.values()))
-    return statistics.median(times), t.times
+            cpu.append(sum(t.cpu.values()))
+    return statistics.median(times), statistics.median(cpu), t.times
 
 
 def main():
@@ -111,9 +113,9 @@ def main():
     n = len(frames)
     env = dict(os.environ, PYTHONPATH=str(REPO / "py"))
     res = {}
-    per, stages = in_process(frames, min(5, n - 1))
-    print(f"in-process reduction: {per:.3f} s per frame (median of {min(5, n - 1)}); last: "
-          + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
+    per, per_cpu, stages = in_process(frames, min(5, n - 1))
+    print(f"in-process reduction: {per:.3f} s wall, {per_cpu:.3f} s CPU per frame (median of "
+          f"{min(5, n - 1)}); last: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
     if not o.skip_loop:
         res["loop"] = shell_loop(frames, work / "loop")
         print(f"ac_proc.py shell loop: {res['loop']:.1f} s, {n / res['loop']:.2f} frames/s")

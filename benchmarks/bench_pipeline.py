@@ -1,11 +1,17 @@
 #!/usr/bin/env python
 """Benchmark the pipeline on the demo exposure.
 
-    python benchmarks/bench_pipeline.py [--repeat 5] [--camera MDM]
+    python benchmarks/bench_pipeline.py [--repeat 5] [--camera MDM] [--dct FILE]
+                                        [--reduce-only]
 
 Reports
-- each stage's wall time in-process (median over repeats, after one warm-up
-  run that also fills the catalog cache);
+- ``reduction.reduce_exposure`` alone on an exposure already read (no
+  checkplots, no files), per stage: median wall and CPU time (of this
+  process) over repeats after one warm-up run (catalog cache filled, masks
+  read), on the demo frame and with ``--dct`` on a real DCT frame (e.g.
+  ../shared/data/dct/005.fits.bz2);
+- each stage's wall time in-process through ``ac_proc.run`` (median over
+  repeats, after one warm-up run that also fills the catalog cache);
 - the whole run as a separate process, Python start-up and imports included,
   for the default options and with ``--skip_checkplots`` (median of repeats);
 - the peak resident memory of those processes.
@@ -41,6 +47,31 @@ PROCESS_CASES = {
 ALL_PRODUCTS = ["--detect_streaks", "--write_healpix", "--write_sbmap", "--oplot_centroids"]
 #: Options of the third in-process timing: the same products with two workers.
 MULTIPROC = ["--multiproc", "2", "--force_mp_centroiding"]
+
+
+def reduction_times(exposure, camera, repeat):
+    """Median wall and CPU seconds of each stage of ``reduce_exposure``, and of
+    the whole call, over ``repeat`` warm runs: ``{stage: (wall, cpu)}``."""
+    from allsky_camera.output.products import Products
+    from allsky_camera.reduction import Timer, reduce_exposure
+
+    products = Products(checkplots=False)
+    reduce_exposure(exposure, camera, products)        # warm: catalog cache, masks
+    runs = []
+    for _ in range(repeat):
+        t = Timer()
+        w0, c0 = time.perf_counter(), time.process_time()
+        reduce_exposure(exposure, camera, products, t)
+        total = (time.perf_counter() - w0, time.process_time() - c0)
+        runs.append({**{k: (t.times[k], t.cpu[k]) for k in t.times}, "total": total})
+    return {k: tuple(statistics.median(r[k][i] for r in runs) for i in (0, 1))
+            for k in runs[0]}
+
+
+def print_reduction(label, times, repeat):
+    print(f"\nreduce_exposure in-process, {label} (median of {repeat}, warm):")
+    for k, (wall, cpu) in times.items():
+        print(f"  {k:12s} wall {wall * 1000:7.1f} ms   CPU {cpu * 1000:7.1f} ms")
 
 
 def stage_times(frame, outdir, camera, repeat, extra=()):
@@ -94,11 +125,29 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=5, help="runs per measurement")
     p.add_argument("--camera", default="MDM", help="camera configuration to simulate")
+    p.add_argument("--dct", default=None, metavar="FILE",
+                   help="also time reduce_exposure on this real DCT frame (camera DCT)")
+    p.add_argument("--reduce-only", action="store_true",
+                   help="time reduce_exposure only (no whole processes, no ac_proc.run)")
     args = p.parse_args(argv)
 
+    from allsky_camera import ac_proc
     from allsky_camera.camera import config
+    from allsky_camera.sim import simulate
+    from allsky_camera.stages import io
 
+    ac_proc.setup_logging(False, True)
     cam = config.load_camera(args.camera)
+    sim = simulate.simulate(cam, seed=0)
+    exp = io.exposure_from_data(f"bench_{cam.name}.fits", sim.image, sim.header, cam)
+    print_reduction(f"simulated {cam.name} frame", reduction_times(exp, cam, args.repeat),
+                    args.repeat)
+    if args.dct:
+        dct = config.load_camera("DCT")
+        print_reduction(Path(args.dct).name, reduction_times(io.read_exposure(args.dct, dct),
+                                                             dct, args.repeat), args.repeat)
+    if args.reduce_only:
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         frame = tmp / f"bench_{cam.name}.fits"

@@ -266,3 +266,29 @@ def test_mad_constant():
     from statistics import NormalDist
 
     assert apertures._MAD_TO_SIGMA == pytest.approx(1 / NormalDist().inv_cdf(0.75), rel=1e-12)
+
+
+@pytest.mark.parametrize("quantum", [0.0, 1.0])
+def test_annulus_statistics_are_numpys(quantum):
+    """Median (and its quantised interpolation), MAD sigma and count of each
+    annulus, against numpy on the pixels selected by a full distance grid."""
+    rng = np.random.default_rng(31)
+    img = rng.poisson(40.0, (60, 70)).astype(np.float32) - np.float32(3.3)
+    mask = rng.random(img.shape) < 0.05
+    x = np.r_[rng.uniform(12, 58, 25), 1.2, 68.4]
+    y = np.r_[rng.uniform(12, 48, 25), 2.7, 57.9]
+    r_in, r_out = 4.0, 9.0
+    med, sig, n = annulus_median(img, x, y, r_in, r_out, mask=mask, quantum=quantum)
+    yy, xx = np.mgrid[:60, :70]
+    for k in range(x.size):
+        d2 = (xx - x[k]) ** 2 + (yy - y[k]) ** 2
+        v = img[(d2 >= r_in ** 2) & (d2 < r_out ** 2) & ~mask]
+        m = float(np.median(v))
+        if quantum:
+            below = np.sum(v < m - quantum / 2)
+            at = np.sum(np.abs(v - m) < quantum / 2)
+            m = m - quantum / 2 + quantum * (v.size / 2 - below) / at
+        assert n[k] == v.size
+        assert med[k] == m
+        dev = np.abs(v - np.float32(m)).astype(np.float64)   # float32 deviations
+        assert sig[k] == pytest.approx(1.482602218505602 * np.median(dev), rel=1e-12)

@@ -42,6 +42,61 @@ def test_block_texture_leaves_input_alone():
     np.testing.assert_array_equal(mask, mbefore)
 
 
+def test_open_fraction_counts_the_mask_before_growth():
+    # a one-pixel wire across the frame: the blocks it crosses and their
+    # neighbours (grown) carry no texture, yet all but the wire sees the sky
+    img = flat_noise((120, 144), 100.0, 3.0, 4)
+    mask = np.zeros(img.shape, bool)
+    mask[52] = True                       # a sampled row (stride 4) of block row 4
+    tex = clouds.block_texture(img, mask, block_px=12, stride_px=4, model_blocks=5,
+                               grow_blocks=1)
+    assert np.isnan(tex.level[3:6]).all() and np.isfinite(tex.level[7, 2:-2]).all()
+    # counted independently: the masked share of each block's 3 x 3 sampled pixels
+    np.testing.assert_allclose(tex.open_fraction[4], 1.0 - 3.0 / 9.0)
+    np.testing.assert_array_equal(np.delete(tex.open_fraction, 4, axis=0), 1.0)
+
+
+def test_the_edge_of_the_field_is_not_texture():
+    # a sky disc on a dark frame, no mask: the blocks straddling the disc's rim
+    # hold the fall to black, which is structure of the lens, not of the sky
+    ny, nx = 240, 288
+    y, x = np.mgrid[0:ny, 0:nx]
+    img = flat_noise((ny, nx), 1000.0, 10.0, 5)
+    img[np.hypot(x - 144.0, y - 120.0) > 100.0] = 5.0
+    rim = dict(block_px=12, stride_px=4, model_blocks=5)
+    plain = clouds.block_texture(img, None, **rim)
+    cut = clouds.block_texture(img, None, sky_circle=(144.0, 120.0, 100.0), **rim)
+    inside = np.hypot(plain.xc - 144.0, plain.yc - 120.0) < 100.0
+    rel = np.abs(plain.residual) / 1000.0
+    assert np.nanmax(rel[inside]) > 0.1                      # the rim shows without the circle
+    rel_cut = np.abs(cut.residual) / 1000.0
+    assert np.nanmax(rel_cut) < 6 * np.nanmedian(cut.noise) / 1000.0
+    # the inner sky is untouched; the open fraction is the mask's alone
+    inner = np.hypot(cut.xc - 144.0, cut.yc - 120.0) < 60.0
+    np.testing.assert_array_equal(cut.residual[inner], plain.residual[inner])
+    assert np.isfinite(cut.residual[inner]).all()
+    np.testing.assert_array_equal(cut.open_fraction, 1.0)
+
+
+def test_mad_sigma_error_is_that_of_gaussian_samples():
+    # reference: the scatter of MAD-based sigmas of Gaussian draws (numpy),
+    # against the asymptotic efficiency the module quotes (Rousseeuw & Croux 1993)
+    n = 60
+    x = np.random.default_rng(12).normal(0.0, 1.0, (4000, n))
+    s = clouds.MAD_TO_SIGMA * np.median(np.abs(x - np.median(x, axis=1)[:, None]), axis=1)
+    assert np.std(s) * np.sqrt(n) == pytest.approx(clouds.MAD_SIGMA_REL_ERROR, rel=0.1)
+
+
+def test_texture_of_few_blocks_is_less_sure(cfg):
+    amp = 2.0 * cfg.texture_cloud
+    few = _combine(cfg, texture_amp=amp, texture_noise=0.002, texture_n=3)
+    many = _combine(cfg, texture_amp=amp, texture_noise=0.002, texture_n=200)
+    assert few[0] == many[0] == CLOUD
+    assert few[4] < many[4]
+    # without a count, the fixed scatter alone (the many-block limit)
+    assert _combine(cfg, texture_amp=amp, texture_noise=0.002)[4] >= many[4]
+
+
 def test_block_size_must_be_a_multiple_of_the_stride():
     with pytest.raises(clouds.AllskyError, match="texture_block_px"):
         clouds.block_texture(np.ones((50, 50)), None, block_px=10, stride_px=4, model_blocks=5)
@@ -101,7 +156,8 @@ def _combine(cfg, **kw):
     base = dict(star_transp=np.array([np.nan]), star_weight=np.array([0.0]),
                 star_n=np.array([0]), texture_amp=np.array([np.nan]),
                 texture_noise=np.array([np.nan]), sky_fraction=np.array([1.0]))
-    base.update({k: np.atleast_1d(np.asarray(v, dtype=float if k != "star_n" else int))
+    base.update({k: np.atleast_1d(np.asarray(v, dtype=int if k in ("star_n", "texture_n")
+                                          else float))
                  for k, v in kw.items()})
     state, transp, conf, sconf, tconf = clouds.combine(cfg=cfg, **base)
     return int(state[0]), float(transp[0]), float(conf[0]), float(sconf[0]), float(tconf[0])
@@ -190,6 +246,18 @@ def test_pixel_maps_follow_healpy_cells(mdm):
     assert (state[mask] == NOT_SKY).all() and np.isnan(transp[mask]).all()
 
 
+def test_lens_ghost_lies_opposite_the_source(mdm):
+    # a lens symmetric about its axis mirrors a source through the optical
+    # centre: for a near-zenithal camera, the same altitude, azimuth + 180 deg
+    model = mdm.astrometry.model
+    az = np.array([283.0, 277.0, 100.0, 0.0, 190.0])
+    alt = np.array([30.0, 31.0, 30.0, 90.0, 60.0])
+    hit = clouds.near_ghost(model, (30.0, 100.0), az, alt, 5.0)
+    np.testing.assert_array_equal(hit, [True, True, False, False, False])
+    # a source whose mirror falls below the horizon has no ghost on the sky
+    assert not clouds.near_ghost(model, (-30.0, 100.0), az, alt, 5.0).any()
+
+
 def test_cloud_image_file(tmp_path, mdm):
     cmap = _random_map(8, 9)
     shape = (mdm.sensor.ny, mdm.sensor.nx)
@@ -215,11 +283,17 @@ def test_fractions_and_cards():
     state = np.full(n, NOT_SKY, np.uint8)
     state[:100], state[100:150], state[150:200] = CLEAR, CLOUD, UNKNOWN
     z = np.zeros(n, np.float32)
-    cm = clouds.CloudMap(8, state, z, z, z, z, np.zeros(n, np.int32), z, z, z)
+    cm = clouds.CloudMap(8, state, z, z, z, z, np.zeros(n, np.int32), z, z, z + 1)
     f = cm.fractions()
     assert f == pytest.approx({"clear": 0.5, "cloud": 0.25, "unknown": 0.25})
     cards = dict((k, v) for k, v, _ in cm.header_cards())
     assert cards["CLDCLEAR"] == 0.5 and cards["CLDNSIDE"] == 8
+    # a cell counts by the sky it shows: 50 unknown slivers a tenth open
+    sliver = np.where(state == UNKNOWN, 0.1, 1.0).astype(np.float32)
+    f = dataclasses.replace(cm, sky_fraction=sliver).fractions()
+    assert f == pytest.approx({"clear": 100 / 155, "cloud": 50 / 155, "unknown": 5 / 155})
+    # no visible sky: nothing to say
+    assert np.isnan(dataclasses.replace(cm, sky_fraction=z).fractions()["clear"])
 
 
 def test_star_weights_let_stars_beyond_the_safe_radius_vote(cfg):

@@ -73,20 +73,34 @@ def test_dct_frames_against_the_human_labels(dct):
     for f in ("002", "005", "010"):
         inner = dct[f][2][:1 + 2 * dct_labels.N_SECTORS]       # rings 0-2
         assert sum(c == 0 for c in inner) >= 14, (f, inner)
+        # a clear sky (the Moon's halo and lens ghost on 010 included) is not
+        # called cloud over more than a tenth of what the camera sees
+        assert dct[f][0]["clouds"].fractions()["cloud"] < 0.1, f
     calls = dct["019"][2]       # partly cloudy: some subregions each way
     assert 3 <= sum(c == 1 for c in calls) <= 30
 
 
-@pytest.mark.xfail(strict=False, reason="006 (Moon up, cloud along the horizon): the stars "
-                   "there read clear against the clear-sky model and the moonlit horizon "
-                   "shows little texture; 1 of its 11 cloudy subregions is called")
+def test_dct_cells_whose_stars_voted_see_the_sky(dct):
+    # a cell is 'not sky' only where the obstruction mask hides all of it: a
+    # star measured there says otherwise (the texture's grown block mask once
+    # made cells by the trees and the wire 'not sky' with their stars voting)
+    for f, (res, _, _, _) in dct.items():
+        cm = res["clouds"]
+        assert not np.any((cm.star_n > 0) & (cm.state == clouds.NOT_SKY)), f
+
+
+@pytest.mark.xfail(strict=False, reason="006 (Moon up, thin cloud along the horizon): its "
+                   "stars below 20 deg read 0.89 of clear (clear 005: 0.98; the clear "
+                   "threshold is 0.7) and the moonlit horizon shows no more texture than "
+                   "its clear zenith; none of its 11 cloudy subregions is called")
 def test_dct_006_horizon_cloud(dct):
     assert sum(c == 1 for c in dct["006"][2]) >= 6
 
 
-@pytest.mark.xfail(strict=False, reason="the issue's bar (95 %) needs per-star transparency "
-                   "against the clear-sky model (branch photmodel): without it the clear "
-                   "horizon reads low and the outer ring is called cloud")
+@pytest.mark.xfail(strict=False, reason="the issue's bar (95 %, 189 of 198): 177 are right; "
+                   "11 of the 21 wrong are 006's (see the test above), the rest mostly "
+                   "subregions mostly unknown (by the Moon, trees, building) and 019's "
+                   "patches")
 def test_dct_labels_bar(dct):
     right = sum(v[3][0] for v in dct.values())
     assert right >= 0.95 * 6 * dct_labels.N_SUBREGIONS

@@ -52,3 +52,25 @@ def test_clipped_mean_rejects_outliers():
     m, s = detrend.clipped_mean(v)
     assert m == pytest.approx(10.0, abs=0.1)
     assert s == pytest.approx(1.0, abs=0.1)
+
+
+def test_hot_pixels_are_the_8_neighbour_definition():
+    """The candidate search finds exactly the pixels that beat all 8
+    neighbours (edge-replicated) by nsigma noise and ratio times their spread."""
+    rng = np.random.default_rng(41)
+    img = rng.normal(100.0, 5.0, (80, 90)).astype(np.float32)
+    ys, xs = rng.integers(0, 80, 60), rng.integers(0, 90, 60)
+    img[ys, xs] += rng.uniform(0.0, 400.0, 60).astype(np.float32)
+    img[0, 7] += 500.0
+    img[79, 89] += 500.0
+    for nsigma, ratio in ((10.0, 3.0), (2.0, 0.5)):
+        got = detrend.find_hot_pixels(img, nsigma=nsigma, ratio=ratio)
+        pad = np.pad(img, 1, mode="edge")
+        nb = np.stack([pad[1 + dy:81 + dy, 1 + dx:91 + dx] for dy in (-1, 0, 1)
+                       for dx in (-1, 0, 1) if dx or dy])
+        diff = np.diff(img[:: max(80 // 200, 1)], axis=1)
+        noise = max(1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2.0), 1e-6)
+        want = (((img - nb.max(axis=0)) > nsigma * noise)
+                & ((img - nb.min(axis=0)) > ratio * (nb.max(axis=0) - nb.min(axis=0))))
+        np.testing.assert_array_equal(got, want)
+        assert got.any()

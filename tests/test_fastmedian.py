@@ -160,6 +160,38 @@ def test_bad_images(image):
         median_filter_fast(image, 3, step=1)
 
 
+@pytest.fixture(params=[True, False], ids=["lattice", "general"])
+def path(request, monkeypatch):
+    """Force one of the two exact paths (normally chosen by timing)."""
+    monkeypatch.setattr(fastmedian, "_lattice_pays", lambda kernel, dtype: request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("kind", ["uint8", "offlattice", "wide", "continuous"])
+def test_both_paths_are_scipy(path, kind):
+    """Each path alone gives scipy's medians, on and off the lattice."""
+    rng = np.random.default_rng(11)
+    img = rng.poisson(20, (41, 33))
+    if kind == "uint8":
+        img = img.astype(np.uint8)
+    elif kind == "wide":
+        img = (img * 300 + rng.integers(0, 300, img.shape)).astype(np.uint16)
+    elif kind == "continuous":
+        img = img + rng.random(img.shape)
+    else:
+        img = img.astype(np.float32) - np.float32(2.37)
+        img[3, 4] += np.float32(0.375)
+    for kernel in (3, 9):
+        want = ndimage.median_filter(img, size=kernel, mode="nearest")
+        np.testing.assert_array_equal(median_filter_fast(img, kernel, step=1), want)
+
+
+def test_path_choice_is_cached_and_boolean():
+    a = fastmedian._lattice_pays(5, np.dtype(np.float32))
+    assert isinstance(a, bool)
+    assert fastmedian._lattice_pays(5, np.dtype(np.float32)) is a
+
+
 def test_lattice_detection():
     rng = np.random.default_rng(0)
     raw = rng.poisson(25, (50, 50)).astype(np.float32)

@@ -69,3 +69,27 @@ def test_api_and_cli_write_the_same_catalog(frame, tmp_path):
     assert a.read_bytes() == b.read_bytes()
     with fits.open(a) as h:
         assert h[1].header["CAMERA"] == "MDM" and len(h[1].data) == len(red.stars)
+
+
+def test_static_masks_are_cached_read_only_and_follow_the_file(tmp_path):
+    """A night reads a mask file once; a rewritten file is read again."""
+    from allsky_camera import reduction
+    from allsky_camera.camera import masks
+
+    path = tmp_path / "m.fits"
+    a = np.zeros((20, 30), bool)
+    a[3, 4] = True
+    masks.write_mask(a, path)
+    first = reduction._read_static_mask(path, a.shape)
+    np.testing.assert_array_equal(first, a)
+    assert reduction._read_static_mask(path, a.shape) is first
+    with pytest.raises(ValueError):
+        first[0, 0] = True                        # shared between frames: read-only
+    b = a.copy()
+    b[10, 20] = True
+    masks.write_mask(b, path)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    np.testing.assert_array_equal(reduction._read_static_mask(path, a.shape), b)
+    with pytest.raises(Exception, match="m2.fits"):
+        reduction._read_static_mask(tmp_path / "m2.fits", a.shape)

@@ -17,6 +17,7 @@ N_FRAMES = 12          # streak frames, three streaks each
 N_CLEAN = 20           # clean frames for false positives (the issue: at most 1 in 20)
 N_FAINT = 12           # frames with two faint streaks each
 TOL_PX = 10.0          # endpoint tolerance of the issue
+INDEP_TOL_PX = 2.0     # the independent frame's streak ends, truth to 0.1 px (found: 1.1 px)
 
 
 def shared_data(sub):
@@ -172,9 +173,6 @@ def clean_noise(camera):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 8 bar not yet met: 21/24 faint trails found (87.5 %) with "
-                          "ends within 10 px; the misses have one end 11-19 px off",
-                   strict=False)
 def test_faint_streaks_found(camera, clean_noise):
     """Peak 2.5 sigma per pixel, 200-450 px, FWHM 2.5 px: invisible pixel by
     pixel, found at >= 90 % by the line search (the issue's bar)."""
@@ -236,6 +234,42 @@ def test_line_search_finds_a_faint_segment_in_noise():
     assert 100 <= xm <= 260 and abs(ym - (120 + 0.3 * (xm - 100))) < 6
 
 
+def test_step_ends_of_a_faint_segment_in_noise():
+    """Analytic: a step of 2 sigma per sample on unit Gaussian noise over
+    samples 150-449 (ends at 149.5 and 449.5), the level first measured on a
+    window inside it.  The ends come back to within a few samples (the
+    likelihood-ratio walk off the step drifts by -2**2 / 2 per sample, so
+    it rarely overshoots by more than a few); a bright star on the line 4
+    samples past an end changes nothing; a line leaving the searched sky
+    ends the segment there; the inputs are not changed."""
+    from allsky_camera.stages import line_search
+
+    cfg = config.Streaks()
+    kw = dict(bin_px=cfg.end_bin_px, iterations=cfg.end_iterations, off_sky_penalty=10.0,
+              outlier_sigma=cfg.end_outlier_sigma)
+    ones, yes = np.ones(600), np.ones(600, dtype=bool)
+    errs = []
+    for seed in range(20):
+        rng = np.random.default_rng(40 + seed)
+        values = rng.normal(size=600)
+        values[150:450] += 2.0
+        starry = values.copy()
+        starry[454:460] += 12.0                  # a star just past the end
+        before = starry.copy()
+        a, b, level = line_search.step_ends(starry, ones, yes, yes, 250, 380, **kw)
+        np.testing.assert_array_equal(starry, before)
+        assert (a, b) == line_search.step_ends(values, ones, yes, yes, 250, 380, **kw)[:2]
+        assert level == pytest.approx(2.0, abs=0.3)
+        errs.append(max(abs(a - 149.5), abs(b - 449.5)))
+    errs = np.array(errs)
+    assert np.median(errs) <= 2.0 and errs.max() < TOL_PX, errs
+    # the sky ending at sample 400
+    a, b, _ = line_search.step_ends(values, ones, yes, np.arange(600) < 400, 250, 380, **kw)
+    assert 390 < b <= 399.5 and abs(a - 149.5) < TOL_PX
+    with pytest.raises(AllskyError, match="one length"):
+        line_search.step_ends(values, np.ones(5), yes, yes, 250, 380, **kw)
+
+
 def run_pipeline(path, camera_name, outdir):
     """The pipeline's streak table of a raw frame (CLI options of a user)."""
     from astropy.table import Table
@@ -252,7 +286,8 @@ def run_pipeline(path, camera_name, outdir):
 @pytest.mark.slow
 def test_independent_frame_streaks_found(tmp_path):
     """The three streaks of a frame rendered by another simulator (truth
-    header STRKk = 'x1,y1,x2,y2'), found with both ends within TOL_PX, and
+    header STRKk = 'x1,y1,x2,y2'), found with both ends within INDEP_TOL_PX
+    (the step model along the line places them to about a pixel), and
     nothing else, with the stock MDM configuration."""
     d = shared_data("independent")
     path = d / "mdm_cloud_streaks.fits.gz"
@@ -262,7 +297,7 @@ def test_independent_frame_streaks_found(tmp_path):
     t = run_pipeline(path, "MDM", tmp_path)
     assert len(t) == len(truth) == 3
     for seg in truth:
-        assert endpoint_error(t, seg) < TOL_PX
+        assert endpoint_error(t, seg) < INDEP_TOL_PX
 
 
 #: The one trail on the shared DCT frames, seen by eye on 006 (a satellite:

@@ -243,9 +243,11 @@ class Transparency:
     texture_model_blocks: int = 5            # smooth model: mean of the 4 blocks this // 2 away
     texture_ring_deg: float = 5.0            # median residual removed in zenith-distance rings, deg
     texture_mask_grow_blocks: int = 1        # masked blocks grow by this many (obstruction edges)
-    texture_min_blocks: int = 6              # fewer unmasked blocks in a cell: no texture evidence
+    texture_min_blocks: int = 3              # fewer unmasked blocks in a cell: no texture evidence
+                                             # (the confidence counts the blocks: few, less sure)
     texture_cloud: float = 0.04              # cloud: block residual RMS above this fraction of sky
-    texture_scatter: float = 0.3             # relative error of a cell's texture amplitude
+    texture_scatter: float = 0.3             # relative error of a cell's texture amplitude (the
+                                             # MAD's own error from few blocks adds to it)
     texture_clear_conf_max: float = 0.6      # a smooth sky says clear with at most this confidence
     texture_clear_max_cloud: float = 0.5     # ... and only when at most this fraction of the
                                              # cells judged by stars is cloud ...
@@ -295,13 +297,16 @@ class Streaks:
     min_length_px: int = 64                  # shortest streak, pixels
     line_gap_px: int = 12                    # largest gap bridged along a streak, pixels
     star_mask_px: int = 3                    # catalog stars are blanked within this radius
-    star_mask_vmax: float = 5.0              # ... when brighter than this V
+    star_mask_vmax: float = 6.5              # ... when brighter than this V (the catalog's depth)
     walk_sigma: float = 1.0                  # core over sides test: core beats this, noise sigma
     width_half_px: int = 8                   # half-width of the profile across the line
     min_core_sigma: float = 0.5              # core below this many local noise sigma: not a streak
     dedupe_px: float = 8.0                   # a streak along a longer one within this is a piece
     noise_block_px: int = 32                 # tiles of the local noise map, pixels
     side_contrast: float = 3.0               # core must beat both sides by this factor
+    end_bin_px: int = 16                     # ends: the level is the median of bins this long, px
+    end_iterations: int = 3                  # ends: level re-measured this many times
+    end_outlier_sigma: float = 3.0           # ends: samples this far off count 0, sigma
 
 
 @dataclasses.dataclass(frozen=True)
@@ -490,9 +495,11 @@ KEY_DOCS = {
     "transparency.texture_model_blocks": "smooth model: mean of the 4 blocks this // 2 away",
     "transparency.texture_ring_deg": "median residual removed in zenith-distance rings, deg",
     "transparency.texture_mask_grow_blocks": "masked blocks grow by this many blocks",
-    "transparency.texture_min_blocks": "fewer unmasked blocks in a cell: no texture evidence",
+    "transparency.texture_min_blocks": "fewer unmasked blocks in a cell: no texture evidence "
+                                      "(the confidence falls with fewer blocks)",
     "transparency.texture_cloud": "cloud: block residual RMS above this fraction of the sky",
-    "transparency.texture_scatter": "relative error of a cell's texture amplitude",
+    "transparency.texture_scatter": "relative error of a cell's texture amplitude, beyond the "
+                                   "MAD's own error from few blocks",
     "transparency.texture_clear_conf_max": "a smooth sky says clear with at most this confidence",
     "transparency.texture_clear_max_cloud": "... only if at most this fraction of star cells "
                                             "is cloud",
@@ -526,13 +533,17 @@ KEY_DOCS = {
     "streaks.min_length_px": "shortest streak, pixels",
     "streaks.line_gap_px": "largest gap bridged along a streak, pixels",
     "streaks.star_mask_px": "catalog stars are blanked within this radius, pixels",
-    "streaks.star_mask_vmax": "... when brighter than this V, mag",
+    "streaks.star_mask_vmax": "... when brighter than this V, mag (stars confuse faint trails)",
     "streaks.walk_sigma": "the core must also beat its sides by this, sigma",
     "streaks.width_half_px": "half-width of the profile across the line, pixels",
     "streaks.min_core_sigma": "core below this many local noise sigma: not a streak",
     "streaks.dedupe_px": "a streak along a longer one within this is a piece, pixels",
     "streaks.noise_block_px": "tiles of the local noise map, pixels",
     "streaks.side_contrast": "the core must beat both sides by this factor",
+    "streaks.end_bin_px": "ends: the streak's level is the median of bins this long, pixels",
+    "streaks.end_iterations": "ends: the level is re-measured on the fitted segment this often",
+    "streaks.end_outlier_sigma": "ends: samples this many sigma above the level or below 0 "
+                                 "count 0 (stars on the line)",
     "simulation": "what the simulator renders for this camera (not the pipeline)",
     "simulation.exptime_s": "exposure time, s",
     "simulation.gain_e_per_adu": "electrons per ADU",
@@ -699,6 +710,8 @@ RANGES = {
     "streaks.width_half_px": (1, None), "streaks.min_core_sigma": (0.0, None),
     "streaks.dedupe_px": (0.0, None), "streaks.noise_block_px": (1, None),
     "streaks.side_contrast": (">0", None),
+    "streaks.end_bin_px": (1, None), "streaks.end_iterations": (1, None),
+    "streaks.end_outlier_sigma": (">0", None),
     "simulation.exptime_s": (">0", None), "simulation.gain_e_per_adu": (">0", None),
     "simulation.read_noise_e": (0.0, None), "simulation.fwhm_zenith_px": (">0", None),
     "simulation.fwhm_horizon_px": (">0", None), "simulation.hot_pixel_fraction": (0.0, 1.0),

@@ -280,7 +280,7 @@ def plot_transparency(red, path):
         compass=clouds.compass(red.solution.model, alt_deg=plotting.COMPASS_ALT_DEG),
         x=red.x[votes], y=red.y[votes], t=tr.transparency[votes],
         title=(f"{_title(red)}: clouds; clear {f['clear']:.2f}, cloud {f['cloud']:.2f}, "
-               f"unknown {f['unknown']:.2f} of the sky cells"))
+               f"unknown {f['unknown']:.2f} of the visible sky"))
     plotting.save_figure(fig, path)
 
 

@@ -32,9 +32,14 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 log = logging.getLogger(__name__)
 
+#: Stamps of at least this many pixels are cut through a sliding-window view
+#: (row copies), smaller ones pixel by pixel, whichever was faster in
+#: benchmarks/bench_pipeline.py; the values are the same either way.
+_SLIDING_MIN_PIXELS = 64
 #: Standard deviation of a normal distribution over its median absolute
 #: deviation, 1 / Phi^-1(3/4).
 _MAD_TO_SIGMA = 1.482602218505602
@@ -47,17 +52,25 @@ def _h(t, r):
 
 
 def _lower_left_area(a, b, r):
-    """Area of the disc of radius r at the origin with x < a and y < b."""
+    """Area of the disc of radius r at the origin with x < a and y < b.
+
+    Every antiderivative needed is ``_h`` at a, -c or c (c depends on b only),
+    so with a varying along one axis and b along another (a grid of pixel
+    corners) the arcsines are taken on the axes, not on the whole grid.
+    """
     a = np.clip(a, -r, r)
     c = np.sqrt(np.maximum(r * r - b * b, 0.0))
-    # |x| < c, chord cut at y = b: integral of (s(x) + b) over [-c, min(a, c)]
-    u = np.clip(a, -c, c)
-    cut = b * (u + c) + _h(u, r) - _h(-c, r)
-    # |x| > c with b > 0: whole chords on [-r, min(a, -c)] and [c, a]
-    whole = 2.0 * ((_h(np.minimum(a, -c), r) - _h(-r, r))
-                   + np.maximum(_h(np.maximum(a, c), r) - _h(c, r), 0.0))
+    ha, hc, hmc, hr = _h(a, r), _h(c, r), _h(-c, r), _h(-r, r)
+    below, above = a < -c, a > c
+    # |x| < c, chord cut at y = b: integral of (s(x) + b) over [-c, u], u = clip(a, -c, c)
+    u = np.where(below, -c, np.where(above, c, a))
+    hu = np.where(below, hmc, np.where(above, hc, ha))
+    cut = b * (u + c) + hu - hmc
+    # |x| > c with b > 0: whole chords on [-r, min(a, -c)] and [c, max(a, c)]
+    whole = 2.0 * ((np.where(below, ha, hmc) - hr)
+                   + np.maximum(np.where(above, ha, hc) - hc, 0.0))
     partial = cut + np.where(b > 0, whole, 0.0)
-    full = 2.0 * (_h(a, r) - _h(-r, r))
+    full = 2.0 * (ha - hr)
     return np.where(b >= r, full, np.where(b <= -r, 0.0, partial))
 
 
@@ -109,6 +122,26 @@ def _centres(image, x, y, mask):
     return image, x.ravel(), y.ravel(), mask, x.shape
 
 
+def _gather(image, xi, yi, oy, ox, edge):
+    """``image[yi + oy, xi + ox]`` for the stars not flagged ``edge`` (whose
+    stamps lie inside the image), shape (M,) + S.
+
+    The bounding box of the offsets is copied row by row from a sliding-window
+    view of the image, then the offsets are picked from the box: far faster
+    than gathering pixel by pixel.
+    """
+    oy, ox = np.broadcast_arrays(oy, ox)
+    y0, x0 = int(oy.min()), int(ox.min())
+    hy, hx = int(oy.max()) - y0 + 1, int(ox.max()) - x0 + 1
+    inner = ~edge
+    win = sliding_window_view(image, (hy, hx))
+    box = win[yi[inner] + y0, xi[inner] + x0]
+    idx = ((oy - y0) * hx + (ox - x0)).ravel()
+    if idx.size == hy * hx and np.array_equal(idx, np.arange(idx.size)):
+        return box.reshape((-1, *oy.shape))         # the offsets are the whole box
+    return np.take(box.reshape(-1, hy * hx), idx, axis=1).reshape((-1, *oy.shape))
+
+
 def _cut(image, mask, xi, yi, oy, ox):
     """Pixel values at (yi + oy, xi + ox) and whether each is usable (on the
     image, finite, not masked).
@@ -119,25 +152,39 @@ def _cut(image, mask, xi, yi, oy, ox):
     otherwise.
     """
     ny, nx = image.shape
-    lead = (-1,) + (1,) * max(np.ndim(oy), np.ndim(ox))
-    flat = (yi * nx + xi).reshape(lead) + (oy * nx + ox)
+    oy, ox = np.broadcast_arrays(np.asarray(oy), np.asarray(ox))
+    lead = (-1,) + (1,) * oy.ndim
+    dtype = np.result_type(image.dtype, np.float32)
+    vals = np.empty((xi.size, *oy.shape), dtype=dtype)
+    masked = None if mask is None else np.empty(vals.shape, dtype=bool)
+    on = None
     # stamps that cross the image's edge: clip their indices, flag the pixels
     edge = ((yi + np.min(oy) < 0) | (yi + np.max(oy) >= ny)
             | (xi + np.min(ox) < 0) | (xi + np.max(ox) >= nx))
-    on = None
+    inner = ~edge
+    if inner.any() and oy.size >= _SLIDING_MIN_PIXELS:
+        vals[inner] = _gather(image, xi, yi, oy, ox, edge)
+        if mask is not None:
+            masked[inner] = _gather(mask, xi, yi, oy, ox, edge)
+    elif inner.any():
+        flat = (yi[inner] * nx + xi[inner]).reshape(lead) + (oy * nx + ox)
+        vals[inner] = np.take(image.ravel(), flat)
+        if mask is not None:
+            masked[inner] = np.take(mask.ravel(), flat)
     if edge.any():
         yy = yi[edge].reshape(lead) + oy
         xx = xi[edge].reshape(lead) + ox
-        on = np.ones(flat.shape, dtype=bool)
+        on = np.ones(vals.shape, dtype=bool)
         on[edge] = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
-        flat[edge] = np.clip(yy, 0, ny - 1) * nx + np.clip(xx, 0, nx - 1)
-    vals = np.take(image.ravel(), flat).astype(np.result_type(image.dtype, np.float32),
-                                               copy=False)
+        yy, xx = np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)
+        vals[edge] = image[yy, xx]
+        if mask is not None:
+            masked[edge] = mask[yy, xx]
     ok = np.isfinite(vals)
     if on is not None:
         ok &= on
     if mask is not None:
-        ok &= ~np.take(mask.ravel(), flat)
+        ok &= ~masked
     return vals, ok
 
 
@@ -199,9 +246,59 @@ def aperture_sums(image, x, y, r, *, mask=None):
 
 
 def _sorted_median(s, n):
-    """Median of the first ``n[i]`` values of each sorted row ``s[i]``."""
+    """Median of the first ``n[i]`` values of each sorted row ``s[i]`` (float64)."""
     rows = np.arange(s.shape[0])
-    return 0.5 * (s[rows, (n - 1) // 2] + s[rows, n // 2])
+    return 0.5 * (s[rows, (n - 1) // 2].astype(np.float64)
+                  + s[rows, n // 2].astype(np.float64))
+
+
+def _first_true(n, test):
+    """For each row i, the first index j in ``[0, n[i])`` where ``test(j)``
+    holds, ``n[i]`` if none; ``test`` maps an index per row (shape (N,)) to a
+    bool per row and must be monotone (False, then True) along each row.
+    A binary search: about log2(max n) calls of ``test``."""
+    lo = np.zeros(n.shape, dtype=np.intp)
+    hi = np.asarray(n, dtype=np.intp).copy()
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        t = test(np.where(active, mid, 0))
+        lo = np.where(active & ~t, mid + 1, lo)
+        hi = np.where(active & t, mid, hi)
+
+
+def _sorted_deviation_median(s, n, m):
+    """Median of ``|s[i, :n[i]] - m[i]|`` (float32 arithmetic for float32 ``s``)
+    for sorted rows ``s``, without sorting the deviations.
+
+    Left of ``m`` the deviations grow leftwards, right of it rightwards: the
+    sorted deviations merge two sorted runs, and their k-th value is found by
+    a binary search over how many come from the left run.
+    """
+    rows = np.arange(s.shape[0])
+    mt = m.astype(s.dtype)
+    p = _first_true(n, lambda j: s[rows, j] >= mt)     # left run: s[p-1], s[p-2], ...
+    nb = n - p
+
+    def left(i):          # i-th smallest deviation left of m (i < p)
+        return mt - s[rows, np.clip(p - 1 - i, 0, None)]
+
+    def right(j):         # j-th smallest deviation right of m (j < nb)
+        return s[rows, np.clip(p + j, None, s.shape[1] - 1)] - mt
+
+    out = np.zeros(s.shape[0])
+    for k in ((n - 1) // 2, n // 2):
+        lo = np.maximum(0, k + 1 - nb)                  # how many come from the left run
+        hi = np.minimum(k + 1, p)
+        # first i in [lo, hi) where left(i) >= right(k - i), else hi
+        i = lo + _first_true(hi - lo, lambda d, lo=lo, k=k: left(lo + d) >= right(k - lo - d))
+        j = k + 1 - i
+        a = np.where(i > 0, left(i - 1), -np.inf)
+        b = np.where(j > 0, right(j - 1), -np.inf)
+        out += 0.5 * np.maximum(a, b).astype(np.float64)
+    return out
 
 
 def annulus_median(image, x, y, r_in, r_out, *, mask=None, quantum=0.0):
@@ -268,15 +365,23 @@ def annulus_median(image, x, y, r_in, r_out, *, mask=None, quantum=0.0):
     sig = np.full(x.size, np.nan)
     has = np.flatnonzero(n > 0)
     if has.size:
-        v = np.where(ok[has], vals[has], np.nan)       # NaN sorts last
+        v = np.where(ok, vals, np.nan)
+        if has.size < x.size:
+            v = v[has]
+        v.sort(axis=1)                                  # NaN sorts last
         nh = n[has]
-        m = _sorted_median(np.sort(v, axis=1).astype(np.float64, copy=False), nh)
+        rows = np.arange(has.size)
+        m = _sorted_median(v, nh)
         if quantum > 0:
-            below = (v < m[:, None] - 0.5 * quantum).sum(axis=1)
-            at = (np.abs(v - m[:, None]) < 0.5 * quantum).sum(axis=1)
+            # the values below m - q/2, and those within q/2 of m, are runs of
+            # the sorted rows: binary searches count them
+            h = 0.5 * quantum
+            below = _first_true(nh, lambda j: ~(v[rows, j] < m - h))
+            i0 = _first_true(nh, lambda j: (v[rows, j] >= m) | (np.abs(v[rows, j] - m) < h))
+            i1 = _first_true(nh, lambda j: (v[rows, j] > m) & ~(np.abs(v[rows, j] - m) < h))
+            at = np.maximum(i1 - i0, 0)
             m = np.where(at > 0, m - 0.5 * quantum
                          + quantum * (0.5 * nh - below) / np.maximum(at, 1), m)
         med[has] = m
-        dev = np.abs(v - m[:, None].astype(v.dtype))
-        sig[has] = _MAD_TO_SIGMA * _sorted_median(np.sort(dev, axis=1).astype(np.float64), nh)
+        sig[has] = _MAD_TO_SIGMA * _sorted_deviation_median(v, nh, m)
     return med.reshape(shape), sig.reshape(shape), n.reshape(shape)

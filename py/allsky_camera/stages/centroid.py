@@ -14,6 +14,7 @@ Pixel convention: 0-based, x = column, pixel centres at integers.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 #: Step factor of the windowed-centroid update: for a Gaussian star of width
 #: sigma seen through a Gaussian window of the same width the windowed moment
@@ -29,31 +30,49 @@ def cut_stamps(image, xc, yc, half):
 
     Pixels outside the image are NaN.  Returns ``(stamps, dx, dy)`` where
     ``dx, dy`` (shape ``(2h+1,)``) are the offsets of the box columns and rows.
+    Boxes wholly inside the image (nearly all) are copied from a sliding-window
+    view of the image, row by row; only the boxes that cross the edge gather
+    pixel by pixel.
     """
     ny, nx = image.shape
+    xc = np.asarray(xc, dtype=np.intp)
+    yc = np.asarray(yc, dtype=np.intp)
     off = np.arange(-half, half + 1)
-    yy = yc[:, None, None] + off[None, :, None]
-    xx = xc[:, None, None] + off[None, None, :]
-    inside = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
-    stamps = image[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)].astype(np.float64)
-    stamps[~inside] = np.nan
+    k = 2 * half + 1
+    stamps = np.empty((xc.size, k, k))
+    inner = (xc >= half) & (xc < nx - half) & (yc >= half) & (yc < ny - half)
+    if inner.any():
+        if ny >= k and nx >= k:
+            win = sliding_window_view(image, (k, k))
+            stamps[inner] = win[yc[inner] - half, xc[inner] - half]
+    edge = np.flatnonzero(~inner)
+    if edge.size:
+        yy = yc[edge, None, None] + off[None, :, None]
+        xx = xc[edge, None, None] + off[None, None, :]
+        inside = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
+        part = image[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)].astype(np.float64)
+        part[~inside] = np.nan
+        stamps[edge] = part
     return stamps, off, off
 
 
 def row_nanmedian(a):
-    """``np.nanmedian(a, axis=1)`` of a 2-D array, fast when few rows hold NaN.
+    """``np.nanmedian(a, axis=1)`` of a 2-D array of short rows (no warning
+    for an all-NaN row: NaN).
 
-    Rows without NaN (stamps inside the image: nearly all) take
-    ``np.median``, which gives the same value without numpy's slow masked
-    path for NaN-holding arrays; the others take ``np.nanmedian``.
+    Each row is sorted (NaN last; numpy's sort of short float rows is several
+    times faster than its median's partition) and the median is the mean of
+    its middle finite values, as ``np.median`` computes it.
     """
-    nan_rows = np.isnan(a).any(axis=1)
-    if not nan_rows.any():
-        return np.median(a, axis=1)
-    out = np.empty(a.shape[0])
-    out[~nan_rows] = np.median(a[~nan_rows], axis=1)
-    out[nan_rows] = np.nanmedian(a[nan_rows], axis=1)
-    return out
+    a = np.asarray(a, dtype=float)
+    if a.shape[1] == 0:
+        return np.full(a.shape[0], np.nan)
+    s = np.sort(a, axis=1)
+    n = a.shape[1] - np.isnan(a).sum(axis=1)
+    rows = np.arange(a.shape[0])
+    lo = np.maximum((n - 1) // 2, 0)
+    med = (s[rows, lo] + s[rows, n // 2 - (n == 0)]) / 2.0
+    return np.where(n > 0, med, np.nan)
 
 
 def _border_median(stamps):
@@ -92,22 +111,38 @@ def refine(image, x, y, *, box_half, window_sigma, n_iter):
     ok = np.isfinite(x) & np.isfinite(y) & (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
     converged = np.zeros(x.size, dtype=bool)
     inv2s2 = 1.0 / (2.0 * window_sigma ** 2)
+    k = 2 * box_half + 1
+    # each star's background-subtracted box (NaN -> 0) at its current integer
+    # centre (xi, yi); cut again only when that centre moves
+    boxes = np.zeros((x.size, k, k))
+    xi = np.full(x.size, np.iinfo(np.intp).min, dtype=np.intp)
+    yi = xi.copy()
     for _ in range(n_iter):
         idx = np.nonzero(ok & ~converged)[0]
         if idx.size == 0:
             break
-        xi = np.rint(x[idx]).astype(int)
-        yi = np.rint(y[idx]).astype(int)
-        stamps, offx, offy = cut_stamps(image, xi, yi, box_half)
-        stamps = stamps - _border_median(stamps)[:, None, None]
-        ddx = (xi - x[idx])[:, None, None] + offx[None, None, :]   # pixel minus estimate
-        ddy = (yi - y[idx])[:, None, None] + offy[None, :, None]
-        w = np.exp(-(ddx ** 2 + ddy ** 2) * inv2s2) * np.nan_to_num(stamps)
-        norm = w.sum(axis=(1, 2))
+        nxi = np.rint(x[idx]).astype(np.intp)
+        nyi = np.rint(y[idx]).astype(np.intp)
+        moved = (nxi != xi[idx]) | (nyi != yi[idx])
+        if moved.any():
+            m = idx[moved]
+            xi[m], yi[m] = nxi[moved], nyi[moved]
+            stamps, _, _ = cut_stamps(image, xi[m], yi[m], box_half)
+            boxes[m] = np.nan_to_num(stamps - _border_median(stamps)[:, None, None])
+        off = np.arange(-box_half, box_half + 1)
+        ddx = (xi[idx] - x[idx])[:, None] + off[None, :]     # pixel minus estimate, (n, k)
+        ddy = (yi[idx] - y[idx])[:, None] + off[None, :]
+        # the Gaussian window is separable: w[i, j] = gy[i] gx[j]
+        gx = np.exp(-ddx ** 2 * inv2s2)
+        gy = np.exp(-ddy ** 2 * inv2s2)
+        b = boxes[idx]
+        rows = np.einsum("nij,nj->ni", b, gx)                 # sum over columns
+        rows_x = np.einsum("nij,nj->ni", b, gx * ddx)
+        norm = np.einsum("ni,ni->n", rows, gy)
         good = norm > 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            sx = _STEP * (w * ddx).sum(axis=(1, 2)) / norm
-            sy = _STEP * (w * ddy).sum(axis=(1, 2)) / norm
+            sx = _STEP * np.einsum("ni,ni->n", rows_x, gy) / norm
+            sy = _STEP * np.einsum("ni,ni->n", rows, gy * ddy) / norm
         good &= np.isfinite(sx) & np.isfinite(sy)
         sx = np.clip(sx, -box_half, box_half)
         sy = np.clip(sy, -box_half, box_half)
@@ -188,19 +223,36 @@ def nearest_other(xq, yq, xp, yp, radius, *, exclude_self=False):
     qidx = np.arange(xq.size) if exclude_self else np.full(xq.size, -1)
     qx = np.floor(np.where(okq, xq, 0.0) / radius).astype(np.int64)
     qy = np.floor(np.where(okq, yq, 0.0) / radius).astype(np.int64)
+    # every (query, point) pair of neighbouring cells, in the order of the
+    # cells (ox, then oy) and of the points within a cell: the first pair at
+    # the smallest distance wins ties
+    qkeys = qx * span + qy
+    qorder = np.argsort(qkeys)              # sorted needles: searchsorted is faster
+    sq = qkeys[qorder]
+    qs, cs = [], []
     for ox in (-1, 0, 1):
-        for oy in (-1, 0, 1):
-            k = (qx + ox) * span + (qy + oy)
-            lo = np.searchsorted(skeys, k, side="left")
-            hi = np.searchsorted(skeys, k, side="right")
-            for step in range(int((hi - lo).max(initial=0))):
-                j = lo + step
-                has = okq & (j < hi)
-                cand = pidx[order[np.minimum(j, skeys.size - 1)]]
-                d = np.hypot(xp[cand] - xq, yp[cand] - yq)
-                better = has & (d < dist) & (d <= radius) & (cand != qidx)
-                best[better] = cand[better]
-                dist[better] = d[better]
+        # cells (qx + ox, qy - 1 .. qy + 1) have consecutive keys: one range
+        lo, hi = np.empty(xq.size, np.intp), np.empty(xq.size, np.intp)
+        lo[qorder] = np.searchsorted(skeys, sq + (ox * span - 1), side="left")
+        hi[qorder] = np.searchsorted(skeys, sq + (ox * span + 1), side="right")
+        cnt = np.where(okq, hi - lo, 0)
+        q = np.repeat(np.arange(xq.size), cnt)
+        start = np.repeat(np.cumsum(cnt) - cnt, cnt)
+        qs.append(q)
+        cs.append(pidx[order[np.repeat(lo, cnt) + np.arange(q.size) - start]])
+    q, cand = np.concatenate(qs), np.concatenate(cs)
+    d = np.hypot(xp[cand] - xq[q], yp[cand] - yq[q])
+    keep = (d <= radius) & (cand != qidx[q])
+    q, cand, d = q[keep], cand[keep], d[keep]
+    if q.size:
+        by_query = np.argsort(q, kind="stable")        # keeps the cell order per query
+        q, cand, d = q[by_query], cand[by_query], d[by_query]
+        first = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
+        dmin = np.minimum.reduceat(d, first)
+        at_min = d == np.repeat(dmin, np.diff(np.r_[first, q.size]))
+        uq, where = np.unique(q[at_min], return_index=True)
+        best[uq] = cand[at_min][where]
+        dist[uq] = d[at_min][where]
     return best, dist
 
 
@@ -222,11 +274,12 @@ def window_snr(image, x, y, *, box_half, window_sigma):
     bkg = row_nanmedian(border)
     # 1.4826: MAD to standard deviation for a normal distribution
     sig = 1.4826 * row_nanmedian(np.abs(border - bkg[:, None]))
-    ddx = (xi - x[ok])[:, None, None] + off[None, None, :]
-    ddy = (yi - y[ok])[:, None, None] + off[None, :, None]
-    w = np.exp(-(ddx ** 2 + ddy ** 2) / (2.0 * window_sigma ** 2))
-    flux = np.nansum(w * (st - bkg[:, None, None]), axis=(1, 2))
-    noise = np.maximum(sig, 1e-6) * np.sqrt((w ** 2).sum(axis=(1, 2)))
+    # the Gaussian window is separable, w[i, j] = gy[i] gx[j]
+    gx = np.exp(-((xi - x[ok])[:, None] + off[None, :]) ** 2 / (2.0 * window_sigma ** 2))
+    gy = np.exp(-((yi - y[ok])[:, None] + off[None, :]) ** 2 / (2.0 * window_sigma ** 2))
+    rows = np.einsum("nij,nj->ni", np.nan_to_num(st - bkg[:, None, None]), gx)
+    flux = np.einsum("ni,ni->n", rows, gy)
+    noise = np.maximum(sig, 1e-6) * np.sqrt((gy ** 2).sum(axis=1) * (gx ** 2).sum(axis=1))
     snr[ok] = flux / noise
     return snr
 

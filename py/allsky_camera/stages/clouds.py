@@ -60,6 +60,10 @@ MEDIAN_EFFICIENCY = np.sqrt(np.pi / 2.0)
 MAD_TO_SIGMA = 1.4826
 #: Difference of two independent pixels: sigma times sqrt(2).
 SQRT2 = np.sqrt(2.0)
+#: Relative standard error of a MAD-based sigma from n Gaussian samples,
+#: times sqrt(n): the MAD's asymptotic efficiency is 36.8 % (Rousseeuw &
+#: Croux 1993, JASA 88, 1273), so the error is 1 / sqrt(2 * 0.368 n).
+MAD_SIGMA_REL_ERROR = 1.0 / np.sqrt(2.0 * 0.368)
 
 
 #: Flags that keep a star out of the cloud map: those of the exposure's
@@ -97,6 +101,10 @@ class Texture:
         neighbouring-pixel differences in the block).
     xc, yc : ndarray
         Pixel coordinates of the block centres.
+    open_fraction : ndarray
+        Fraction of the block's sampled pixels that the mask leaves open
+        (before any growth; 1 without a mask): how much of the block sees
+        the sky, whether or not it is clean enough for a texture.
     """
 
     level: np.ndarray
@@ -104,6 +112,7 @@ class Texture:
     noise: np.ndarray
     xc: np.ndarray
     yc: np.ndarray
+    open_fraction: np.ndarray
 
     @property
     def residual(self):
@@ -111,7 +120,8 @@ class Texture:
         return self.level - self.model
 
 
-def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks=0):
+def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks=0,
+                  sky_circle=None):
     """Block medians, their smooth model and their noise.
 
     Parameters
@@ -131,6 +141,10 @@ def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks
     grow_blocks : int
         Masked blocks grow by this many blocks (the edges of trees and
         buildings are structure, not cloud).
+    sky_circle : (float, float, float), optional
+        ``(x0, y0, radius)``, pixels: the horizon's circle on the image.  A
+        block reaching beyond it is masked like an obstructed one (the sky
+        falls off steeply at the edge of the field: structure, not cloud).
 
     Returns
     -------
@@ -151,12 +165,24 @@ def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks
     sigma_pix = MAD_TO_SIGMA * np.median(diff, axis=2) / SQRT2
     noise = MEDIAN_EFFICIENCY * sigma_pix / np.sqrt(k * k)
     bad = ~np.isfinite(level)
+    open_fraction = np.ones((nby, nbx))
+    hidden = np.zeros((nby, nbx), dtype=bool)
     if mask is not None:
         m = np.asarray(mask, dtype=bool)[:nby * block_px:stride_px, :nbx * block_px:stride_px]
-        hidden = m.reshape(nby, k, nbx, k).any(axis=(1, 3))
-        if grow_blocks > 0 and hidden.any():
-            hidden = grow(hidden, grow_blocks)
-        bad |= hidden
+        m = m.reshape(nby, k, nbx, k)
+        open_fraction = 1.0 - m.mean(axis=(1, 3))
+        hidden |= m.any(axis=(1, 3))
+    if grow_blocks > 0 and hidden.any():
+        hidden = grow(hidden, grow_blocks)
+    if sky_circle is not None:
+        # (not grown: the blocks inside take their model from the other pair)
+        # a block's sampled pixel farthest from the centre is one of its corners
+        x0, y0, radius = sky_circle
+        lo_y, lo_x = np.arange(nby) * block_px, np.arange(nbx) * block_px
+        far_y = np.maximum(np.abs(lo_y - y0), np.abs(lo_y + block_px - stride_px - y0))
+        far_x = np.maximum(np.abs(lo_x - x0), np.abs(lo_x + block_px - stride_px - x0))
+        hidden |= np.hypot(far_x[None, :], far_y[:, None]) > radius
+    bad |= hidden
     # smooth sky model: at each block, the mean of the four blocks
     # ``model_blocks // 2`` away along x and y.  A linear gradient leaves no
     # residual and a quadratic one (the sky's radial profile, the Moon's
@@ -179,7 +205,8 @@ def block_texture(image, mask, *, block_px, stride_px, model_blocks, grow_blocks
     xc, yc = np.meshgrid(xc, yc)
     # (the residual's noise: the block's own plus that of the mean of the
     # 2 or 4 blocks of its model, above)
-    return Texture(np.where(bad, np.nan, level), model, np.where(bad, np.nan, noise), xc, yc)
+    return Texture(np.where(bad, np.nan, level), model, np.where(bad, np.nan, noise), xc, yc,
+                   open_fraction)
 
 
 def cell_texture(tex, cell, n_cells, *, min_blocks, ring=None):
@@ -291,7 +318,7 @@ class CloudMap:
     texture_amp, texture_conf : ndarray
         Texture evidence: relative structure amplitude and its confidence.
     sky_fraction : ndarray
-        Fraction of the cell's blocks that see the sky.
+        Fraction of the cell that the obstruction mask leaves open (0: not sky).
     """
 
     nside: int
@@ -306,12 +333,17 @@ class CloudMap:
     sky_fraction: np.ndarray
 
     def fractions(self):
-        """Fractions of the sky cells (not 'not sky') that are clear, cloud, unknown."""
-        sky = self.state != NOT_SKY
-        n = int(sky.sum())
-        if n == 0:
+        """Fractions of the visible sky that are clear, cloud, unknown.
+
+        Each sky cell (not 'not sky') counts by its :attr:`sky_fraction`, the
+        part of it the obstruction mask leaves open: a cell by the trees that
+        shows a sliver of sky counts as that sliver.
+        """
+        area = np.where(self.state != NOT_SKY, np.asarray(self.sky_fraction, dtype=float), 0.0)
+        total = float(area.sum())
+        if not total > 0:
             return {name: float("nan") for name in ("clear", "cloud", "unknown")}
-        return {STATE_NAMES[s]: float(np.mean(self.state[sky] == s))
+        return {STATE_NAMES[s]: float(area[self.state == s].sum() / total)
                 for s in (CLEAR, CLOUD, UNKNOWN)}
 
     def header_cards(self):
@@ -325,9 +357,9 @@ class CloudMap:
                 ("CLDCODE2", "unknown", "state code 2: no usable evidence"),
                 ("CLDCODE3", "not sky", "state code 3: obstruction, below horizon"),
                 ("CLDNSIDE", self.nside, "HEALPix Nside of the cloud cells"),
-                ("CLDCLEAR", r(f["clear"]), "fraction of sky cells clear"),
-                ("CLDCLOUD", r(f["cloud"]), "fraction of sky cells cloudy"),
-                ("CLDUNKN", r(f["unknown"]), "fraction of sky cells unknown")]
+                ("CLDCLEAR", r(f["clear"]), "fraction of the visible sky clear"),
+                ("CLDCLOUD", r(f["cloud"]), "fraction of the visible sky cloudy"),
+                ("CLDUNKN", r(f["unknown"]), "fraction of the visible sky unknown")]
 
 
 def summary_message(cmap, star_summary, sun_alt_deg, cfg):
@@ -353,8 +385,8 @@ def summary_message(cmap, star_summary, sun_alt_deg, cfg):
     n_sky = int(np.sum(cmap.state != NOT_SKY))
     n_star = int(np.sum(cmap.star_conf > 0))
     n_tex = int(np.sum(cmap.texture_conf > 0))
-    text = (f"clear {f['clear']:.2f}, cloud {f['cloud']:.2f}, unknown {f['unknown']:.2f} of "
-            f"{n_sky} sky cells (star evidence in {n_star}, sky texture in {n_tex}; "
+    text = (f"clear {f['clear']:.2f}, cloud {f['cloud']:.2f}, unknown {f['unknown']:.2f} of the "
+            f"visible sky ({n_sky} cells; star evidence in {n_star}, sky texture in {n_tex}; "
             f"{star_summary.n_voting} stars voted)")
     sky = ("day" if sun_alt_deg > DAY_SUN_ALT_DEG else
            "twilight" if sun_alt_deg > TWILIGHT_SUN_ALT_DEG else None)
@@ -370,7 +402,7 @@ def summary_message(cmap, star_summary, sun_alt_deg, cfg):
 
 
 def combine(*, star_transp, star_weight, star_n, texture_amp, texture_noise, sky_fraction,
-            cfg):
+            cfg, texture_n=None):
     """Cell states from star and texture evidence.
 
     Parameters
@@ -386,6 +418,10 @@ def combine(*, star_transp, star_weight, star_n, texture_amp, texture_noise, sky
     sky_fraction : ndarray
         Fraction of the cell that sees the sky; 0 is not sky.
     cfg : config.Transparency
+    texture_n : ndarray of int, optional
+        Blocks behind each cell's texture: the amplitude of few blocks is
+        less certain (the MAD's standard error, :data:`MAD_SIGMA_REL_ERROR`
+        / sqrt(n), adds to ``cfg.texture_scatter``); None: not counted.
 
     Returns
     -------
@@ -407,9 +443,13 @@ def combine(*, star_transp, star_weight, star_n, texture_amp, texture_noise, sky
     # sensitive: the cell's noise lets a cloud's texture show
     tex_ok = np.isfinite(amp) & (noi < tthr)
     tex_cloud = amp > tthr
-    # the amplitude's error: noise of the block residual plus the scatter of an RMS
-    tex_conf = np.where(tex_ok, confidence(amp, tthr, np.hypot(noi, cfg.texture_scatter * tthr)),
-                        0.0)
+    # the amplitude's error: noise of the block residual plus the scatter of an
+    # RMS (a cell-to-cell scatter, and the MAD's own error from few blocks)
+    rel = np.full(amp.shape, float(cfg.texture_scatter))
+    if texture_n is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = np.hypot(rel, MAD_SIGMA_REL_ERROR / np.sqrt(np.asarray(texture_n, float)))
+    tex_conf = np.where(tex_ok, confidence(amp, tthr, np.hypot(noi, rel * tthr)), 0.0)
     tex_conf = np.where(tex_cloud, tex_conf, np.minimum(tex_conf, cfg.texture_clear_conf_max))
 
     agree = star_ok & tex_ok & (star_cloud == tex_cloud)
@@ -434,6 +474,39 @@ def combine(*, star_transp, star_weight, star_n, texture_amp, texture_noise, sky
             star_conf.astype(np.float32), tex_conf.astype(np.float32))
 
 
+def near_ghost(model, source_altaz, az_deg, alt_deg, radius_deg):
+    """True where a direction lies near the lens ghost of a bright source.
+
+    Reflections between the surfaces of a lens symmetric about its axis put
+    ghost images of a bright source on the line through the source's image
+    and the optical centre; the brightest lies near the point symmetric to
+    the source about the centre.  Its discs and arcs are structure of the
+    lens, not of the sky.
+
+    Parameters
+    ----------
+    model : CameraModel
+    source_altaz : (float, float)
+        Altitude and azimuth of the source (the Moon), deg.
+    az_deg, alt_deg : ndarray
+        Directions to test, deg.
+    radius_deg : float
+        Angular radius about the ghost's direction, deg.
+
+    Returns
+    -------
+    ndarray of bool (all False when the mirrored point is off the sky)
+    """
+    from allsky_camera.camera.coords import angular_sep
+
+    x, y = model.altaz_to_xy(np.array([source_altaz[0]]), np.array([source_altaz[1]]))
+    gx, gy = 2.0 * model.x0 - x, 2.0 * model.y0 - y
+    g_alt, g_az = model.xy_to_altaz(gx, gy)
+    if not (np.isfinite(g_alt[0]) and g_alt[0] > -radius_deg):
+        return np.zeros(np.shape(alt_deg), dtype=bool)
+    return angular_sep(az_deg, alt_deg, g_az[0], g_alt[0]) < radius_deg
+
+
 def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
         horizon_alt_deg=0.0, moon_altaz=None, moon_exclusion_deg=0.0, stars_known=True,
         night=True):
@@ -456,8 +529,9 @@ def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
     horizon_alt_deg : float
         Sky below this altitude is not sky.
     moon_altaz : (float, float), optional
-        Moon altitude and azimuth, deg; its surroundings carry no texture
-        evidence (the halo's own gradient).
+        Moon altitude and azimuth, deg; its surroundings (the halo's own
+        gradient) and those of its lens ghost (:func:`near_ghost`) carry no
+        texture evidence.
     moon_exclusion_deg : float
         Radius of those surroundings, deg.
     stars_known : bool
@@ -489,9 +563,11 @@ def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
     w_sum = np.bincount(sc[sc >= 0], weights=np.asarray(star_weight, float)[sc >= 0],
                         minlength=nc)
 
+    horizon_px = float(model.radius(90.0 - horizon_alt_deg))
     tex = block_texture(image, mask, block_px=cfg.texture_block_px,
                         stride_px=cfg.texture_stride_px, model_blocks=cfg.texture_model_blocks,
-                        grow_blocks=cfg.texture_mask_grow_blocks)
+                        grow_blocks=cfg.texture_mask_grow_blocks,
+                        sky_circle=(model.x0, model.y0, horizon_px))
     alt, az = model.xy_to_altaz(tex.xc.ravel(), tex.yc.ravel())
     alt, az = alt.reshape(tex.xc.shape), az.reshape(tex.xc.shape)
     r = np.hypot(tex.xc - model.x0, tex.yc - model.y0)
@@ -501,18 +577,21 @@ def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
     near_moon = np.zeros_like(sky)
     if moon_altaz is not None and moon_altaz[0] > -moon_exclusion_deg:
         near_moon = angular_sep(az, alt, moon_altaz[1], moon_altaz[0]) < moon_exclusion_deg
-    seen = sky & np.isfinite(tex.level)
+        near_moon = near_moon | near_ghost(model, moon_altaz, az, alt, moon_exclusion_deg)
+    # the part of each cell the mask leaves open: a cell whose few open pixels
+    # are too near an obstruction for a texture still sees the sky (its stars
+    # vote), so this is counted on the mask itself, not on the texture's blocks
     n_all = np.bincount(cell[sky], minlength=nc)
-    n_seen = np.bincount(cell[seen], minlength=nc)
+    n_open = np.bincount(cell[sky], weights=tex.open_fraction[sky], minlength=nc)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sky_fraction = np.where(n_all > 0, n_seen / np.maximum(n_all, 1), 0.0)
+        sky_fraction = np.where(n_all > 0, n_open / np.maximum(n_all, 1), 0.0)
     tex_cell = np.where(near_moon, -1, cell)
     ring = np.where(sky, ((90.0 - np.where(sky, alt, 90.0)) / cfg.texture_ring_deg), -1)
-    amp, noise_rel, _ = cell_texture(tex, tex_cell, nc, min_blocks=cfg.texture_min_blocks,
-                                     ring=ring.astype(int))
+    amp, noise_rel, n_blocks = cell_texture(tex, tex_cell, nc, min_blocks=cfg.texture_min_blocks,
+                                            ring=ring.astype(int))
     state, transp, conf, sconf, tconf = combine(
         star_transp=st, star_weight=w_sum, star_n=n_star, texture_amp=amp,
-        texture_noise=noise_rel, sky_fraction=sky_fraction, cfg=cfg)
+        texture_noise=noise_rel, sky_fraction=sky_fraction, cfg=cfg, texture_n=n_blocks)
     if not stars_known and night and expected >= cfg.texture_prior_min_cells:
         ew = np.asarray(star_weight) > 0
         n_exp = np.bincount(np.asarray(star_cell)[ew & (np.asarray(star_cell) >= 0)],

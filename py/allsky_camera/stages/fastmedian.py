@@ -19,7 +19,12 @@ The node medians are found in one of two exact ways:
   windows that hold one take the general path.
 * **general path**: ``np.partition`` of the windows' values.
 
-Both give the same medians, which equal scipy's at the nodes.
+Both give the same medians, which equal scipy's at the nodes.  Which one is
+faster depends on numpy and the CPU: numpy 2 partitions 32-bit floats with
+SIMD instructions (x86-simd-sort) and then beats the lattice path by about 2
+(DCT and MDM frames on the project's AVX2 machine).  The first call for a
+kernel and dtype times both paths on a small synthetic lattice image and
+keeps the faster one for the process (the choice never changes a value).
 
 Pixel convention: 0-based, ``image[y, x]`` with x the column (fast) axis,
 pixel centres at integer coordinates.  Only numpy is imported.
@@ -27,8 +32,10 @@ pixel centres at integer coordinates.  Only numpy is imported.
 
 from __future__ import annotations
 
+import functools
 import logging
 import numbers
+import time
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -48,6 +55,12 @@ _LATTICE_MAX_OFF = 0.01
 _LATTICE_TOL_ULP = 4
 #: Integer types tried for the lattice codes, smallest first.
 _CODE_TYPES = (np.uint8, np.uint16)
+
+
+#: Side (pixels) of the synthetic lattice image timed to choose the path, and
+#: the repeats (best of) of each timing.  They affect the speed only.
+_CALIBRATE_PX = 96
+_CALIBRATE_REPEAT = 3
 
 
 def _check_int(value, name, minimum):
@@ -98,32 +111,41 @@ def _lattice_codes(padded):
 
     Returns ``(codes, values, off)`` or None when the image is not (mostly)
     on a lattice ``v0 + n``.  ``codes`` (uint8 or uint16) is
-    ``rint(v - v0)``, non-decreasing in v; ``values[code]`` is the pixel value
-    of that code; ``off`` flags the pixels whose value differs from
-    ``values[code]`` (off the lattice, or sharing a code with another value).
-    For windows without ``off`` pixels the code order is the value order, so
-    the median code gives the exact median value.
+    ``rint(v - v0)``, non-decreasing in v; ``values[code]`` is the value of
+    one pixel of that code; ``off`` flags the pixels whose value differs from
+    ``values[code]`` (sharing a code with another value, e.g. off the
+    lattice).  Codes grow with the values, so for windows without ``off``
+    pixels the code order is the value order and the median code gives the
+    exact median value.
     """
     flat = padded.ravel()
     v0 = flat.min()
-    top = max(abs(float(v0)), abs(float(flat.max())))
+    vmax = flat.max()
+    top = max(abs(float(v0)), abs(float(vmax)))
     tol = _LATTICE_TOL_ULP * np.spacing(padded.dtype.type(top))
     sample = flat[:: max(1, flat.size // _LATTICE_SAMPLE)] - v0
     if np.mean(np.abs(sample - np.rint(sample)) > tol) > _LATTICE_MAX_OFF:
         return None
     d = padded - v0
     n = np.rint(d)
-    span = int(n.max())
+    span = int(np.rint(vmax - v0))      # n.max(): rounding is monotonic
     ctype = next((t for t in _CODE_TYPES if span <= np.iinfo(t).max), None)
     if ctype is None:
         return None
-    close = np.abs(d - n) <= tol
     codes = n.astype(ctype)
     values = np.full(span + 1, np.nan, dtype=padded.dtype)
-    values[codes[close]] = padded[close]
+    # any pixel's value will do for its code (few pixels are off the lattice);
+    # should an off-lattice value have been kept for a common code, keep the
+    # on-lattice values only
+    values[codes.ravel()] = flat
     off = values[codes] != padded
     if np.mean(off) > _LATTICE_MAX_OFF:
-        return None
+        close = np.abs(d - n) <= tol
+        values[:] = np.nan
+        values[codes[close]] = padded[close]
+        off = values[codes] != padded
+        if np.mean(off) > _LATTICE_MAX_OFF:
+            return None
     return codes, values, off
 
 
@@ -131,7 +153,9 @@ def _nodes_touching(off, gy, gx, jy, jx, kernel):
     """True for the nodes (jy, jx) of the grid (gy, gx) whose window holds at
     least one ``off`` pixel (``off`` in the padded frame, where the window of
     node (y, x) spans rows y .. y + kernel - 1 and columns x .. x + kernel - 1)."""
-    py, px = np.nonzero(off)
+    rows = np.flatnonzero(off.any(axis=1))     # few rows: np.nonzero of them only
+    py, px = np.nonzero(off[rows])
+    py = rows[py]
     if py.size == 0:
         return np.zeros(jy.size, dtype=bool)
     # an off pixel at p is in the windows of the nodes g with p - kernel < g <= p:
@@ -160,10 +184,39 @@ def _run(tasks, workers):
             task()
 
 
-def _node_medians(padded, kernel, gy, gx, jy, jx, workers):
+@functools.lru_cache(maxsize=16)
+def _lattice_pays(kernel, dtype):
+    """Whether the lattice path beats the general one for ``kernel`` windows of
+    ``dtype`` data on this machine: both are timed once on a synthetic Poisson
+    image on a unit lattice."""
+    rng = np.random.default_rng(0)
+    n = _CALIBRATE_PX
+    img = rng.poisson(30.0, (n, n)).astype(dtype)
+    padded = np.pad(img, kernel // 2, mode="edge")
+    g = _node_coords(n, max(kernel // 3, 1))
+    jy, jx = (a.ravel() for a in np.meshgrid(np.arange(g.size), np.arange(g.size),
+                                               indexing="ij"))
+    best = {}
+    for lattice in (True, False):
+        times = []
+        for _ in range(_CALIBRATE_REPEAT):
+            t0 = time.perf_counter()
+            _node_medians(padded, kernel, g, g, jy, jx, 1, lattice=lattice)
+            times.append(time.perf_counter() - t0)
+        best[lattice] = min(times)
+    log.debug("kernel %d, %s: lattice path %.2f ms, general %.2f ms", kernel, dtype,
+              1e3 * best[True], 1e3 * best[False])
+    return best[True] < best[False]
+
+
+def _node_medians(padded, kernel, gy, gx, jy, jx, workers, *, lattice=True):
     """Exact medians of the ``kernel x kernel`` windows of ``padded`` centred
     on the nodes (gy[jy], gx[jx]) of the image (their top-left corners in the
-    padded frame)."""
+    padded frame); ``jy, jx`` not empty.  ``lattice``: try the lattice path."""
+    # only the box covered by the wanted windows is read: shift the frame to it
+    y0, x0 = int(gy[jy].min()), int(gx[jx].min())
+    padded = padded[y0:int(gy[jy].max()) + kernel, x0:int(gx[jx].max()) + kernel]
+    gy, gx = gy - y0, gx - x0
     wy, wx = gy[jy], gx[jx]
     mid = kernel * kernel // 2
     out = np.empty(wy.size, dtype=padded.dtype)
@@ -189,7 +242,7 @@ def _node_medians(padded, kernel, gy, gx, jy, jx, workers):
         for sel in np.array_split(idx, min(nchunks, idx.size)):
             tasks.append(lambda sel=sel: task(sel))
 
-    coded = _lattice_codes(padded)
+    coded = _lattice_codes(padded) if lattice else None
     if coded is not None:
         codes, values, off = coded
         bad = _nodes_touching(off, gy, gx, jy, jx, kernel)
@@ -279,15 +332,28 @@ def median_filter_fast(image, kernel, *, step, mask=None, workers=1):
     grid = np.zeros((gy.size, gx.size), dtype=dtype)
     if jy.size:
         # a window centred on node (y, x) starts at (y, x) in the padded frame
-        grid[jy, jx] = _node_medians(padded, kernel, gy, gx, jy, jx, workers)
+        grid[jy, jx] = _node_medians(padded, kernel, gy, gx, jy, jx, workers,
+                                     lattice=_lattice_pays(kernel, np.dtype(dtype)))
     log.debug("median_filter_fast: %dx%d image, kernel %d, step %d, %d of %d nodes",
               ny, nx, kernel, step, jy.size, need.size)
 
     wx, wy = wx.astype(dtype), wy.astype(dtype)
-    rows = grid[:, x0]                                       # (nodes in y, nx)
-    rows += (grid[:, x1] - rows) * wx
-    out = rows[y0]
-    out += (rows[y1] - out) * wy[:, None]
-    if mask is not None:
-        out[~mask] = np.nan
+    if mask is None:
+        by, bx = slice(0, ny), slice(0, nx)
+    else:       # interpolate only in the box around the wanted pixels
+        rows_on = np.flatnonzero(mask.any(axis=1))
+        cols_on = np.flatnonzero(mask.any(axis=0))
+        if rows_on.size == 0:
+            return np.full(img.shape, np.nan, dtype=dtype)
+        by = slice(rows_on[0], rows_on[-1] + 1)
+        bx = slice(cols_on[0], cols_on[-1] + 1)
+    rows = grid[:, x0[bx]]                                   # (nodes in y, box width)
+    rows += (grid[:, x1[bx]] - rows) * wx[bx]
+    box = rows[y0[by]]
+    box += (rows[y1[by]] - box) * wy[by, None]
+    if mask is None:
+        return box
+    box[~mask[by, bx]] = np.nan
+    out = np.full(img.shape, np.nan, dtype=dtype)
+    out[by, bx] = box
     return out

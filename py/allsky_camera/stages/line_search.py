@@ -215,3 +215,121 @@ def _suppress(found, factor, max_segments):
         overlap = (a1 >= t0[i] - factor) & (a0 <= t1[i] + factor)
         alive &= ~(near & overlap)
     return out
+
+
+def step_ends(values, noise, usable, on_sky, start, stop, *, bin_px, iterations,
+              off_sky_penalty, outlier_sigma):
+    """Ends of a step (a uniform segment) in a profile sampled along a line.
+
+    The model: ``values[i] = A`` on the segment ``[a, b]`` and 0 elsewhere,
+    with Gaussian noise ``noise[i]``.  For a given level ``A`` the segment
+    of highest likelihood maximises the sum over it of
+    ``A (values - A / 2) / noise**2`` (the log-likelihood ratio of a sample
+    being on the segment), found exactly from the running sum; the level is
+    then re-measured on that segment and the ends placed again.  Each
+    sample's term is limited to ``+-A**2 / noise**2`` (a star on the line
+    counts as at most two samples of the segment, a hole as at most two of
+    the sky), samples not ``usable`` (blanked) count 0 and samples off the
+    searched sky ``-off_sky_penalty`` times that limit: a segment does not
+    jump a gap in the sky.
+
+    Parameters
+    ----------
+    values : ndarray of float, shape (n,)
+        Signal along the line, one sample per pixel of path (ADU or any
+        unit shared by ``noise``); not changed.
+    noise : ndarray of float, shape (n,)
+        Its noise per sample (> 0; only its variation along the line
+        matters, a constant factor does not).
+    usable, on_sky : ndarray of bool, shape (n,)
+        Samples that count, and samples on the searched sky.
+    start, stop : int
+        A stretch of samples known to lie on the segment (the search's
+        window): the level is first measured there, and the segment found
+        must contain its middle.
+    bin_px : int
+        The level is the median of the means of bins this many samples
+        long (robust to stars on the line and to the window overrunning an
+        end), bins less than half usable left out.
+    iterations : int
+        Times the level is re-measured on the segment found (>= 1).
+    off_sky_penalty : float
+        See above (a few: the result does not depend on it).
+    outlier_sigma : float
+        Samples more than this many times their scatter (measured about the
+        level on the segment, robustly) above the level, or below 0, count
+        0: a star on the line, or a hole beside one, is no evidence of the
+        segment going on or of its end.
+
+    Returns
+    -------
+    (a, b, level) or None
+        ``a``, ``b``: fractional sample indices of the segment's ends (the
+        step halfway between the last sample on and the first off);
+        ``level``: ``A``.  None when the level is not positive or no
+        segment of two samples or more is found.
+    """
+    values = np.asarray(values, dtype=float)
+    noise = np.asarray(noise, dtype=float)
+    usable = np.asarray(usable, dtype=bool) & np.asarray(on_sky, dtype=bool)
+    on_sky = np.asarray(on_sky, dtype=bool)
+    n = values.size
+    if not (noise.shape == usable.shape == on_sky.shape == (n,)) or np.any(noise <= 0):
+        raise AllskyError("line_search.step_ends: values, noise, usable and on_sky must be "
+                          "1-D arrays of one length, noise > 0")
+    mid = (int(start) + int(stop)) // 2
+    if not 0 <= mid < n:
+        return None
+    a, b = max(int(start), 0), min(int(stop), n - 1)
+    inv = 1.0 / noise ** 2
+    level = 0.0
+    for _ in range(max(int(iterations), 1)):
+        level = _binned_level(values[a:b + 1], usable[a:b + 1], bin_px)
+        if not level > 0:
+            return None
+        # the samples' scatter about the level on the segment, in units of
+        # ``noise``: samples more than ``outlier_sigma`` of it above the level
+        # (a star) or below 0 (a hole) are neither on nor off the segment
+        z = (values[a:b + 1] - level) / noise[a:b + 1]
+        z = z[usable[a:b + 1]]
+        # 1.4826: MAD to standard deviation for a normal distribution
+        spread = 1.4826 * float(np.median(np.abs(z - np.median(z)))) if z.size else 0.0
+        outlier = ((values > level + outlier_sigma * spread * noise)
+                   | (values < -outlier_sigma * spread * noise)) if spread > 0 else ~usable
+        # per-sample log-likelihood ratio, limited to +-A**2 / noise**2
+        cap = level * level * inv
+        gain = np.clip(level * (values - 0.5 * level) * inv, -cap, cap)
+        gain = np.where(usable & ~outlier, gain, 0.0)
+        gain = np.where(on_sky, gain, -off_sky_penalty * cap)
+        csum = np.r_[0.0, np.cumsum(gain)]
+        # the segment [a, b] has sum csum[b + 1] - csum[a], a <= mid <= b; of
+        # equal sums the shortest (samples that say nothing are left out)
+        a = mid - int(np.argmin(csum[mid::-1]))
+        b = mid + int(np.argmax(csum[mid + 1:]))
+        if b - a < 2:
+            return None
+    # ends trimmed to usable samples; an end next to samples that say
+    # nothing (a blanked star) lies somewhere under them: in their middle
+    while a < b and not usable[a]:
+        a += 1
+    while b > a and not usable[b]:
+        b -= 1
+    if b - a < 2:
+        return None
+    ra = rb = 0
+    while a - ra - 1 >= 0 and on_sky[a - ra - 1] and not usable[a - ra - 1]:
+        ra += 1
+    while b + rb + 1 < n and on_sky[b + rb + 1] and not usable[b + rb + 1]:
+        rb += 1
+    return a - 0.5 - 0.5 * ra, b + 0.5 + 0.5 * rb, level
+
+
+def _binned_level(values, usable, bin_px):
+    """Median of the means of the usable samples of bins ``bin_px`` long
+    (bins less than half usable left out; NaN when none is left)."""
+    nb = max(values.size // max(int(bin_px), 1), 1)
+    means = []
+    for v, u in zip(np.array_split(values, nb), np.array_split(usable, nb)):
+        if u.sum() >= 0.5 * u.size and u.any():
+            means.append(float(v[u].mean()))
+    return float(np.median(means)) if means else float("nan")

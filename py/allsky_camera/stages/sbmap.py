@@ -51,24 +51,38 @@ class SkyMap:
 def safe_mask(shape, model, radius_px):
     """True inside ``radius_px`` of the zenith pixel of ``model``."""
     ny, nx = shape
-    yy, xx = np.ogrid[:ny, :nx]
-    return (xx - model.x0) ** 2 + (yy - model.y0) ** 2 <= radius_px ** 2
+    out = np.zeros(shape, dtype=bool)
+    half = abs(radius_px)
+    if not np.isfinite(half):
+        return out if np.isnan(half) else np.ones(shape, dtype=bool)
+    # only the box around the circle is tested
+    y0, y1 = max(int(np.floor(model.y0 - half)), 0), min(int(np.ceil(model.y0 + half)) + 1, ny)
+    x0, x1 = max(int(np.floor(model.x0 - half)), 0), min(int(np.ceil(model.x0 + half)) + 1, nx)
+    if y0 >= y1 or x0 >= x1:
+        return out
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = (xx - model.x0) ** 2 + (yy - model.y0) ** 2 <= radius_px ** 2
+    return out
 
 
 #: Radial step (pixels) of the solid-angle table interpolated for every pixel.
 _OMEGA_STEP_PX = 0.5
 
 
-def solid_angle_map(model, x, y):
+def solid_angle_map(model, x, y, *, r_max=None):
     """Pixel solid angle (sr) at (x, y), interpolated in radius from a table.
 
     A pixel's solid angle depends only on its distance from the optical axis
     (the projection is radial; tilts turn the sky without changing areas), so
     a table every 0.5 px reproduces :meth:`CameraModel.pixel_solid_angle` to
-    better than 1e-6 at a small fraction of the cost.
+    better than 1e-6 at a small fraction of the cost.  ``x`` and ``y``
+    broadcast (a row and a column give the whole grid).  With ``r_max``
+    (pixels from the zenith pixel) the table stops there: farther pixels get
+    its last value.
     """
-    r = np.hypot(x - model.x0, y - model.y0)
-    grid = np.arange(0.0, r.max() + 2 * _OMEGA_STEP_PX, _OMEGA_STEP_PX) if r.size else np.zeros(1)
+    r = np.sqrt((x - model.x0) ** 2 + (y - model.y0) ** 2)
+    top = r.max() if r_max is None or not r.size else min(r.max(), r_max)
+    grid = np.arange(0.0, top + 2 * _OMEGA_STEP_PX, _OMEGA_STEP_PX) if r.size else np.zeros(1)
     table = model.pixel_solid_angle(model.x0 + grid, np.full(grid.shape, model.y0))
     return np.interp(r, grid, table)
 
@@ -76,9 +90,23 @@ def solid_angle_map(model, x, y):
 def surface_brightness(sky_adu, exptime, omega_sr, zp):
     """V mag/arcsec^2 of a sky level ``sky_adu`` (ADU per pixel) in ``exptime`` s
     on pixels of solid angle ``omega_sr``; NaN where the level is not positive."""
-    rate = sky_adu / exptime / (omega_sr * ARCSEC2_PER_SR)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(rate > 0, zp - 2.5 * np.log10(np.where(rate > 0, rate, 1.0)), np.nan)
+    rate = np.asarray(sky_adu / exptime / (omega_sr * ARCSEC2_PER_SR))
+    pos = rate > 0
+    mag = np.full(rate.shape, np.nan)
+    np.log10(rate, out=mag, where=pos)
+    mag *= -2.5
+    mag += zp                       # zp - 2.5 log10(rate), in place
+    return mag
+
+
+def _bounding_box(want):
+    """Row and column slices of the smallest box holding every True of ``want``
+    (empty slices when there is none)."""
+    rows = np.flatnonzero(want.any(axis=1))
+    cols = np.flatnonzero(want.any(axis=0))
+    if rows.size == 0:
+        return slice(0, 0), slice(0, 0)
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def run(image, model, exptime, zp, sbcfg, radius_px, *, mask=None, workers=1):
@@ -112,12 +140,19 @@ def run(image, model, exptime, zp, sbcfg, radius_px, *, mask=None, workers=1):
         want &= ~mask
     sky = median_filter_fast(image, sbcfg.kernel_px, step=sbcfg.step_px, mask=want,
                              workers=workers)
-    ys, xs = np.nonzero(want)
+    # per-pixel work only in the box around the wanted pixels; ``sky`` is NaN
+    # at the unwanted ones, and so is their magnitude
     out = np.full(image.shape, np.nan, dtype=np.float32)
-    out[ys, xs] = surface_brightness(sky[ys, xs], exptime, solid_angle_map(model, xs, ys), zp)
+    by, bx = _bounding_box(want)
+    if by.stop > by.start:
+        ys = np.arange(by.start, by.stop, dtype=float)
+        xs = np.arange(bx.start, bx.stop, dtype=float)
+        omega = solid_angle_map(model, xs[None, :], ys[:, None], r_max=radius_px)
+        out[by, bx] = surface_brightness(sky[by, bx], exptime, omega, zp)
     iz, jz = round(model.y0), round(model.x0)
     inside = 0 <= iz < image.shape[0] and 0 <= jz < image.shape[1]
     zen = float(out[iz, jz]) if inside else float("nan")
-    med = float(np.nanmedian(out)) if np.isfinite(out).any() else float("nan")
+    vals = out[~np.isnan(out)]
+    med = float(np.median(vals)) if vals.size else float("nan")
     log.info("sbmap: median %.2f, zenith %.2f mag/arcsec2 (zp %.3f)", med, zen, zp)
     return SkyMap(out, float(zp), int(sbcfg.kernel_px), med, zen)

@@ -10,8 +10,10 @@
    windows of several lengths and angles, a matched filter for a faint,
    long trail; the strongest non-overlapping windows are the candidates.
 3. Refine each candidate at full resolution: refit the line to its ridge,
-   place its ends by a step estimator on the residual along the line, and
-   merge pieces of one streak.
+   place its ends by a step model fitted along the line
+   (:func:`allsky_camera.stages.line_search.step_ends`: the residual across
+   +-1 px less the sky beside the line, the level the median of bins,
+   stars and holes counting nothing), and merge pieces of one streak.
 4. Reject what is not a trail: too wide, not thin against both sides, too
    short, or bent (a ridge whose sagitta departs both from a straight line
    and from the great circle through its ends, computed with the camera
@@ -30,6 +32,7 @@ any astronomy tool reads, and that is safe to open.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 
@@ -44,20 +47,20 @@ log = logging.getLogger(__name__)
 #: (a choice of this module: any value above a few works the same).
 OFF_SKY_PENALTY = 10.0
 
-#: Running median along a line before its ends are placed, pixels: wider than
-#: a star's image (FWHM 2-4 px), much shorter than a streak.
-END_MEDIAN_PX = 11
+#: The local sky beside a streak is measured from this many pixels off its
+#: line: past the core of the widest streak kept (``max_width_px`` FWHM 5 px,
+#: whose profile is down to 17 % there).
+SIDE_INNER_PX = 4
+
+#: Running median along the line of the sky beside it, pixels: the sky
+#: beside a streak varies over tens of pixels, a star beside it over a few.
+SIDE_MEDIAN_PX = 17
 
 #: Fewest samples along a segment for the thinness test.
 MIN_SAMPLES = 40
 
 #: Every this many pixels of the searched sky measure the clipped image's noise.
 SUBSAMPLE = 7
-
-#: A candidate's level along the line: this percentile of its chunks' means
-#: (the upper quartile: right when a quarter of the window or more is on the
-#: streak; a choice of this module).
-LEVEL_PERCENTILE = 75.0
 
 #: Columns of the streak table: name -> (unit, description).
 COLUMNS = {
@@ -176,19 +179,38 @@ def _merge_into(seg, rows, tol, gap):
     return False
 
 
-def _straight(sig, d, p0, p1, cfg):
+def _straight(sig, d, p0, p1, cfg, blank=None):
     """A streak is thin: across it the significance falls off within a few
     pixels on both sides; a gradient edge or a cloud rim stays high on one.
     Medians along the whole segment, one bilinear sample per pixel, on the
-    line and ``cfg.width_half_px`` to either side."""
+    line and ``cfg.width_half_px`` to either side, over the samples none of
+    whose pixels is in ``blank`` (bool, True: a blanked star, whose 0 would
+    pull the medians toward 0)."""
     nrm = np.array([-d[1], d[0]])
     n = max(int(np.hypot(p1[0] - p0[0], p1[1] - p0[1])), MIN_SAMPLES)
     t = np.linspace(0.0, 1.0, n)
     px = p0[0] + t * (p1[0] - p0[0])
     py = p0[1] + t * (p1[1] - p0[1])
-    side = [np.median(_sample(sig, px + off * nrm[0], py + off * nrm[1]))
-            for off in (-cfg.width_half_px, cfg.width_half_px)]
-    core = np.median(_sample(sig, px, py))
+
+    def median_at(off):
+        x, y = px + off * nrm[0], py + off * nrm[1]
+        v = _sample(sig, x, y)
+        if blank is not None:
+            # none of the four pixels of the bilinear sample blanked
+            ny, nx = blank.shape
+            keep = np.ones(v.shape, dtype=bool)
+            for fx in (np.floor, np.ceil):
+                for fy in (np.floor, np.ceil):
+                    xi = np.clip(fx(x).astype(int), 0, nx - 1)
+                    yi = np.clip(fy(y).astype(int), 0, ny - 1)
+                    keep &= ~blank[yi, xi]
+            if keep.sum() >= MIN_SAMPLES // 2:
+                v = v[keep]
+        return float(np.median(v))
+
+    side = [median_at(off) for off in (-cfg.width_half_px, cfg.width_half_px)]
+    core = median_at(0.0)
+    log.debug("streaks: thin test core %.2f sides %.2f %.2f", core, *side)
     return core > cfg.side_contrast * max(max(side), 0.0) + cfg.walk_sigma
 
 
@@ -442,6 +464,84 @@ def bends(sig, model, p0, p1, cfg):
     return bool(min(abs(sag), abs(sag - gc)) > cfg.max_curvature_px)
 
 
+@dataclasses.dataclass(frozen=True)
+class Flattened:
+    """The image made ready for the line search by :func:`flatten`.
+
+    Attributes
+    ----------
+    region : ndarray of bool, shape (ny, nx)
+        Pixels searched (the sky circle, off the grown mask and the Moon's halo).
+    resid : ndarray of float32
+        Image less the sky, ADU (0 off ``region``).
+    noise : ndarray of float32
+        Local robust noise per pixel, ADU.
+    sig : ndarray of float32
+        Significance ``(resid - median) / noise`` (0 off ``region`` and on ``blank``).
+    blank : ndarray of bool
+        Pixels of ``region`` blanked: saturated (grown) and bright catalog stars.
+    """
+
+    region: np.ndarray
+    resid: np.ndarray
+    noise: np.ndarray
+    sig: np.ndarray
+    blank: np.ndarray
+
+
+def flatten(image, model, cfg, *, mask=None, sky=None, saturated=None, moon_altaz=None,
+            star_xy=None, workers=1):
+    """Sky-subtracted, noise-normalised image with stars and saturation blanked.
+
+    Parameters are those of :func:`detect` (``image`` ADU, 0-based pixels,
+    x = column); nothing given is changed.
+
+    Returns
+    -------
+    Flattened or None
+        None when no pixel is left to search.
+    """
+    region = search_region(image.shape, model, cfg,
+                           mask=None if mask is None else grown_mask(mask, cfg))
+    if sky is None:
+        from allsky_camera.stages.fastmedian import median_filter_fast
+
+        sky = median_filter_fast(image, cfg.bkg_kernel_px, step=cfg.bkg_step_px, mask=region,
+                                 workers=workers)
+    region &= ~moon_halo(model, cfg, moon_altaz, np.nan_to_num(sky), region)
+    ny, nx = image.shape
+    resid = np.where(region, image - np.nan_to_num(sky), 0.0).astype(np.float32)
+    vals = resid[region]
+    if vals.size == 0:
+        return None
+    med = float(np.median(vals))
+    # 1.4826: MAD to standard deviation for a normal distribution
+    sigma = 1.4826 * float(np.median(np.abs(vals - med))) or 1.0
+    # significance over the LOCAL noise (blocks): glare, twilight and lit
+    # clouds are noisy and structured, and must not read as streaks
+    noise = np.maximum(local_noise(np.where(region, resid, np.nan), cfg.noise_block_px),
+                       sigma)
+    sig = np.where(region, (resid - med) / noise, 0.0).astype(np.float32)
+    # saturated pixels and their surroundings (a saturated star, the rim of a
+    # saturated twilight sky) are blanked: they neither make a streak nor
+    # break one
+    blank = np.zeros(sig.shape, dtype=bool) if saturated is None else (
+        grown_mask(saturated, cfg) & region)
+    sig[blank] = 0.0
+    if star_xy is not None and len(star_xy[0]):
+        r = cfg.star_mask_px
+        xs = np.rint(star_xy[0]).astype(int)
+        ys = np.rint(star_xy[1]).astype(int)
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                if dx * dx + dy * dy <= r * r:
+                    yy, xx = ys + dy, xs + dx
+                    ok = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+                    sig[yy[ok], xx[ok]] = 0.0
+                    blank[yy[ok], xx[ok]] = True
+    return Flattened(region=region, resid=resid, noise=noise, sig=sig, blank=blank)
+
+
 def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, star_xy=None,
            sky=None, saturated=None, moon_altaz=None, workers=1):
     """Find satellite and aircraft streaks in a detrended image.
@@ -500,44 +600,11 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
         if arr is not None and np.shape(arr) != image.shape:
             raise AllskyError(f"streaks.detect: {name} has shape {np.shape(arr)}, the image "
                               f"{image.shape}; give one of the image's shape")
-    region = search_region(image.shape, model, cfg,
-                           mask=None if mask is None else grown_mask(mask, cfg))
-    if sky is None:
-        from allsky_camera.stages.fastmedian import median_filter_fast
-
-        sky = median_filter_fast(image, cfg.bkg_kernel_px, step=cfg.bkg_step_px, mask=region,
-                                 workers=workers)
-    region &= ~moon_halo(model, cfg, moon_altaz, np.nan_to_num(sky), region)
-    ny, nx = image.shape
-    resid = np.where(region, image - np.nan_to_num(sky), 0.0).astype(np.float32)
-    vals = resid[region]
-    if vals.size == 0:
+    flat = flatten(image, model, cfg, mask=mask, sky=sky, saturated=saturated,
+                   moon_altaz=moon_altaz, star_xy=star_xy, workers=workers)
+    if flat is None:
         return empty_table()
-    med = float(np.median(vals))
-    # 1.4826: MAD to standard deviation for a normal distribution
-    sigma = 1.4826 * float(np.median(np.abs(vals - med))) or 1.0
-    # significance over the LOCAL noise (blocks): glare, twilight and lit
-    # clouds are noisy and structured, and must not read as streaks
-    noise = np.maximum(local_noise(np.where(region, resid, np.nan), cfg.noise_block_px),
-                       sigma)
-    sig = np.where(region, (resid - med) / noise, 0.0).astype(np.float32)
-    # saturated pixels and their surroundings (a saturated star, the rim of a
-    # saturated twilight sky) are blanked: they neither make a streak nor
-    # break one
-    blank = np.zeros(sig.shape, dtype=bool) if saturated is None else (
-        grown_mask(saturated, cfg) & region)
-    sig[blank] = 0.0
-    if star_xy is not None and len(star_xy[0]):
-        r = cfg.star_mask_px
-        xs = np.rint(star_xy[0]).astype(int)
-        ys = np.rint(star_xy[1]).astype(int)
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                if dx * dx + dy * dy <= r * r:
-                    yy, xx = ys + dy, xs + dx
-                    ok = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
-                    sig[yy[ok], xx[ok]] = 0.0
-                    blank[yy[ok], xx[ok]] = True
+    region, resid, noise, sig, blank = flat.region, flat.resid, flat.noise, flat.sig, flat.blank
     # the line search, on the significance clipped to a few sigma: a star or
     # a hot pixel then weighs no more than a few pixels of a faint trail
     clipped = np.clip(sig, -cfg.clip_sigma, cfg.clip_sigma)
@@ -566,7 +633,7 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
             continue
         p0, p1 = ref
         d = (p1 - p0) / np.hypot(*(p1 - p0))
-        meas = _measure(sig, resid, region, blank, 0.5 * (p0 + p1), d,
+        meas = _measure(sig, resid, noise, region, blank, 0.5 * (p0 + p1), d,
                         0.5 * float(np.hypot(*(p1 - p0))), cfg)
         if meas is None:
             log.debug("streaks: %s: no profile", cand)
@@ -576,7 +643,7 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
         why = ("short" if length < cfg.min_length_px else
                "faint" if core < cfg.min_core_sigma * _noise_at(noise, xa, ya, xb, yb) else
                "wide" if width > cfg.max_width_px else
-               "not thin" if not _straight(sig, d, (xa, ya), (xb, yb), cfg) else
+               "not thin" if not _straight(sig, d, (xa, ya), (xb, yb), cfg, blank) else
                "bends (an arc)" if bends(sig, model, (xa, ya), (xb, yb), cfg) else None)
         if why:
             log.debug("streaks: (%.0f, %.0f)-(%.0f, %.0f) L=%.0f w=%.1f core=%.1f: %s",
@@ -616,11 +683,13 @@ def detect(image, model, *, cfg, exptime, zp, time=None, site=None, mask=None, s
     return t
 
 
-def _measure(sig, resid, region, blank, c, d, half_len, cfg):
+def _measure(sig, resid, noise, region, blank, c, d, half_len, cfg):
     """Walk along the line through ``c`` with direction ``d``; endpoints, width, level.
 
-    ``half_len`` (pixels) is the half-length of the candidate about ``c``: its
-    median level sets the threshold of the ends."""
+    ``half_len`` (pixels) is the half-length of the candidate about ``c``:
+    the streak's level is first measured there.  ``noise`` is the local
+    noise map (ADU), ``blank`` the pixels that say nothing (stars,
+    saturation)."""
     ny, nx = sig.shape
     span = np.hypot(nx, ny)
     s = np.arange(-span, span, 1.0)
@@ -639,39 +708,38 @@ def _measure(sig, resid, region, blank, c, d, half_len, cfg):
     for off in (-1.0, 0.0, 1.0):
         prof += _sample(resid, px + off * nrm[0], py + off * nrm[1])
     prof /= 3.0
-    # the streak's extent: the stretch through the candidate that maximises
-    # the summed (profile - half its level), a matched estimator of a step's
-    # ends that noise, faint stretches and blanked stars do not break; the
-    # line leaving the searched sky ends it
+    # less the local sky beside the line: the median of both sides (from
+    # SIDE_INNER_PX to cfg.width_half_px off it), its running median along
+    # the line; the sky median is biased high near bright stars and under
+    # their wings, and a streak's end there would be lost
+    sides = np.stack([_sample(resid, px + off * nrm[0], py + off * nrm[1])
+                      for off in np.r_[-cfg.width_half_px:-SIDE_INNER_PX + 1,
+                                       SIDE_INNER_PX:cfg.width_half_px + 1]])
+    from scipy.ndimage import median_filter
+
+    prof = prof - median_filter(np.median(sides, axis=0), size=SIDE_MEDIAN_PX, mode="nearest")
+    # the streak's extent: a step model fitted along the line
+    # (:func:`line_search.step_ends`), its level first measured within the
+    # candidate; blanked stars count nothing, the line leaving the searched
+    # sky ends it
     on_blank = blank[yi, xi]
     within = inreg & ~on_blank & (np.abs(s) <= half_len)
     if within.sum() < cfg.min_length_px // 2:
         return None
-    # the level: the upper quartile of the chunk means within the candidate, so
-    # that a candidate reaching past the streak's end does not lower it
-    w = np.nonzero(within)[0]
-    nch = max(w.size // cfg.refine_chunk_px, 1)
-    means = [float(np.mean(prof[c])) for c in np.array_split(w, nch)]
-    level = float(np.percentile(means, LEVEL_PERCENTILE))
-    if level <= 0:
-        return None
-    # a running median along the line, so that a star on the line just past
-    # an end does not carry the streak on to it
-    from scipy.ndimage import median_filter
+    from allsky_camera.stages import line_search
 
-    smooth = median_filter(np.where(inreg, prof, 0.0), size=END_MEDIAN_PX, mode="nearest")
-    gain = np.where(on_blank, 0.0, np.minimum(smooth, 2 * level) - 0.5 * level)
-    gain = np.where(inreg, gain, -OFF_SKY_PENALTY * level)
-    csum = np.r_[0.0, np.cumsum(gain)]
-    mid = int(np.argmin(np.abs(s)))
-    a = int(np.argmin(csum[:mid + 1]))
-    b = mid + int(np.argmax(csum[mid + 1:]))
-    if b - a < 2:
+    w = np.nonzero(np.abs(s) <= half_len)[0]
+    # the noise of a sample: the local noise map (a constant factor for the
+    # mean across the line does not move the ends)
+    sample_noise = np.maximum(noise[yi, xi], 1e-6)
+    ends = line_search.step_ends(prof, sample_noise, ~on_blank, inreg, w[0], w[-1],
+                                 bin_px=cfg.end_bin_px, iterations=cfg.end_iterations,
+                                 off_sky_penalty=OFF_SKY_PENALTY,
+                                 outlier_sigma=cfg.end_outlier_sigma)
+    if ends is None:
         return None
-    while a < b and blank[yi[a], xi[a]]:
-        a += 1
-    while b > a and blank[yi[b], xi[b]]:
-        b -= 1
+    fa, fb, _ = ends
+    a, b = int(np.ceil(fa)), int(np.floor(fb))
     # an endpoint at the edge of the searched area: the line leaves the sky there
     at_edge = bool(a == 0 or not inreg[max(a - 2, 0)] or b == s.size - 1
                    or not inreg[min(b + 2, s.size - 1)])
@@ -692,4 +760,5 @@ def _measure(sig, resid, region, blank, c, d, half_len, cfg):
     if fwhm is None:
         return None
     core = float(np.nanmedian(across[:, np.abs(offs) <= 1]))
-    return (float(px[a]), float(py[a])), (float(px[b]), float(py[b])), fwhm, core, at_edge
+    ea, eb = c + (s[0] + fa) * d, c + (s[0] + fb) * d
+    return (float(ea[0]), float(ea[1])), (float(eb[0]), float(eb[1])), fwhm, core, at_edge
