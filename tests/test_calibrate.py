@@ -259,3 +259,32 @@ def test_blind_calibration_of_a_small_noisy_camera(small_solutions, key):
         for p in ex.planets:
             assert np.hypot(sol.x - p["x"], sol.y - p["y"]).min() > 3.0
         assert not ex.text[np.rint(sol.y).astype(int), np.rint(sol.x).astype(int)].any()
+
+
+def test_photometric_stars_fall_back_to_blend_corrected_ones(caplog):
+    """A coarse camera whose stars are nearly all BLENDED still calibrates: the
+    blended stars join with their own light (flux over the blend factor)."""
+    from astropy.table import Table
+
+    from allsky_camera import ac_calibrate
+    from allsky_camera.flags import bit
+
+    ph = config.load_camera("MDM").photometry
+    n = ph.ext_min_stars + 10
+    vmag = np.full(n, min(ph.model_vmax, 4.0))
+    m_tot = np.full(n, -10.0)
+    blend = np.full(n, 1.2)                         # 20 % of the reading is neighbours'
+    flags = np.full(n, bit("BLENDED"), np.int32)
+    flags[:5] = 0
+    flags[5] |= bit("NO_FLUX")
+    cat = Table({"flags": flags, "blend_factor": blend})
+    sel, m = ac_calibrate._photometric_stars(cat, m_tot, vmag, ph, "f.fits")
+    assert sel.sum() == n - 1                       # the star with another flag stays out
+    assert not sel[5]
+    # own flux = measured / 1.2: fainter by 2.5 log10(1.2) = 0.198 mag
+    np.testing.assert_allclose(m[sel], -10.0 + 2.5 * np.log10(1.2))
+    assert "blended" in caplog.text
+    flags[:] = 0                                    # enough unblended stars: no fallback
+    sel, m = ac_calibrate._photometric_stars(Table({"flags": flags, "blend_factor": blend}),
+                                             m_tot, vmag, ph, "f.fits")
+    assert sel.all() and np.all(m == -10.0)

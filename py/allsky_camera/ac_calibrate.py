@@ -500,6 +500,37 @@ def _reduce_for_photometry(cam, path):
         return ac_proc.process(exp, cam, opts)["catalog"], exp.exptime
 
 
+def _photometric_stars(cat, m_tot, vmag, ph, path):
+    """Stars that measure the camera's photometric terms, and their magnitudes.
+
+    Unflagged stars (beyond the safe radius too) to ``photometry.model_vmax``.
+    On a coarse camera (large pixels on the sky) nearly every star has other
+    catalog stars' light in its aperture and is flagged BLENDED; when fewer
+    than ``photometry.ext_min_stars`` unflagged stars remain, the blended
+    ones join with their own light (total-flux magnitude plus 2.5 log10 of
+    the catalog's ``blend_factor``, the crowding measure's best estimate),
+    and a warning says so.
+
+    Returns
+    -------
+    sel : ndarray of bool
+    m_tot : ndarray
+        Total-flux instrumental magnitudes, blend-corrected where used so.
+    """
+    from allsky_camera.flags import bit
+
+    flags = np.asarray(cat["flags"]) & ~np.int32(bit("OUTSIDE_SAFE"))
+    bright = vmag <= ph.model_vmax
+    sel = (flags == 0) & bright
+    if sel.sum() >= ph.ext_min_stars or "blend_factor" not in cat.colnames:
+        return sel, m_tot
+    blended = ((flags & ~np.int32(bit("BLENDED"))) == 0) & bright
+    log.warning("%s: only %d unblended stars; using %d blended ones too, with their "
+                "blend-corrected fluxes (a coarse pixel scale puts other stars' light in "
+                "most apertures)", path, int(sel.sum()), int((blended & ~sel).sum()))
+    return blended, m_tot + 2.5 * np.log10(np.asarray(cat["blend_factor"], dtype=float))
+
+
 def calibrate_photometry(opts):
     """Measure c, v(zd) and the clear-sky zeropoint; update only those keys."""
     import dataclasses
@@ -508,7 +539,6 @@ def calibrate_photometry(opts):
 
     from allsky_camera.camera import config
     from allsky_camera.exceptions import ConfigError
-    from allsky_camera.flags import bit
     from allsky_camera.stages import photmodel
 
     cam = config.load_camera(opts.output)
@@ -539,10 +569,9 @@ def calibrate_photometry(opts):
         # clear-sky model must hold down to the horizon, where the cloud map
         # uses them (on the DCT 005 that takes the V < 5 residuals beyond
         # zd 70 from 0.30 to 0.19 mag and those inside from 0.096 to 0.093)
+        sel, m_tot = _photometric_stars(cat, m_tot, vmag, ph, f)
         frames.append((m_tot, vmag, np.asarray(cat["BV"]), 90.0 - np.asarray(cat["alt_deg"]),
-                       ((np.asarray(cat["flags"]) & ~np.int32(bit("OUTSIDE_SAFE"))) == 0)
-                       & (vmag <= ph.model_vmax),
-                       np.where(m_err > 0, m_err, np.nan), np.asarray(cat["az_deg"])))
+                       sel, np.where(m_err > 0, m_err, np.nan), np.asarray(cat["az_deg"])))
     try:
         terms = photmodel.calibrate_terms(frames, k=ph.ext_coef, n_vignetting=VIGNETTING_TERMS,
                                           clip_sigma=ph.model_clip_sigma,

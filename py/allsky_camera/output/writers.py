@@ -73,6 +73,8 @@ def catalog_table(red):
     if red.crowding is not None:
         col("contam", red.crowding.contamination, None,
             "other catalog stars' light in aperture + annulus / own")
+        col("blend_factor", red.crowding.flux_factor, None,
+            "measured flux over the star's own: 1 + c_aper - c_annulus")
     col("transparency", tr.transparency, None, "measured / clear-sky model total flux")
     col("transp_weight", tr.weight, None, "vote weight in the cloud map (0: no vote)")
     col("expected_snr", tr.expected_snr, None, "S/N the star should reach on this sky")
