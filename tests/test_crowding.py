@@ -114,3 +114,12 @@ def test_measure_does_not_change_its_inputs():
     crowding.measure(*args, aper_radius_px=2.0, annulus_px=(5.0, 10.0))
     for a, c in zip(args, copies):
         np.testing.assert_array_equal(a, c)
+
+
+def test_trapezoid_against_a_closed_form():
+    from allsky_camera.stages import crowding
+    x = np.linspace(0.0, np.pi, 2001)
+    assert crowding._trapezoid(np.sin(x), x) == pytest.approx(2.0, abs=1e-6)
+    rows = np.vstack([x, x ** 2])
+    np.testing.assert_allclose(crowding._trapezoid(rows, x), [np.pi ** 2 / 2, np.pi ** 3 / 3],
+                               rtol=1e-6)

@@ -113,6 +113,14 @@ class Crowding:
         return np.maximum(self.c_aper, np.abs(self.c_aper - self.c_annulus_max))
 
 
+def _trapezoid(y, x):
+    """Trapezoid-rule integral of ``y`` over ``x`` along the last axis (numpy
+    < 2 has no ``np.trapezoid``, and its ``np.trapz`` is deprecated in 2)."""
+    y = np.asarray(y, dtype=float)
+    dx = np.diff(np.asarray(x, dtype=float))
+    return np.sum(0.5 * (y[..., 1:] + y[..., :-1]) * dx, axis=-1)
+
+
 def _erf(x):
     """erf(x) for x >= 0: Abramowitz & Stegun (1964) 7.1.26, |error| <= 1.5e-7
     (numpy has no erf; scipy stays out of a default run)."""
@@ -145,7 +153,7 @@ def _erf_profile(b):
         # u = exp(-t): int_0^inf erf(b exp(-t)) dt, on a fine grid in t
         t = np.linspace(0.0, np.log(_G_MAX / _G_MIN) + 20.0, 4001)
         vals = _erf(np.exp(lb)[:, None] * np.exp(-t)[None, :])
-        _G_TABLE = (lb, np.trapezoid(vals, t, axis=1))
+        _G_TABLE = (lb, _trapezoid(vals, t))
     lb, g = _G_TABLE
     b = np.asarray(b, dtype=float)
     small = b < _G_MIN
@@ -189,7 +197,7 @@ def enclosed(r_px, d_px, sigma_px):
     for idx in np.ndindex(u.shape):
         rho = np.linspace(0.0, u[idx], max(2, int(np.ceil(u[idx] / _RHO_STEP)) + 1))
         f = rho * np.exp(-0.5 * (rho - v[idx]) ** 2) * _i0e(rho * v[idx])
-        out[idx] = np.trapezoid(f, rho)
+        out[idx] = _trapezoid(f, rho)
     return out
 
 
