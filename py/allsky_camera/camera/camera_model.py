@@ -63,6 +63,10 @@ _THETA_MAX_DEG = 100.0
 _THETA_STEP_DEG = 0.05
 #: Step (rad) of the central difference used for dr/dtheta.
 _DTHETA = 1e-6
+#: Parameters that :meth:`CameraModel.replace` changes without the full
+#: validation (none of them can make the radial function invalid but a
+#: scale <= 0, which is checked).
+_CHEAP_CHANGES = frozenset({"x0", "y0", "rot_deg", "tilt_n_deg", "tilt_e_deg", "scale"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +133,10 @@ class CameraModel:
     # ------------------------------------------------------------------ radial
     def radius(self, theta_deg):
         """Radius in pixels from the optical axis for angle ``theta_deg`` (deg)."""
+        return self.scale * self.unscaled_radius(theta_deg)
+
+    def unscaled_radius(self, theta_deg):
+        """:meth:`radius` before the factor ``scale`` (pixels; deg in)."""
         theta_deg = np.asarray(theta_deg, dtype=float)
         c = self.coeffs
         if self.projection == "poly":
@@ -142,7 +150,7 @@ class CameraModel:
             for k, kk in enumerate(c[1:]):
                 dist = dist + kk * t2 ** (k + 1)
             r = c[0] * _G[self.projection](t) * dist
-        return self.scale * r
+        return r
 
     def dradius_dtheta(self, theta_deg):
         """Derivative of :meth:`radius` in pixels per radian."""
@@ -199,19 +207,27 @@ class CameraModel:
         x, y : ndarray
             Pixel coordinates (0-based, pixel centres at integers).
         """
+        theta, phi = self.camera_angles(alt_deg, az_deg)
+        return self.radial_to_xy(self.radius(theta), phi)
+
+    def camera_angles(self, alt_deg, az_deg):
+        """Angle from the optical axis (deg) and azimuth in the camera frame
+        (radians, north through east) of horizontal coordinates (deg): step 1
+        of the mapping; depends on the tilts only."""
         alt = np.radians(np.asarray(alt_deg, dtype=float))
         az = np.radians(np.asarray(az_deg, dtype=float))
         if self.tilted:
             v = np.stack([np.cos(alt) * np.sin(az), np.cos(alt) * np.cos(az), np.sin(alt)])
             e, n, u = np.tensordot(self._tilt_matrix(), v, axes=1)
-            theta = np.degrees(np.arctan2(np.hypot(e, n), u))
-            phi = np.arctan2(e, n)
-        else:
-            theta = 90.0 - np.degrees(alt)
-            phi = az
-        r = self.radius(theta)
+            return np.degrees(np.arctan2(np.hypot(e, n), u)), np.arctan2(e, n)
+        return 90.0 - np.degrees(alt), az
+
+    def radial_to_xy(self, r_pix, phi):
+        """Pixel position of radius ``r_pix`` (pixels, from :meth:`radius`) at
+        camera-frame azimuth ``phi`` (radians, from :meth:`camera_angles`):
+        step 3 of the mapping (x0, y0, rot_deg and parity)."""
         psi = phi + self.parity * np.radians(self.rot_deg)
-        return self.x0 - self.parity * r * np.sin(psi), self.y0 + r * np.cos(psi)
+        return self.x0 - self.parity * r_pix * np.sin(psi), self.y0 + r_pix * np.cos(psi)
 
     def xy_to_altaz(self, x, y):
         """Horizontal coordinates (deg) of pixel positions; inverse of :meth:`altaz_to_xy`."""
@@ -248,8 +264,25 @@ class CameraModel:
 
     # ------------------------------------------------------------ serialising
     def replace(self, **changes):
-        """A copy with some parameters changed (the model is immutable)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some parameters changed (the model is immutable).
+
+        Changes of the position, rotation, tilts and scale alone skip the full
+        validation (a fit makes hundreds of such copies): the radial function
+        stays valid exactly when the new scale is positive.
+        """
+        if not changes.keys() <= _CHEAP_CHANGES:
+            return dataclasses.replace(self, **changes)
+        if "scale" in changes and not changes["scale"] > 0:
+            raise ConfigError(
+                "camera model: the radial function is not increasing with "
+                "zenith distance; check astrometry.model.coeffs and scale")
+        new = object.__new__(type(self))
+        state = dict(self.__dict__)
+        if "scale" in changes:
+            state.pop("_radius_table", None)      # cached for the old scale
+        state.update(changes)
+        new.__dict__.update(state)
+        return new
 
     def to_dict(self):
         """Plain dict of the parameters, for YAML."""

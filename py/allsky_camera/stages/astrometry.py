@@ -42,6 +42,8 @@ def _get(model, name):
 def with_params(model, names, values):
     """A copy of ``model`` with parameters ``names`` set (k1..k3 are radial terms)."""
     plain = {k: float(v) for k, v in zip(names, values) if k not in _COEFF_PARAMS}
+    if not any(k in _COEFF_PARAMS for k in names):
+        return model.replace(**plain)         # the cheap copy, without re-validation
     coeffs = list(model.coeffs)
     for k, v in zip(names, values):
         if k in _COEFF_PARAMS:
@@ -49,6 +51,30 @@ def with_params(model, names, values):
             coeffs += [0.0] * (i + 1 - len(coeffs))
             coeffs[i] = float(v)
     return model.replace(coeffs=tuple(coeffs), **plain)
+
+
+#: Fitted parameters that change the camera-frame angles of the stars, and
+#: those that change the radial function beyond its scale.
+_TILT_PARAMS = frozenset({"tilt_n_deg", "tilt_e_deg"})
+
+
+def _predictor(model, params, alt, az):
+    """``predict(m, idx)``: ``m.altaz_to_xy(alt[idx], az[idx])`` for the
+    models ``m`` that differ from ``model`` in ``params`` only.
+
+    What those parameters cannot change is computed once: the camera-frame
+    angles unless a tilt is fitted, and the unscaled radii unless a radial
+    term is.  The operations are those of ``altaz_to_xy``, so the positions
+    are the same to the last bit.
+    """
+    params = set(params)
+    if params & _TILT_PARAMS:
+        return lambda m, idx: m.altaz_to_xy(alt[idx], az[idx])
+    theta, phi = model.camera_angles(alt, az)
+    if params & _COEFF_PARAMS.keys():
+        return lambda m, idx: m.radial_to_xy(m.radius(theta[idx]), phi[idx])
+    r1 = model.unscaled_radius(theta)
+    return lambda m, idx: m.radial_to_xy(m.scale * r1[idx], phi[idx])
 #: Huber threshold in robust standard deviations (Huber 1981, the usual 1.345).
 _HUBER_K = 1.345
 #: MAD to standard deviation for a normal distribution.
@@ -142,6 +168,8 @@ def fit_model(model, x, y, alt, az, *, params, clip_sigma, min_stars):
                          f"{int(used.sum())} stars for the fit, fewer than {min_stars}")
     p = np.array([_get(model, k) for k in params], dtype=float)
     steps = np.array([_FD_STEP[k] for k in params])
+    predict = _predictor(model, params, alt, az)
+    everyone = slice(None)
 
     def make(pv):
         return with_params(model, params, pv)
@@ -150,16 +178,16 @@ def fit_model(model, x, y, alt, az, *, params, clip_sigma, min_stars):
         idx = np.nonzero(used)[0]
         for _ in range(_GN_ITERS):
             m = make(p)
-            rx, ry = residuals(m, x[idx], y[idx], alt[idx], az[idx])
+            xp, yp = predict(m, idx)
+            rx, ry = x[idx] - xp, y[idx] - yp
             r = np.concatenate([rx, ry])
             s = max(_robust_sigma(r), 1e-3)
             w = np.minimum(1.0, _HUBER_K * s / np.maximum(np.abs(r), 1e-12))
             jac = np.empty((r.size, p.size))
-            xp, yp = x[idx] - rx, y[idx] - ry
             for j in range(p.size):
                 pj = p.copy()
                 pj[j] += steps[j]
-                xj, yj = make(pj).altaz_to_xy(alt[idx], az[idx])
+                xj, yj = predict(make(pj), idx)
                 # residual = measured - predicted, so d(residual) = -d(predicted)
                 jac[:, j] = -np.concatenate([xj - xp, yj - yp]) / steps[j]
             jw = jac * w[:, None]
@@ -168,7 +196,8 @@ def fit_model(model, x, y, alt, az, *, params, clip_sigma, min_stars):
             if np.all(np.abs(delta) < steps):
                 break
         m = make(p)
-        dx, dy = residuals(m, x, y, alt, az)
+        xp, yp = predict(m, everyone)
+        dx, dy = x - xp, y - yp
         d = np.hypot(dx, dy)
         sig = _MAD_TO_SIGMA * np.median(np.abs(np.concatenate([dx[idx], dy[idx]])))
         keep = np.isfinite(d) & (d <= clip_sigma * max(sig, 1e-3) * np.sqrt(2.0))
@@ -178,7 +207,8 @@ def fit_model(model, x, y, alt, az, *, params, clip_sigma, min_stars):
             break
         used = keep
     m = make(p)
-    dx, dy = residuals(m, x, y, alt, az)
+    xp, yp = predict(m, everyone)
+    dx, dy = x - xp, y - yp
     return FitResult(m, True, int(used.sum()), rms(dx[used], dy[used]), used, dx, dy)
 
 
