@@ -131,3 +131,26 @@ def test_bad_models_are_refused(change, word):
     d["coeffs"] = change.get("coeffs", (330.0,))
     with pytest.raises(ConfigError, match=word):
         CameraModel.from_dict(d)
+
+
+@pytest.mark.parametrize("change", [{"x0": 401.0, "rot_deg": 99.5}, {"scale": 0.98},
+                                    {"tilt_n_deg": 0.3, "tilt_e_deg": -0.1, "y0": 299.0}])
+def test_cheap_replace_equals_a_validated_copy(sky, change):
+    # replace() skips the validation for geometry-only changes: the copy must
+    # be the dataclass that a validated construction gives, and project alike
+    import dataclasses
+    m = model("equidistant", -1, (1.0, -0.7))
+    m.theta(np.array([100.0]))               # fills the cached inverse table
+    fast, slow = m.replace(**change), dataclasses.replace(m, **change)
+    assert fast == slow and fast is not m
+    alt, az = sky
+    np.testing.assert_array_equal(fast.altaz_to_xy(alt, az), slow.altaz_to_xy(alt, az))
+    r = np.linspace(0.0, 500.0, 50)
+    np.testing.assert_array_equal(fast.theta(r), slow.theta(r))   # no stale table
+    assert m == model("equidistant", -1, (1.0, -0.7))             # the original is unchanged
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan")])
+def test_cheap_replace_still_refuses_a_bad_scale(scale):
+    with pytest.raises(ConfigError, match="scale"):
+        model("poly", 1, (0.0, 0.0)).replace(scale=scale)
