@@ -186,14 +186,20 @@ def cell_rank_correlation(flux, minus_v, cell):
     """
     flux = np.asarray(flux, dtype=float)
     minus_v = np.asarray(minus_v, dtype=float)
-    fin = np.isfinite(flux) & (np.asarray(cell) >= 0)
+    cell = np.asarray(cell)
+    fin = np.flatnonzero(np.isfinite(flux) & (cell >= 0))
+    # the stars of each cell, in their order, as one slice of a stable sort
+    fin = fin[np.argsort(cell[fin], kind="stable")]
+    cells = cell[fin]
+    starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]]) if fin.size else fin
+    ends = np.r_[starts[1:], fin.size]
     num = den = 0.0
-    for c in np.unique(cell[fin]):
-        k = fin & (cell == c)
+    for i0, i1 in zip(starts, ends):
+        k = fin[i0:i1]
         rho = rank_correlation(flux[k], minus_v[k])
         if np.isfinite(rho):
-            num += rho * k.sum()
-            den += k.sum()
+            num += rho * k.size
+            den += k.size
     return float(num / den) if den > 0 else float("nan")
 
 
