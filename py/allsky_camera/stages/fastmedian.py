@@ -325,8 +325,16 @@ def median_filter_fast(image, kernel, *, step, mask=None, workers=1):
     x0, x1, wx = _axis_weights(nx, gx)
     if mask is None:
         need = np.ones((gy.size, gx.size), dtype=bool)
+        by, bx = slice(0, ny), slice(0, nx)
     else:
-        need = _needed_nodes(mask, gy.size, gx.size, y0, y1, x0, x1)
+        # only the box around the wanted pixels is searched and interpolated
+        rows_on = np.flatnonzero(mask.any(axis=1))
+        if rows_on.size == 0:
+            return np.full(img.shape, np.nan, dtype=dtype)
+        cols_on = np.flatnonzero(mask.any(axis=0))
+        by = slice(rows_on[0], rows_on[-1] + 1)
+        bx = slice(cols_on[0], cols_on[-1] + 1)
+        need = _needed_nodes(mask[by, bx], gy.size, gx.size, y0[by], y1[by], x0[bx], x1[bx])
     jy, jx = np.nonzero(need)
     # unused nodes stay 0: they only ever get weight 0 at wanted pixels
     grid = np.zeros((gy.size, gx.size), dtype=dtype)
@@ -338,15 +346,6 @@ def median_filter_fast(image, kernel, *, step, mask=None, workers=1):
               ny, nx, kernel, step, jy.size, need.size)
 
     wx, wy = wx.astype(dtype), wy.astype(dtype)
-    if mask is None:
-        by, bx = slice(0, ny), slice(0, nx)
-    else:       # interpolate only in the box around the wanted pixels
-        rows_on = np.flatnonzero(mask.any(axis=1))
-        cols_on = np.flatnonzero(mask.any(axis=0))
-        if rows_on.size == 0:
-            return np.full(img.shape, np.nan, dtype=dtype)
-        by = slice(rows_on[0], rows_on[-1] + 1)
-        bx = slice(cols_on[0], cols_on[-1] + 1)
     rows = grid[:, x0[bx]]                                   # (nodes in y, box width)
     rows += (grid[:, x1[bx]] - rows) * wx[bx]
     box = rows[y0[by]]
