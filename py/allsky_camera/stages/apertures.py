@@ -65,17 +65,18 @@ def _lower_left_area(a, b, r):
     a = np.clip(a, -r, r)
     c = np.sqrt(np.maximum(r * r - b * b, 0.0))
     ha, hc, hmc, hr = _h(a, r), _h(c, r), _h(-c, r), _h(-r, r)
-    below, above = a < -c, a > c
+    # H is increasing, so H(clip(a, -c, c)) = clip(H(a), H(-c), H(c)) and
+    # H(min(a, -c)) = min(H(a), H(-c)): no branch needs a mask of its own.
     # |x| < c, chord cut at y = b: integral of (s(x) + b) over [-c, u], u = clip(a, -c, c)
-    u = np.where(below, -c, np.where(above, c, a))
-    hu = np.where(below, hmc, np.where(above, hc, ha))
-    cut = b * (u + c) + hu - hmc
+    cut = b * (np.minimum(np.maximum(a, -c), c) + c)
+    cut += np.minimum(np.maximum(ha, hmc), hc) - hmc
     # |x| > c with b > 0: whole chords on [-r, min(a, -c)] and [c, max(a, c)]
-    whole = 2.0 * ((np.where(below, ha, hmc) - hr)
-                   + np.maximum(np.where(above, ha, hc) - hc, 0.0))
-    partial = cut + np.where(b > 0, whole, 0.0)
+    whole = np.minimum(ha, hmc) - hr
+    whole += np.maximum(ha - hc, 0.0)
+    whole *= 2.0
+    cut += np.where(b > 0, whole, 0.0)
     full = 2.0 * (ha - hr)
-    return np.where(b >= r, full, np.where(b <= -r, 0.0, partial))
+    return np.where(b >= r, full, np.where(b <= -r, 0.0, cut))
 
 
 def circle_pixel_overlap(dx0, dx1, dy0, dy1, r):
