@@ -28,10 +28,11 @@ _TOL_PX = 1e-3
 _COMPACT_FRACTION = 0.75
 
 
-def cut_stamps(image, xc, yc, half):
+def cut_stamps(image, xc, yc, half, *, dtype=np.float64):
     """Stack of boxes ``image[yc-h:yc+h+1, xc-h:xc+h+1]`` (integer centres).
 
-    Pixels outside the image are NaN.  Returns ``(stamps, dx, dy)`` where
+    Pixels outside the image are NaN.  ``dtype`` (floating) is that of the
+    stack.  Returns ``(stamps, dx, dy)`` where
     ``dx, dy`` (shape ``(2h+1,)``) are the offsets of the box columns and rows.
     Boxes wholly inside the image (nearly all) are copied from a sliding-window
     view of the image, row by row; only the boxes that cross the edge gather
@@ -42,7 +43,7 @@ def cut_stamps(image, xc, yc, half):
     yc = np.asarray(yc, dtype=np.intp)
     off = np.arange(-half, half + 1)
     k = 2 * half + 1
-    stamps = np.empty((xc.size, k, k))
+    stamps = np.empty((xc.size, k, k), dtype=dtype)
     inner = (xc >= half) & (xc < nx - half) & (yc >= half) & (yc < ny - half)
     edge = np.flatnonzero(~inner)
     if ny >= k and nx >= k and edge.size < xc.size:
@@ -55,7 +56,7 @@ def cut_stamps(image, xc, yc, half):
         yy = yc[edge, None, None] + off[None, :, None]
         xx = xc[edge, None, None] + off[None, None, :]
         inside = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
-        part = image[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)].astype(np.float64)
+        part = image[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)].astype(dtype)
         part[~inside] = np.nan
         stamps[edge] = part
     return stamps, off, off
@@ -67,17 +68,30 @@ def row_nanmedian(a):
 
     Each row is sorted (NaN last; numpy's sort of short float rows is several
     times faster than its median's partition) and the median is the mean of
-    its middle finite values, as ``np.median`` computes it.
+    its middle finite values, as ``np.median`` computes it, in float64.
+    Float32 rows are sorted as float32 (faster, and the same order).
     """
-    a = np.asarray(a, dtype=float)
+    a = np.asarray(a)
+    if a.dtype != np.float32:
+        a = a.astype(float)
     if a.shape[1] == 0:
         return np.full(a.shape[0], np.nan)
     s = np.sort(a, axis=1)
-    n = a.shape[1] - np.isnan(a).sum(axis=1)
+    n = a.shape[1] - np.count_nonzero(np.isnan(a), axis=1)
     rows = np.arange(a.shape[0])
     lo = np.maximum((n - 1) // 2, 0)
-    med = (s[rows, lo] + s[rows, n // 2 - (n == 0)]) / 2.0
+    med = (s[rows, lo].astype(float) + s[rows, n // 2 - (n == 0)].astype(float)) / 2.0
     return np.where(n > 0, med, np.nan)
+
+
+def _zero_nan(a):
+    """``np.nan_to_num(a)`` in place (``a`` is returned): NaN -> 0, infinities
+    -> the largest floats.  Most stamps are wholly finite, and one test of
+    that costs less than nan_to_num's several passes (a copying nan_to_num
+    costs several times more again)."""
+    if not np.isfinite(a).all():
+        np.nan_to_num(a, copy=False)
+    return a
 
 
 def _border_median(stamps):
@@ -125,6 +139,7 @@ def refine(image, x, y, *, box_half, window_sigma, n_iter):
     # the boxes are not gathered at every step; the set is compacted when
     # fewer than _COMPACT_FRACTION of its stars still iterate.
     slot = np.flatnonzero(ok)
+    cut_dtype = np.float32 if image.dtype == np.float32 else np.float64
     boxes = np.empty((slot.size, k, k))
     xi = np.full(slot.size, np.iinfo(np.intp).min, dtype=np.intp)
     yi = xi.copy()
@@ -144,10 +159,10 @@ def refine(image, x, y, *, box_half, window_sigma, n_iter):
         if moved.any():
             m = ia[moved]
             xi[m], yi[m] = nxi[moved], nyi[moved]
-            stamps, _, _ = cut_stamps(image, xi[m], yi[m], box_half)
-            stamps -= _border_median(stamps)[:, None, None]
-            # in place: a copying nan_to_num costs several times more (temporaries)
-            boxes[m] = np.nan_to_num(stamps, copy=False)
+            # cut in the image's precision (float32 for a detrended frame: half
+            # the bytes, and a faster sort for the border median), then in float64
+            stamps, _, _ = cut_stamps(image, xi[m], yi[m], box_half, dtype=cut_dtype)
+            boxes[m] = _zero_nan(stamps - _border_median(stamps)[:, None, None])
         with np.errstate(invalid="ignore", over="ignore"):    # stopped slots: NaN, inf
             ddx = (xi - xs)[:, None] + off[None, :]           # pixel minus estimate, (n, k)
             ddy = (yi - ys)[:, None] + off[None, :]
@@ -296,7 +311,7 @@ def window_snr(image, x, y, *, box_half, window_sigma):
     gx = np.exp(-((xi - x[ok])[:, None] + off[None, :]) ** 2 / (2.0 * window_sigma ** 2))
     gy = np.exp(-((yi - y[ok])[:, None] + off[None, :]) ** 2 / (2.0 * window_sigma ** 2))
     st -= bkg[:, None, None]
-    rows = np.einsum("nij,nj->ni", np.nan_to_num(st, copy=False), gx)
+    rows = np.einsum("nij,nj->ni", _zero_nan(st), gx)
     flux = np.einsum("ni,ni->n", rows, gy)
     noise = np.maximum(sig, 1e-6) * np.sqrt((gy ** 2).sum(axis=1) * (gx ** 2).sum(axis=1))
     snr[ok] = flux / noise
