@@ -56,6 +56,9 @@ def with_params(model, names, values):
 #: Fitted parameters that change the camera-frame angles of the stars, and
 #: those that change the radial function beyond its scale.
 _TILT_PARAMS = frozenset({"tilt_n_deg", "tilt_e_deg"})
+#: Rotations whose sines :func:`_predictor` keeps (a Gauss-Newton step uses
+#: two: the model's and the rotated Jacobian column's).
+_TRIG_CACHE = 4
 
 
 def _predictor(model, params, alt, az):
@@ -71,10 +74,22 @@ def _predictor(model, params, alt, az):
     if params & _TILT_PARAMS:
         return lambda m, idx: m.altaz_to_xy(alt[idx], az[idx])
     theta, phi = model.camera_angles(alt, az)
-    if params & _COEFF_PARAMS.keys():
-        return lambda m, idx: m.radial_to_xy(m.radius(theta[idx]), phi[idx])
-    r1 = model.unscaled_radius(theta)
-    return lambda m, idx: m.radial_to_xy(m.scale * r1[idx], phi[idx])
+    r1 = None if params & _COEFF_PARAMS.keys() else model.unscaled_radius(theta)
+    trig = {}       # rot_deg -> (sin, cos) of the rotated azimuths, every star
+
+    def predict(m, idx):
+        r = m.radius(theta[idx]) if r1 is None else m.scale * r1[idx]
+        # most Jacobian columns keep the rotation: their sines are reused
+        # (CameraModel.radial_to_xy's arithmetic, in its order)
+        if m.rot_deg not in trig:
+            if len(trig) >= _TRIG_CACHE:
+                trig.clear()
+            psi = phi + m.parity * np.radians(m.rot_deg)
+            trig[m.rot_deg] = (np.sin(psi), np.cos(psi))
+        sin, cos = trig[m.rot_deg]
+        return m.x0 - m.parity * r * sin[idx], m.y0 + r * cos[idx]
+
+    return predict
 #: Huber threshold in robust standard deviations (Huber 1981, the usual 1.345).
 _HUBER_K = 1.345
 #: MAD to standard deviation for a normal distribution.
