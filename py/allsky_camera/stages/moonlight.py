@@ -3,10 +3,11 @@
 Krisciunas & Schaefer (1991, PASP 103, 1033; "K&S" below) predict the V-band
 sky brightness that a clear atmosphere adds when the Moon is up, from the
 Moon's phase angle, its zenith distance, the zenith distance of the sky
-position, their separation and the extinction coefficient.  They quote an accuracy of 8 % to 23 % against their Mauna Kea
-data.  Thin cloud lit by the Moon brightens the sky above this prediction;
-how much a real camera's sky departs from it on clear frames is what
-``benchmarks/moonsky_evidence.py`` measures.
+position, their separation and the extinction coefficient.  They quote an
+accuracy of 8 % to 23 % against their Mauna Kea data.  Thin cloud lit by
+the Moon brightens the sky above this prediction; how much a real camera's
+sky departs from it on clear frames is what ``benchmarks/moonsky_evidence.py``
+measures.
 
 Units: brightness in nanolamberts (nL, K&S's unit) or V mag/arcsec^2; angles
 in degrees.
