@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """What a moonlit DCT frame holds as cloud evidence, subregion by subregion.
 
-    python benchmarks/moonsky_evidence.py [--frames 005 010 006] [--dark 005]
+    python benchmarks/moonsky_evidence.py [--frames 005 010 006] [--dark 005] [--sim]
 
 Three kinds of evidence beyond today's cloud map are measured in each of the
 33 subregions of ``../shared/data/dct/labels.md`` (the person's label shown
@@ -210,6 +210,37 @@ def star_tables(r, regions, k_ref):
     return per, bands, subs
 
 
+def simulated_thin_cloud():
+    """The simulator's moonlit thin cloud (as tests/test_clouds_skies.py renders it) and the
+    same sky clear: texture and star transparency in the cloud's azimuths and elsewhere."""
+    import healpy
+    import numpy as np
+
+    from allsky_camera.camera import config
+    from allsky_camera.output.products import Products
+    from allsky_camera.reduction import reduce_exposure
+    from allsky_camera.sim import simulate
+    from allsky_camera.stages import io
+
+    cam = config.load_camera("MDM")
+    thin = simulate.Clouds("thin", 0.5, transmission_max=0.9, brightening=3.0, az_deg=90.0)
+    for name, kw in (("thin cloud (T 0.5-0.9)", dict(clouds=thin)), ("clear", {})):
+        sim = simulate.simulate(cam, seed=11, sky_light=simulate.SkyLight(
+            "moon", 2.0, alt_deg=40.0, az_deg=200.0), **kw)
+        exp = io.exposure_from_data("sim.fits", sim.image, sim.header, cam)
+        cm = reduce_exposure(exp, cam, Products(sbmap=False, checkplots=False)).clouds
+        theta, phi = healpy.pix2ang(cm.nside, np.arange(cm.state.size))
+        alt, az = 90.0 - np.degrees(theta), np.degrees(phi)
+        daz = (az - 90.0 + 180.0) % 360.0 - 180.0
+        high = (alt > 25) & (alt < 80) & np.isfinite(cm.texture_amp)
+        inside, outside = high & (np.abs(daz) < 35), high & (np.abs(daz) > 60)
+        print(f"  simulated {name}: texture in the cloud's azimuths median "
+              f"{100 * np.median(cm.texture_amp[inside]):.1f}% ({inside.sum()} cells), elsewhere "
+              f"{100 * np.median(cm.texture_amp[outside]):.1f}% (95th percentile "
+              f"{100 * np.percentile(cm.texture_amp[outside], 95):.1f}%); star transparency "
+              f"in the cloud {np.nanmedian(cm.star_transp[inside]):.2f}")
+
+
 def main(argv=None):
     import numpy as np
 
@@ -219,6 +250,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", nargs="+", default=["005", "010", "006"])
     p.add_argument("--dark", default="005", help="moonless frame of the same camera")
+    p.add_argument("--sim", action="store_true",
+                   help="also the simulator's moonlit thin cloud, for comparison (needs healpy)")
     opts = p.parse_args(argv)
     if dct_labels.dct_dir() is None:
         print("the shared DCT frames (../shared/data/dct) are not here")
@@ -285,6 +318,8 @@ def main(argv=None):
                 parts.append(f"sr{k} {subs['deficit'][k]:+.3f} ({z:+.1f} sigma)")
         print(f"  {f} labelled-cloudy subregions' star deficit vs the frame (floor {floor:.3f} "
               f"mag from the clear frames): " + ", ".join(parts))
+    if opts.sim:
+        simulated_thin_cloud()
     return 0
 
 
