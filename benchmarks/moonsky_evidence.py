@@ -318,6 +318,24 @@ def main(argv=None):
                 parts.append(f"sr{k} {subs['deficit'][k]:+.3f} ({z:+.1f} sigma)")
         print(f"  {f} labelled-cloudy subregions' star deficit vs the frame (floor {floor:.3f} "
               f"mag from the clear frames): " + ", ".join(parts))
+    # the subregions' pattern on the moonless frame, which the clear frames
+    # share (a static residual of the camera model), taken off each frame's
+    base = summary_subs[opts.dark]["deficit"]
+    for f, (_, _, cloudy) in summary.items():
+        if f == opts.dark or len(cloudy) == dct_labels.N_SUBREGIONS:
+            continue
+        d = summary_subs[f]["deficit"]
+        g = np.isfinite(d) & np.isfinite(base)
+        diff = d - base
+        clear = [k for k in range(33) if g[k] and k not in cloudy]
+        sc = MAD_TO_SIGMA * np.median(np.abs(diff[clear])) if clear else np.nan
+        line = (f"  {f} against {opts.dark}'s subregion pattern: correlation "
+                f"{np.corrcoef(d[g], base[g])[0, 1]:.2f} over {g.sum()} subregions; "
+                f"the difference scatters {sc:.3f} mag over the labelled-clear ones")
+        if cloudy:
+            line += "; labelled-cloudy: " + ", ".join(
+                f"sr{k} {diff[k]:+.3f}" for k in sorted(cloudy) if g[k])
+        print(line)
     if opts.sim:
         simulated_thin_cloud()
     return 0
