@@ -60,6 +60,7 @@ MEDIAN_EFF = 1.2533
 
 
 def _blocks(image, mask, b):
+    """Median of each b x b block, blocks touching the mask, and block centres (pixels)."""
     import numpy as np
     ny, nx = image.shape[0] // b, image.shape[1] // b
     sub = np.asarray(image, dtype=np.float32)[:ny * b, :nx * b]
@@ -85,8 +86,12 @@ def _reduce(frame, camera):
         det.bad if red.obstruction is None else det.bad | red.obstruction)
     tr = red.transparency
     w = clouds.star_weights(red.flags, tr.expected_snr, camera.transparency)
+    fit = red.zeropoint.model_fit
+    if fit is None or not np.isfinite(red.zeropoint.zp_total):
+        raise SystemExit(f"{frame}: no zeropoint on this frame ({red.zeropoint.message}); "
+                         "choose frames whose astrometry and photometry succeed")
     return dict(exp=exp, red=red, mask=mask, model=red.solution.model, ephem=red.ephem,
-                k=red.zeropoint.model_fit.model.k, zp=red.zeropoint.zp_total,
+                k=fit.model.k, zp=red.zeropoint.zp_total,
                 star_alt=np.asarray(red.alt), star_x=np.asarray(red.x),
                 star_y=np.asarray(red.y), star_t=np.asarray(tr.transparency), star_w=w)
 
