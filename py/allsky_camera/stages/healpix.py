@@ -81,6 +81,58 @@ def ang2pix_ring(nside, theta_deg, phi_deg):
     return pix
 
 
+def pix2ang_ring(nside, pix):
+    """Colatitude and longitude (deg) of the centres of RING-scheme pixels.
+
+    The inverse of :func:`ang2pix_ring` for pixel centres (Gorski et al.
+    2005, section 4: rings of constant z, the polar caps holding 4 i pixels
+    in ring i, the equatorial belt 4 Nside per ring, alternate rings shifted
+    by half a pixel).
+
+    Parameters
+    ----------
+    nside : int
+        Power of two.
+    pix : array_like of int
+        Pixel indices, 0 to ``npix(nside) - 1``.
+
+    Returns
+    -------
+    theta_deg, phi_deg : ndarray
+        Colatitude (0 at the north pole) and longitude in [0, 360), degrees.
+    """
+    p = np.asarray(pix, dtype=np.int64)
+    n = npix(nside)
+    if p.size and (p.min() < 0 or p.max() >= n):
+        raise AllskyError(f"HEALPix pixel indices must lie in [0, {n - 1}] for Nside {nside}; "
+                          f"got {int(p.min())} to {int(p.max())}")
+    ncap = 2 * nside * (nside - 1)
+    z = np.empty(p.shape)
+    phi = np.empty(p.shape)
+    north, south = p < ncap, p >= n - ncap
+    belt = ~north & ~south
+    # north cap: ring i (1 .. nside - 1) starts at pixel 2 i (i - 1)
+    pn = p[north]
+    i = np.floor(0.5 * (1.0 + np.sqrt(1.0 + 2.0 * pn))).astype(np.int64)
+    j = pn - 2 * i * (i - 1) + 1
+    z[north] = 1.0 - i * i / (3.0 * nside * nside)
+    phi[north] = np.pi / (2.0 * i) * (j - 0.5)
+    # equatorial belt: rings nside .. 3 nside, 4 nside pixels each
+    pb = p[belt] - ncap
+    i = pb // (4 * nside) + nside
+    j = pb % (4 * nside) + 1
+    s = (i - nside + 1) % 2
+    z[belt] = 4.0 / 3.0 - 2.0 * i / (3.0 * nside)
+    phi[belt] = np.pi / (2.0 * nside) * (j - 1.0 + 0.5 * s)
+    # south cap: the north cap mirrored, counted from the last pixel
+    ps = n - p[south]
+    i = np.floor(0.5 * (1.0 + np.sqrt(2.0 * ps - 1.0))).astype(np.int64)
+    j = 4 * i + 1 - (ps - 2 * i * (i - 1))
+    z[south] = -1.0 + i * i / (3.0 * nside * nside)
+    phi[south] = np.pi / (2.0 * i) * (j - 0.5)
+    return np.degrees(np.arccos(np.clip(z, -1.0, 1.0))), np.degrees(phi) % 360.0
+
+
 def median_map(nside, theta_deg, phi_deg, values):
     """Median of ``values`` in each RING pixel and the number of values.
 
