@@ -162,11 +162,12 @@ EXTENSIONS = {
     "TRANSP_EQU": ("C", "median transparency of the stars in the pixel", ""),
     "CLOUD_HOR": ("H", "cloud state: 0 clear 1 cloud 2 unknown 3 not sky", ""),
     "CLDCONF_HOR": ("H", "confidence of CLOUD_HOR, 0 (coin toss) to 1", ""),
+    "CLDDIST_HOR": ("H", "distance to CLOUD_HOR's evidence: 0 own, >0 borrowed", "deg"),
 }
 
 
 def build_maps(nside, alt, az, ra, dec, zp_star, zp_ok, transp, transp_ok, cloud_state,
-               cloud_conf):
+               cloud_conf, cloud_dist=None):
     """The maps of :data:`EXTENSIONS` from per-star values and the cloud map.
 
     Parameters
@@ -182,6 +183,10 @@ def build_maps(nside, alt, az, ra, dec, zp_star, zp_ok, transp, transp_ok, cloud
     cloud_state, cloud_conf : ndarray, ``npix(nside)``
         Cloud state and confidence per horizontal cell
         (:class:`allsky_camera.stages.clouds.CloudMap`, same Nside and RING order).
+    cloud_dist : ndarray, ``npix(nside)``, optional
+        Distance from each cell to the evidence behind its state, deg (0: its
+        own; > 0: borrowed from cells around it; NaN: none;
+        ``CloudMap.evidence_deg``).  None: 0 for clear and cloud cells.
     """
     alt, az, ra, dec = (np.asarray(v, dtype=float) for v in (alt, az, ra, dec))
     zp_h, n_h = median_map(nside, 90.0 - alt, az, np.where(zp_ok, zp_star, np.nan))
@@ -191,10 +196,14 @@ def build_maps(nside, alt, az, ra, dec, zp_star, zp_ok, transp, transp_ok, cloud
     if len(cloud_state) != npix(nside) or len(cloud_conf) != npix(nside):
         raise AllskyError(f"cloud map has {len(cloud_state)} cells, not {npix(nside)} "
                           f"(Nside {nside}): build it with the same transparency.nside")
+    if cloud_dist is None:
+        from allsky_camera.stages.clouds import CLEAR, CLOUD
+        cloud_dist = np.where(np.isin(cloud_state, (CLEAR, CLOUD)), 0.0, np.nan)
     return {"ZP_HOR": zp_h, "N_ZP_HOR": n_h, "ZP_EQU": zp_e, "N_ZP_EQU": n_e,
             "TRANSP_HOR": t_h, "TRANSP_EQU": t_e,
             "CLOUD_HOR": np.asarray(cloud_state).astype(np.int32),
-            "CLDCONF_HOR": np.asarray(cloud_conf).astype(np.float32)}
+            "CLDCONF_HOR": np.asarray(cloud_conf).astype(np.float32),
+            "CLDDIST_HOR": np.asarray(cloud_dist).astype(np.float32)}
 
 
 def write_maps(maps, nside, path, extra_cards=()):
