@@ -55,6 +55,31 @@ def test_separations_match_astropy():
     np.testing.assert_allclose(np.diag(d), ref.deg, atol=1e-7)
 
 
+def test_borrow_is_the_weighted_mean_of_the_donors_by_astropy_distance():
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    rng = np.random.default_rng(5)
+    t_alt, t_az = rng.uniform(0.0, 90.0, 500), rng.uniform(0.0, 360.0, 500)
+    d_alt, d_az = rng.uniform(30.0, 90.0, 40), rng.uniform(0.0, 180.0, 40)
+    d_cloud, d_conf = rng.random(40) < 0.5, rng.uniform(0.3, 1.0, 40)
+    corr = 6.0
+    cloud, conf, dist = cloud_reach.borrow(t_alt, t_az, d_alt, d_az, d_cloud, d_conf,
+                                           corr_deg=corr)
+    sep = SkyCoord(t_az[:, None] * u.deg, t_alt[:, None] * u.deg).separation(
+        SkyCoord(d_az[None, :] * u.deg, d_alt[None, :] * u.deg)).deg
+    k = np.where(sep <= cloud_reach.CUTOFF_CORR_LENGTHS * corr,
+                 np.exp(-0.5 * (sep / corr) ** 2), 0.0)
+    some = k.sum(axis=1) > 0
+    assert some.any() and (~some).any()
+    e = (k[some] @ np.where(d_cloud, d_conf, -d_conf)) / k[some].sum(axis=1)
+    np.testing.assert_allclose(conf[some], np.abs(e) * k[some].max(axis=1), rtol=1e-6)
+    np.testing.assert_array_equal(cloud[some], e > 0)
+    np.testing.assert_allclose(dist[some], np.where(k[some] > 0, sep[some], np.inf).min(axis=1),
+                               atol=1e-5)
+    assert (conf[~some] == 0).all() and np.isnan(dist[~some]).all() and not cloud[~some].any()
+
+
 @pytest.mark.slow      # importing healpy takes seconds
 def test_default_reach_is_one_cell_and_spans_the_neighbours(cfg):
     import healpy as hp

@@ -54,8 +54,13 @@ def separation_deg(u, v):
     From the chord, ``2 arcsin(|u - v| / 2)`` with ``|u - v|^2 = 2 - 2 u.v``
     (the rounding of ``u.v`` leaves errors of ~1e-6 deg, far below a cell).
     """
-    chord2 = np.maximum(2.0 - 2.0 * (u @ v.T), 0.0)
-    return np.degrees(2.0 * np.arcsin(np.minimum(np.sqrt(chord2) / 2.0, 1.0)))
+    return dot_to_deg(u @ v.T)
+
+
+def dot_to_deg(dot):
+    """Angular distance (deg) of unit vectors from their dot product, via the chord."""
+    chord = np.sqrt(np.maximum(2.0 - 2.0 * np.asarray(dot, dtype=float), 0.0))
+    return np.degrees(2.0 * np.arcsin(np.minimum(chord / 2.0, 1.0)))
 
 
 def borrow(target_alt, target_az, donor_alt, donor_az, donor_cloud, donor_conf, *, corr_deg):
@@ -94,16 +99,30 @@ def borrow(target_alt, target_az, donor_alt, donor_az, donor_cloud, donor_conf, 
     signed = np.where(np.asarray(donor_cloud, dtype=bool).ravel(), 1.0, -1.0) * np.asarray(
         donor_conf, dtype=float).ravel()
     cutoff = CUTOFF_CORR_LENGTHS * corr_deg
+    cos_cut = np.cos(np.radians(cutoff))
     for lo in range(0, n, CHUNK):
-        d = separation_deg(tu[lo:lo + CHUNK], du)
-        k = np.where(d <= cutoff, np.exp(-0.5 * (d / corr_deg) ** 2), 0.0)
-        ksum = k.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            e = np.where(ksum > 0, (k @ signed) / np.where(ksum > 0, ksum, 1.0), 0.0)
-        sl = slice(lo, lo + d.shape[0])
+        # only the pairs within the cutoff (a small part of the sky each)
+        dot = tu[lo:lo + CHUNK] @ du.T
+        row, col = np.nonzero(dot >= cos_cut)
+        if row.size == 0:
+            continue
+        d = dot_to_deg(dot[row, col])
+        k = np.exp(-0.5 * (d / corr_deg) ** 2)
+        m = dot.shape[0]
+        ksum = np.bincount(row, weights=k, minlength=m)
+        ke = np.bincount(row, weights=k * signed[col], minlength=m)
+        # rows come sorted from nonzero: the maximum weight (nearest donor) of each
+        has = np.flatnonzero(ksum > 0)
+        starts = np.searchsorted(row, has)
+        kmax = np.zeros(m)
+        kmax[has] = np.maximum.reduceat(k, starts)
+        dmin = np.full(m, np.nan)
+        dmin[has] = np.minimum.reduceat(d, starts)
+        e = np.where(ksum > 0, ke / np.where(ksum > 0, ksum, 1.0), 0.0)
+        sl = slice(lo, lo + m)
         cloud[sl] = e > 0
-        conf[sl] = np.abs(e) * k.max(axis=1)
-        dist[sl] = np.where(ksum > 0, np.where(d <= cutoff, d, np.inf).min(axis=1), np.nan)
+        conf[sl] = np.abs(e) * kmax
+        dist[sl] = dmin
     return cloud, conf, dist
 
 
