@@ -405,9 +405,10 @@ def summary_message(cmap, star_summary, sun_alt_deg, cfg):
     n_sky = int(np.sum(cmap.state != NOT_SKY))
     n_star = int(np.sum(cmap.star_conf > 0))
     n_tex = int(np.sum(cmap.texture_conf > 0))
+    n_lent = 0 if cmap.evidence_deg is None else int(np.sum(cmap.evidence_deg > 0))
     text = (f"clear {f['clear']:.2f}, cloud {f['cloud']:.2f}, unknown {f['unknown']:.2f} of the "
-            f"visible sky ({n_sky} cells; star evidence in {n_star}, sky texture in {n_tex}; "
-            f"{star_summary.n_voting} stars voted)")
+            f"visible sky ({n_sky} cells; star evidence in {n_star}, sky texture in {n_tex}, "
+            f"neighbours' in {n_lent}; {star_summary.n_voting} stars voted)")
     sky = ("day" if sun_alt_deg > DAY_SUN_ALT_DEG else
            "twilight" if sun_alt_deg > TWILIGHT_SUN_ALT_DEG else None)
     if sky and n_star < n_tex:
