@@ -318,7 +318,9 @@ class CloudMap:
         Estimated transparency (stars' weighted median); NaN where no star
         evidence.
     confidence : ndarray of float32
-        Probability the state is right, 0 for unknown and not-sky cells.
+        How sure the state is, 0 (coin toss) to 1, 0 for unknown and not-sky
+        cells; for a state borrowed from the cells around it, lower than its
+        lenders' (see ``evidence_deg``).
     star_transp, star_conf, star_n : ndarray
         Star evidence: weighted median transparency, confidence, voting stars.
     texture_amp, texture_conf : ndarray
