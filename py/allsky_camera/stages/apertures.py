@@ -289,24 +289,29 @@ def _sorted_deviation_median(s, n, m):
     rows = np.arange(s.shape[0])
     mt = m.astype(s.dtype)
     p = _first_true(n, lambda j: s[rows, j] >= mt)     # left run: s[p-1], s[p-2], ...
-    nb = n - p
+    # the two middle ranks (n-1)//2 and n//2 are searched together: every
+    # array below holds the rows twice, once per rank
+    r2, p2, m2 = np.tile(rows, 2), np.tile(p, 2), np.tile(mt, 2)
+    nb = np.tile(n, 2) - p2
+    k = np.concatenate([(n - 1) // 2, n // 2])
 
     def left(i):          # i-th smallest deviation left of m (i < p)
-        return mt - s[rows, np.clip(p - 1 - i, 0, None)]
+        return m2 - s[r2, np.clip(p2 - 1 - i, 0, None)]
 
     def right(j):         # j-th smallest deviation right of m (j < nb)
-        return s[rows, np.clip(p + j, None, s.shape[1] - 1)] - mt
+        return s[r2, np.clip(p2 + j, None, s.shape[1] - 1)] - m2
 
+    lo = np.maximum(0, k + 1 - nb)                      # how many come from the left run
+    hi = np.minimum(k + 1, p2)
+    # first i in [lo, hi) where left(i) >= right(k - i), else hi
+    i = lo + _first_true(hi - lo, lambda d: left(lo + d) >= right(k - lo - d))
+    j = k + 1 - i
+    a = np.where(i > 0, left(i - 1), -np.inf)
+    b = np.where(j > 0, right(j - 1), -np.inf)
+    half = 0.5 * np.maximum(a, b).astype(np.float64)
     out = np.zeros(s.shape[0])
-    for k in ((n - 1) // 2, n // 2):
-        lo = np.maximum(0, k + 1 - nb)                  # how many come from the left run
-        hi = np.minimum(k + 1, p)
-        # first i in [lo, hi) where left(i) >= right(k - i), else hi
-        i = lo + _first_true(hi - lo, lambda d, lo=lo, k=k: left(lo + d) >= right(k - lo - d))
-        j = k + 1 - i
-        a = np.where(i > 0, left(i - 1), -np.inf)
-        b = np.where(j > 0, right(j - 1), -np.inf)
-        out += 0.5 * np.maximum(a, b).astype(np.float64)
+    out += half[:s.shape[0]]
+    out += half[s.shape[0]:]
     return out
 
 
