@@ -210,3 +210,23 @@ def test_imports_only_numpy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint8])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 11, 1000, 1001])
+def test_median_is_numpys(dtype, n):
+    # the same number in the same dtype as np.median, ties included
+    rng = np.random.default_rng(n)
+    for v in (rng.integers(0, 9, n), rng.normal(30.0, 4.0, n)):
+        v = v.astype(dtype)
+        want = np.median(v)
+        got = fastmedian.median(v)
+        assert got == want and np.asarray(got).dtype == np.asarray(want).dtype
+
+
+def test_median_of_an_image_nan_and_empty():
+    img = np.random.default_rng(5).normal(0.0, 1.0, (40, 51)).astype(np.float32)
+    assert fastmedian.median(img) == np.median(img)
+    img[3, 7] = np.nan
+    assert np.isnan(fastmedian.median(img)) and np.isnan(np.median(img))
+    assert np.isnan(fastmedian.median(np.zeros(0)))

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from allsky_camera.stages.fastmedian import median
+
 log = logging.getLogger(__name__)
 
 #: Finite-difference steps of the Jacobian, per parameter (units of the
@@ -149,7 +151,7 @@ def rms(dx, dy):
 
 
 def _robust_sigma(r):
-    return _MAD_TO_SIGMA * np.median(np.abs(r - np.median(r)))
+    return _MAD_TO_SIGMA * median(np.abs(r - median(r)))
 
 
 def fit_model(model, x, y, alt, az, *, params, clip_sigma, min_stars):
@@ -214,7 +216,7 @@ def fit_model(model, x, y, alt, az, *, params, clip_sigma, min_stars):
         xp, yp = predict(m, everyone)
         dx, dy = x - xp, y - yp
         d = np.hypot(dx, dy)
-        sig = _MAD_TO_SIGMA * np.median(np.abs(np.concatenate([dx[idx], dy[idx]])))
+        sig = _MAD_TO_SIGMA * median(np.abs(np.concatenate([dx[idx], dy[idx]])))
         keep = np.isfinite(d) & (d <= clip_sigma * max(sig, 1e-3) * np.sqrt(2.0))
         if np.array_equal(keep, used):
             break

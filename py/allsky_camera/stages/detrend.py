@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from allsky_camera.exceptions import InputFileError
+from allsky_camera.stages.fastmedian import median
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def clipped_mean(values, sigma=_CLIP_SIGMA, iters=_CLIP_ITERS):
     for _ in range(iters):
         if v.size == 0:
             break
-        med, std = np.median(v), v.std()
+        med, std = median(v), v.std()
         keep = np.abs(v - med) <= sigma * std
         if keep.all():
             break
@@ -133,7 +134,7 @@ def find_hot_pixels(image, *, nsigma, ratio):
     ny, nx = img.shape
     # robust noise from the differences of horizontal neighbours (sqrt 2 for the pair)
     diff = np.diff(img[:: max(ny // 200, 1)], axis=1)
-    noise = 1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2.0)
+    noise = 1.4826 * median(np.abs(diff - median(diff))) / np.sqrt(2.0)
     noise = max(float(noise), 1e-6)
     thr = nsigma * noise
     # A hot pixel exceeds its left and right neighbours by more than ``thr``

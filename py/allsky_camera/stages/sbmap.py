@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from allsky_camera.stages.fastmedian import median_filter_fast
+from allsky_camera.stages.fastmedian import median, median_filter_fast
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,6 @@ def run(image, model, exptime, zp, sbcfg, radius_px, *, mask=None, workers=1):
     inside = 0 <= iz < image.shape[0] and 0 <= jz < image.shape[1]
     zen = float(out[iz, jz]) if inside else float("nan")
     vals = out[~np.isnan(out)]
-    med = float(np.median(vals)) if vals.size else float("nan")
+    med = float(median(vals)) if vals.size else float("nan")
     log.info("sbmap: median %.2f, zenith %.2f mag/arcsec2 (zp %.3f)", med, zen, zp)
     return SkyMap(out, float(zp), int(sbcfg.kernel_px), med, zen)
