@@ -84,6 +84,14 @@ def row_nanmedian(a):
     return np.where(n > 0, med, np.nan)
 
 
+def _gauss(d, inv2s2):
+    """``exp(-d^2 * inv2s2)`` in one temporary: ``(d d)(-inv2s2)`` is the same
+    number (negation is exact), twice as fast as the expression as written."""
+    g = d * d
+    g *= -inv2s2
+    return np.exp(g, out=g)
+
+
 def _zero_nan(a):
     """``np.nan_to_num(a)`` in place (``a`` is returned): NaN -> 0, infinities
     -> the largest floats.  Most stamps are wholly finite, and one test of
@@ -167,8 +175,7 @@ def refine(image, x, y, *, box_half, window_sigma, n_iter):
             ddx = (xi - xs)[:, None] + off[None, :]           # pixel minus estimate, (n, k)
             ddy = (yi - ys)[:, None] + off[None, :]
             # the Gaussian window is separable: w[i, j] = gy[i] gx[j]
-            gx = np.exp(-ddx ** 2 * inv2s2)
-            gy = np.exp(-ddy ** 2 * inv2s2)
+            gx, gy = _gauss(ddx, inv2s2), _gauss(ddy, inv2s2)
             rows = np.einsum("nij,nj->ni", boxes, gx)         # sum over columns
             rows_x = np.einsum("nij,nj->ni", boxes, gx * ddx)
             norm = np.einsum("ni,ni->n", rows, gy)
