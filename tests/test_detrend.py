@@ -74,3 +74,44 @@ def test_hot_pixels_are_the_8_neighbour_definition():
                 & ((img - nb.min(axis=0)) > ratio * (nb.max(axis=0) - nb.min(axis=0))))
         np.testing.assert_array_equal(got, want)
         assert got.any()
+
+
+def _fill_by_definition(image, bad, passes):
+    """The repair written out pixel by pixel: each pass gives every bad pixel
+    with a good 8-neighbour the mean of those (all from the start of the
+    pass); after ``passes`` passes the rest take the median of the good."""
+    out = image.astype(float).copy()
+    bad = bad.copy()
+    ny, nx = out.shape
+    for _ in range(passes):
+        new = {}
+        for y, x in zip(*np.nonzero(bad)):
+            vals = [out[y + dy, x + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                    if (dy or dx) and 0 <= y + dy < ny and 0 <= x + dx < nx
+                    and not bad[y + dy, x + dx]]
+            if vals:
+                new[y, x] = np.mean(vals)
+        for (y, x), v in new.items():
+            out[y, x] = v
+            bad[y, x] = False
+    if bad.any():
+        out[bad] = np.median(out[~bad])
+    return out
+
+
+def test_fill_bad_clusters_follow_the_definition():
+    # single pixels, a line on the edge, a 5x5 block (filled from its edge in
+    # 3 passes) and a 12x12 block (too big: its core takes the median)
+    rng = np.random.default_rng(8)
+    image = rng.normal(50.0, 5.0, (60, 70)).astype(np.float32)
+    bad = np.zeros(image.shape, bool)
+    bad[rng.integers(0, 60, 30), rng.integers(0, 70, 30)] = True
+    bad[0, 10:20] = True
+    bad[20:25, 30:35] = True
+    bad[40:52, 50:62] = True
+    before = (image.copy(), bad.copy())
+    got = detrend.fill_bad(image, bad)
+    np.testing.assert_array_equal(image, before[0])      # inputs untouched
+    np.testing.assert_array_equal(bad, before[1])
+    want = _fill_by_definition(image, bad, detrend._FILL_PASSES)
+    np.testing.assert_allclose(got, want, rtol=1e-6)

@@ -90,30 +90,45 @@ def fill_bad(image, bad):
     Repeated so that small clusters fill from their edges inward; anything
     left after that takes the median of the good pixels.  Returns a new array.
     """
-    out = image.copy()
-    bad = bad.copy()
+    return _fill_bad_into(image.copy(), bad)
+
+
+def _fill_bad_into(out, bad):
+    """:func:`fill_bad` writing into ``out``; ``bad`` is not modified.
+
+    Which pixels are still bad is kept for the bad pixels only (flat indices
+    in row-major order, looked up by binary search), not in a copy of the
+    frame's mask.
+    """
     ny, nx = out.shape
-    ys, xs = _nonzero_sparse(bad)       # the pixels still bad, in row-major order
+    ys, xs = _nonzero_sparse(bad)       # row-major order: ``flat`` is sorted
+    flat = ys * nx + xs
+    todo = np.ones(ys.size, dtype=bool)  # still bad
     for _ in range(_FILL_PASSES):
-        if not ys.size:
+        idx = np.flatnonzero(todo)
+        if not idx.size:
             break
-        tot = np.zeros(ys.size)
-        cnt = np.zeros(ys.size)
+        py, px = ys[idx], xs[idx]
+        tot = np.zeros(idx.size)
+        cnt = np.zeros(idx.size)
         for dy in (-1, 0, 1):
             for dx in (-1, 0, 1):
                 if dx == 0 and dy == 0:
                     continue
-                yy, xx = ys + dy, xs + dx
+                yy, xx = py + dy, px + dx
                 ok = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
-                ok[ok] &= ~bad[yy[ok], xx[ok]]
+                f = yy[ok] * nx + xx[ok]
+                pos = np.minimum(np.searchsorted(flat, f), flat.size - 1)
+                ok[ok] &= ~((flat[pos] == f) & todo[pos])
                 tot[ok] += out[yy[ok], xx[ok]]
                 cnt[ok] += 1
         done = cnt > 0
-        out[ys[done], xs[done]] = tot[done] / cnt[done]
-        bad[ys[done], xs[done]] = False
-        ys, xs = ys[~done], xs[~done]
-    if ys.size:
-        out[bad] = np.median(out[~bad])
+        out[py[done], px[done]] = tot[done] / cnt[done]
+        todo[idx[done]] = False
+    if todo.any():
+        left = np.zeros(out.shape, dtype=bool)
+        left[ys[todo], xs[todo]] = True
+        out[left] = np.median(out[~left])
     return out
 
 
@@ -216,7 +231,7 @@ def run(raw, camera, *, bad_pixel_mask=None, path=""):
     if n_bad:
         if raw.dtype.kind not in "iub":
             image[~np.isfinite(image)] = 0.0
-        image = fill_bad(image, bad)
+        image = _fill_bad_into(image, bad)        # our own array: no copy
     log.info("detrend: level %.2f ADU from %s, %d bad pixels repaired", level, source, n_bad)
     return Detrended(image=image, level=float(level), level_source=source,
                      bad=bad if n_bad else None, n_bad=n_bad)
