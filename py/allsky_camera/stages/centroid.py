@@ -43,15 +43,16 @@ def cut_stamps(image, xc, yc, half, *, dtype=np.float64):
     yc = np.asarray(yc, dtype=np.intp)
     off = np.arange(-half, half + 1)
     k = 2 * half + 1
-    stamps = np.empty((xc.size, k, k), dtype=dtype)
     inner = (xc >= half) & (xc < nx - half) & (yc >= half) & (yc < ny - half)
     edge = np.flatnonzero(~inner)
+    if not edge.size and xc.size and ny >= k and nx >= k:
+        # all inside (the common case): the gathered boxes are the stack
+        stamps = sliding_window_view(image, (k, k))[yc - half, xc - half]
+        return (stamps if stamps.dtype == dtype else stamps.astype(dtype)), off, off
+    stamps = np.empty((xc.size, k, k), dtype=dtype)
     if ny >= k and nx >= k and edge.size < xc.size:
         win = sliding_window_view(image, (k, k))
-        if edge.size:
-            stamps[inner] = win[yc[inner] - half, xc[inner] - half]
-        else:           # all inside: no boolean indexing (the common case, and faster)
-            stamps[...] = win[yc - half, xc - half]
+        stamps[inner] = win[yc[inner] - half, xc[inner] - half]
     if edge.size:
         yy = yc[edge, None, None] + off[None, :, None]
         xx = xc[edge, None, None] + off[None, None, :]
