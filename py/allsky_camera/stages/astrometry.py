@@ -69,8 +69,10 @@ def _predictor(model, params, alt, az):
 
     What those parameters cannot change is computed once: the camera-frame
     angles unless a tilt is fitted, and the unscaled radii unless a radial
-    term is.  The operations are those of ``altaz_to_xy``, so the positions
-    are the same to the last bit.
+    term is; the sines and cosines of the rotated azimuths once per rotation
+    (a Jacobian column for x0, y0 or the scale keeps the model's).  The
+    operations are those of ``altaz_to_xy``, so the positions are the same
+    to the last bit.
     """
     params = set(params)
     if params & _TILT_PARAMS:
