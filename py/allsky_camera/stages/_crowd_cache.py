@@ -1,0 +1,286 @@
+"""Per-process caches behind :mod:`allsky_camera.stages.crowding`.
+
+Two things the crowding measure needs change slowly or not at all between
+the exposures of a night, and are kept here, each under a key naming all it
+depends on, in a small least-recently-used store (so memory stays bounded
+and no result depends on which frame came first):
+
+* :func:`sky_neighbours`: for a catalogue star, the other catalogue stars
+  within an angle on the sky.  Key: the catalogue, the angle and the epoch
+  rounded to a Julian year (the positions searched are those at that
+  rounded epoch; the angle searched is widened by what the fastest star of
+  the catalogue moves in a year, so no pair within the asked angle at any
+  epoch of that year is missed).  Computed star by star as the stars are
+  asked for, and the same for a star whenever it is asked for.
+* :func:`apparent_places`: every catalogue star's CIRS position (proper
+  motion, light deflection, annual aberration, precession-nutation; ERFA
+  ``eraAtciqz``).  Key: the catalogue, the site and the UTC hour (the
+  positions are those of the hour's middle).  Over half an hour these move
+  by < 0.015 arcsec (annual aberration 0.35 arcsec/day, precession 0.14,
+  nutation < 0.15, the site's diurnal motion in the aberration 0.04 in 30
+  min, proper motion < 0.0006): 2e-5 pixel at the DCT's 4.5 px/deg, far
+  below what changes a contamination fraction.
+
+Both are plain numpy; a worker process (``ac_night --jobs``, Dask) builds its
+own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Keys kept per store: the current and the previous value (a night's
+#: frames move through one epoch year and one hour at a time).
+_MAX_KEYS = 2
+#: Hours per day: the apparent places are kept per UTC hour.
+_HOURS_PER_DAY = 24.0
+#: JD of MJD 0 (the Modified Julian Date's definition, IAU 1973).
+_MJD_ZERO_JD = 2400000.5
+#: Milliarcseconds per degree.
+_MAS_PER_DEG = 3.6e6
+#: Width of a declination zone of the neighbour search, in units of the
+#: angle searched (a zone as tall as it: a star's neighbours are in its own
+#: zone and the two beside it).
+_ZONE_PER_ANGLE = 1.0
+#: Relative widening of the right-ascension window of the zone search, so
+#: a neighbour exactly at the window's edge is not lost to rounding.
+_WINDOW_SLACK = 1e-9
+#: Right ascension span of a declination zone, deg.
+_RA_SPAN = 360.0
+
+
+class _Lru:
+    """At most ``size`` values, the least recently used one dropped first."""
+
+    def __init__(self, size):
+        self._size = size
+        self._data = OrderedDict()
+
+    def get(self, key, build):
+        if key in self._data:
+            self._data.move_to_end(key)
+            return self._data[key]
+        value = build()
+        self._data[key] = value
+        while len(self._data) > self._size:
+            self._data.popitem(last=False)
+        return value
+
+    def clear(self):
+        self._data.clear()
+
+
+_NEIGHBOURS = _Lru(_MAX_KEYS)
+_PLACES = _Lru(_MAX_KEYS)
+
+
+def clear():
+    """Empty both stores (tests; memory)."""
+    _NEIGHBOURS.clear()
+    _PLACES.clear()
+
+
+def _unit(ra_deg, dec_deg):
+    """Unit vectors (3, n) of directions (deg)."""
+    ra, dec = np.radians(ra_deg), np.radians(dec_deg)
+    cd = np.cos(dec)
+    return np.stack([cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)])
+
+
+def _catalogue_key(cat):
+    """What identifies a catalogue from :func:`catalog.load_catalog` in this
+    process: its size and its faintest and first and last stars."""
+    hip = cat["hip"]
+    return (int(hip.size), int(hip[0]) if hip.size else 0, int(hip[-1]) if hip.size else 0,
+            float(np.max(cat["vmag"])) if hip.size else 0.0)
+
+
+class _NeighbourLists:
+    """Sky neighbours of catalogue stars, found as they are asked for."""
+
+    def __init__(self, cat, angle_deg, jd_tt):
+        from allsky_camera.stages import catalog
+
+        self.angle = float(angle_deg)
+        ra, dec = catalog.positions_at(cat, jd_tt)
+        self.dec = dec
+        self.ra = ra
+        self.vec = _unit(ra, dec)
+        self.zone_h = self.angle * _ZONE_PER_ANGLE
+        zone = np.floor((dec + 90.0) / self.zone_h)
+        keys = zone * _RA_SPAN + ra
+        self.order = np.argsort(keys, kind="stable")
+        self.keys = keys[self.order]
+        n = ra.size
+        self.start = np.full(n, -1, dtype=np.int64)
+        self.count = np.zeros(n, dtype=np.int64)
+        self.nbr = np.zeros(0, dtype=np.int32)
+
+    def _search(self, q):
+        """Neighbours (index into the catalogue) of the stars ``q``: (qi, j)
+        with ``qi`` the position in ``q``, grouped by it."""
+        ang = self.angle
+        d, a = self.dec[q], self.ra[q]
+        zq = np.floor((d + 90.0) / self.zone_h)
+        # the RA extent of a small circle of radius ang about dec d:
+        # asin(sin ang / cos d) (all of it when the circle holds a pole)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = np.sin(np.radians(ang)) / np.cos(np.radians(d))
+        half = np.where(s < 1.0, np.degrees(np.arcsin(np.minimum(s, 1.0))), _RA_SPAN)
+        half = half * (1.0 + _WINDOW_SLACK) + _WINDOW_SLACK
+        whole = half >= _RA_SPAN / 2
+        lo, hi = a - half, a + half
+        out_q, out_j = [], []
+        for dz in (-1.0, 0.0, 1.0):
+            base = (zq + dz) * _RA_SPAN
+            # [max(lo, 0), min(hi, 360)) and the part that wraps past 0 or
+            # 360 (half < 180 deg: never both, and the two never overlap)
+            a0 = np.where(whole, 0.0, np.maximum(lo, 0.0))
+            a1 = np.where(whole, _RA_SPAN, np.minimum(hi, _RA_SPAN))
+            w0 = np.where(~whole & (lo < 0.0), lo + _RA_SPAN, 0.0)
+            w1 = np.where(whole, 0.0, np.where(lo < 0.0, _RA_SPAN,
+                                               np.where(hi > _RA_SPAN, hi - _RA_SPAN, 0.0)))
+            for r0, r1 in ((a0, a1), (w0, w1)):
+                first = np.searchsorted(self.keys, base + r0, side="left")
+                last = np.searchsorted(self.keys, base + r1, side="left")
+                cnt = np.maximum(last - first, 0)
+                qi = np.repeat(np.arange(q.size), cnt)
+                pos = np.repeat(first - np.cumsum(cnt) + cnt, cnt) + np.arange(qi.size)
+                j = self.order[pos]
+                out_q.append(qi)
+                out_j.append(j)
+        qi, j = np.concatenate(out_q), np.concatenate(out_j)
+        cos_sep = np.einsum("ij,ij->j", self.vec[:, q[qi]], self.vec[:, j])
+        keep = (cos_sep > np.cos(np.radians(ang))) & (j != q[qi])
+        qi, j = qi[keep], j[keep]
+        by_q = np.argsort(qi, kind="stable")
+        return qi[by_q], j[by_q]
+
+    def pairs(self, q):
+        """(i, j): every neighbour ``j`` (catalogue index) of each ``q[i]``,
+        grouped by ``i``."""
+        q = np.asarray(q, dtype=np.intp)
+        todo = np.unique(q[self.start[q] < 0])
+        if todo.size:
+            qi, j = self._search(todo)
+            cnt = np.bincount(qi, minlength=todo.size)
+            self.start[todo] = self.nbr.size + np.cumsum(cnt) - cnt
+            self.count[todo] = cnt
+            self.nbr = np.concatenate([self.nbr, j.astype(np.int32)])
+            log.debug("crowding cache: neighbours of %d more stars (%d pairs, %.1f MB held)",
+                      todo.size, j.size, self.nbytes / 1e6)
+        cnt = self.count[q]
+        i = np.repeat(np.arange(q.size), cnt)
+        pos = np.repeat(self.start[q] - np.cumsum(cnt) + cnt, cnt) + np.arange(i.size)
+        return i, self.nbr[pos].astype(np.intp)
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for a in (self.dec, self.ra, self.vec, self.order, self.keys,
+                                      self.start, self.count, self.nbr))
+
+
+def sky_neighbours(cat, q, angle_deg, jd_tt):
+    """Pairs of catalogue stars nearer than ``angle_deg`` on the sky.
+
+    Parameters
+    ----------
+    cat : dict of ndarray
+        A catalogue from :func:`allsky_camera.stages.catalog.load_catalog`.
+    q : ndarray of int
+        Indices (into ``cat``) of the stars whose neighbours are wanted.
+    angle_deg : float
+        Angular radius, deg.  Pass a value from a coarse set (the key).
+    jd_tt : float
+        Epoch, TT Julian date; rounded to a Julian year.
+
+    Returns
+    -------
+    i, j : ndarray of intp
+        ``j`` (index into ``cat``) is within ``angle_deg`` of ``q[i]`` at
+        every epoch of the year, a star not being its own neighbour; grouped
+        by ``i``.  Pairs up to ``angle_deg`` + the fastest star's motion in
+        a year apart may be included.
+    """
+    from allsky_camera.stages import catalog
+
+    years = round((float(jd_tt) - catalog.HIPPARCOS_EPOCH_JD) / 365.25)
+    epoch = catalog.HIPPARCOS_EPOCH_JD + 365.25 * years
+    pm_deg = float(np.max(np.hypot(cat["pmra_masyr"], cat["pmdec_masyr"]), initial=0.0)
+                   ) / _MAS_PER_DEG
+    # within the year a pair moves apart or together by at most twice the
+    # fastest motion over half a year
+    search = float(angle_deg) + pm_deg
+    key = (_catalogue_key(cat), float(angle_deg), years)
+    lists = _NEIGHBOURS.get(key, lambda: _NeighbourLists(cat, search, epoch))
+    return lists.pairs(q)
+
+
+@dataclass(frozen=True)
+class Places:
+    """Catalogue positions of one hour (see :func:`apparent_places`).
+
+    Attributes
+    ----------
+    ra_deg, dec_deg : ndarray
+        ICRS positions at the hour's middle, deg.
+    ri_rad, di_rad : ndarray
+        CIRS positions there, radians.
+    """
+
+    ra_deg: np.ndarray
+    dec_deg: np.ndarray
+    ri_rad: np.ndarray
+    di_rad: np.ndarray
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for a in (self.ra_deg, self.dec_deg, self.ri_rad, self.di_rad))
+
+
+def hour_middle(time):
+    """The middle of the UTC hour of ``time`` (an ObsTime, TT moved with it)."""
+    mjd = (time.utc1 - _MJD_ZERO_JD) + time.utc2
+    mid = (np.floor(mjd * _HOURS_PER_DAY) + 0.5) / _HOURS_PER_DAY
+    shift = mid - mjd
+    return replace(time, utc1=_MJD_ZERO_JD, utc2=float(mid), tt1=_MJD_ZERO_JD,
+                   tt2=float((time.tt1 - _MJD_ZERO_JD) + time.tt2 + shift))
+
+
+def apparent_places(cat, time, site):
+    """Every star of ``cat`` at the middle of ``time``'s UTC hour.
+
+    Parameters
+    ----------
+    cat : dict of ndarray
+        From :func:`allsky_camera.stages.catalog.load_catalog`.
+    time : ObsTime
+    site : Site
+
+    Returns
+    -------
+    Places
+        Shared between calls: do not modify.
+    """
+    from allsky_camera.camera import coords
+    from allsky_camera.stages import catalog
+
+    mid = hour_middle(time)
+
+    def build():
+        ra, dec = catalog.positions_at(cat, mid.jd_tt)
+        ri, di = coords.icrs_to_cirs(ra, dec, mid, site)
+        places = Places(ra, dec, ri, di)
+        for a in (places.ra_deg, places.dec_deg, places.ri_rad, places.di_rad):
+            a.flags.writeable = False
+        log.debug("crowding cache: apparent places of %d stars for %s (%.1f MB)", ra.size,
+                  mid.utc2, places.nbytes / 1e6)
+        return places
+
+    return _PLACES.get((_catalogue_key(cat), round(mid.utc2, 6), site), build)
