@@ -40,6 +40,8 @@ _MAX_KEYS = 2
 _HOURS_PER_DAY = 24.0
 #: JD of MJD 0 (the Modified Julian Date's definition, IAU 1973).
 _MJD_ZERO_JD = 2400000.5
+#: Days per Julian year.
+_DAYS_PER_YEAR = 365.25
 #: Milliarcseconds per degree.
 _MAS_PER_DEG = 3.6e6
 #: Width of a declination zone of the neighbour search, in units of the
@@ -51,6 +53,9 @@ _ZONE_PER_ANGLE = 1.0
 _WINDOW_SLACK = 1e-9
 #: Right ascension span of a declination zone, deg.
 _RA_SPAN = 360.0
+#: Spacing of the stars' blocks in the sorted key of the separations, deg
+#: (more than any separation: 180).
+_SLOT_SPAN = 360.0
 
 
 class _Lru:
@@ -118,7 +123,10 @@ class _NeighbourLists:
         n = ra.size
         self.start = np.full(n, -1, dtype=np.int64)
         self.count = np.zeros(n, dtype=np.int64)
+        self.slot = np.zeros(n, dtype=np.int64)
+        self.n_slots = 0
         self.nbr = np.zeros(0, dtype=np.int32)
+        self.sepkey = np.zeros(0)
 
     def _search(self, q):
         """Neighbours (index into the catalogue) of the stars ``q``: (qi, j)
@@ -157,34 +165,46 @@ class _NeighbourLists:
         cos_sep = np.einsum("ij,ij->j", self.vec[:, q[qi]], self.vec[:, j])
         keep = (cos_sep > np.cos(np.radians(ang))) & (j != q[qi])
         qi, j = qi[keep], j[keep]
-        by_q = np.argsort(qi, kind="stable")
-        return qi[by_q], j[by_q]
+        sep = np.degrees(np.arccos(np.minimum(cos_sep[keep], 1.0)))
+        by_q = np.lexsort((sep, qi))              # by star, then nearest first
+        return qi[by_q], j[by_q], sep[by_q]
 
-    def pairs(self, q):
-        """(i, j): every neighbour ``j`` (catalogue index) of each ``q[i]``,
-        grouped by ``i``."""
+    def pairs(self, q, within=None):
+        """(i, j): the neighbours ``j`` (catalogue index) of each ``q[i]``
+        (those nearer than ``within[i]`` deg if given), grouped by ``i``."""
         q = np.asarray(q, dtype=np.intp)
         todo = np.unique(q[self.start[q] < 0])
         if todo.size:
-            qi, j = self._search(todo)
+            qi, j, sep = self._search(todo)
             cnt = np.bincount(qi, minlength=todo.size)
             self.start[todo] = self.nbr.size + np.cumsum(cnt) - cnt
             self.count[todo] = cnt
+            slots = self.n_slots + np.arange(todo.size)
+            self.slot[todo] = slots
+            self.n_slots += todo.size
             self.nbr = np.concatenate([self.nbr, j.astype(np.int32)])
+            # increasing over the whole array: slot, then separation
+            self.sepkey = np.concatenate([self.sepkey, slots[qi] * _SLOT_SPAN + sep])
             log.debug("crowding cache: neighbours of %d more stars (%d pairs, %.1f MB held)",
                       todo.size, j.size, self.nbytes / 1e6)
-        cnt = self.count[q]
+        start = self.start[q]
+        if within is None:
+            cnt = self.count[q]
+        else:
+            cnt = np.searchsorted(self.sepkey, self.slot[q] * _SLOT_SPAN
+                                  + np.minimum(within, self.angle), side="left") - start
         i = np.repeat(np.arange(q.size), cnt)
-        pos = np.repeat(self.start[q] - np.cumsum(cnt) + cnt, cnt) + np.arange(i.size)
+        pos = np.repeat(start - np.cumsum(cnt) + cnt, cnt) + np.arange(i.size)
         return i, self.nbr[pos].astype(np.intp)
 
     @property
     def nbytes(self):
         return sum(a.nbytes for a in (self.dec, self.ra, self.vec, self.order, self.keys,
-                                      self.start, self.count, self.nbr))
+                                      self.start, self.count, self.slot, self.nbr,
+                                      self.sepkey))
 
 
-def sky_neighbours(cat, q, angle_deg, jd_tt):
+def sky_neighbours(cat, q, angle_deg, jd_tt, within_deg=None):
     """Pairs of catalogue stars nearer than ``angle_deg`` on the sky.
 
     Parameters
@@ -197,27 +217,31 @@ def sky_neighbours(cat, q, angle_deg, jd_tt):
         Angular radius, deg.  Pass a value from a coarse set (the key).
     jd_tt : float
         Epoch, TT Julian date; rounded to a Julian year.
+    within_deg : ndarray, shape like ``q``, optional
+        A smaller radius for each star, deg (at most ``angle_deg``).
 
     Returns
     -------
     i, j : ndarray of intp
-        ``j`` (index into ``cat``) is within ``angle_deg`` of ``q[i]`` at
-        every epoch of the year, a star not being its own neighbour; grouped
-        by ``i``.  Pairs up to ``angle_deg`` + the fastest star's motion in
-        a year apart may be included.
+        ``j`` (index into ``cat``) is within ``angle_deg`` (or
+        ``within_deg[i]``) of ``q[i]`` at every epoch of the year, a star not
+        being its own neighbour; grouped by ``i``, nearest first.  Pairs up
+        to the fastest star's motion in a year further apart may be
+        included.
     """
     from allsky_camera.stages import catalog
 
-    years = round((float(jd_tt) - catalog.HIPPARCOS_EPOCH_JD) / 365.25)
-    epoch = catalog.HIPPARCOS_EPOCH_JD + 365.25 * years
+    years = round((float(jd_tt) - catalog.HIPPARCOS_EPOCH_JD) / _DAYS_PER_YEAR)
+    epoch = catalog.HIPPARCOS_EPOCH_JD + _DAYS_PER_YEAR * years
+    # within the year two stars move apart or together by at most twice the
+    # fastest motion over half a year
     pm_deg = float(np.max(np.hypot(cat["pmra_masyr"], cat["pmdec_masyr"]), initial=0.0)
                    ) / _MAS_PER_DEG
-    # within the year a pair moves apart or together by at most twice the
-    # fastest motion over half a year
-    search = float(angle_deg) + pm_deg
     key = (_catalogue_key(cat), float(angle_deg), years)
-    lists = _NEIGHBOURS.get(key, lambda: _NeighbourLists(cat, search, epoch))
-    return lists.pairs(q)
+    lists = _NEIGHBOURS.get(key, lambda: _NeighbourLists(cat, float(angle_deg) + pm_deg,
+                                                         epoch))
+    within = None if within_deg is None else np.asarray(within_deg, dtype=float) + pm_deg
+    return lists.pairs(q, within)
 
 
 @dataclass(frozen=True)

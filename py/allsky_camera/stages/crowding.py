@@ -66,7 +66,7 @@ _BLOCK_STARS = 512
 #: ~0.6 deg; the rest covers the apparent-place shifts).
 _COS_HORIZON = float(np.cos(np.radians(92.0)))
 #: Altitudes (deg) and azimuth step (deg) of the directions where
-#: :func:`min_stretch_px_per_deg` measures the camera's plate scale: dense
+#: :func:`stretch_by_altitude` measures the camera's plate scale: dense
 #: near the horizon, where refraction squeezes the sky most (its gradient
 #: is ~0.2 there, falling to 0.05 by 5 deg).
 _STRETCH_ALT_DEG = (0.05, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 11.0, 15.0, 20.0,
@@ -489,27 +489,30 @@ def _empty(n):
                     n_neighbours=np.zeros(n, np.int32))
 
 
-def min_stretch_px_per_deg(model, time, site):
-    """Smallest stretch of the sky onto the chip, pixels per degree.
+def stretch_by_altitude(model, time, site):
+    """Smallest stretch of the sky onto the chip at each of a set of altitudes.
 
     On a grid of directions above the horizon (:data:`_STRETCH_ALT_DEG` x
     every :data:`_STRETCH_AZ_STEP_DEG` of azimuth), the ICRS sky is moved by
     :data:`_STRETCH_STEP_DEG` east and north, taken through the apparent
     place and refraction (:func:`allsky_camera.camera.coords.radec_to_altaz`)
     and the camera model, and the smaller singular value of the 2 x 2
-    Jacobian is kept: two stars ``d`` pixels apart are at most ``d /
-    stretch`` degrees apart on the sky (refraction squeezes the horizon by
-    ~20 %; the minimum is there).
+    Jacobian is kept, the smallest over azimuth: two stars ``d`` pixels
+    apart there are at most ``d / stretch`` degrees apart on the sky
+    (refraction squeezes the horizon by ~20 %: the minimum is there).
 
     Returns
     -------
-    float
-        Pixels per degree (NaN if no direction maps to a finite pixel).
+    alt_deg : ndarray
+        The altitudes, deg (increasing).
+    stretch : ndarray
+        Pixels per degree at each (the smallest over the chip where the
+        model gives no finite pixel at an altitude; NaN if nowhere).
     """
     from allsky_camera.camera import coords
 
-    alt, az = np.meshgrid(np.asarray(_STRETCH_ALT_DEG, dtype=float),
-                          np.arange(0.0, 360.0, _STRETCH_AZ_STEP_DEG))
+    alts = np.asarray(_STRETCH_ALT_DEG, dtype=float)
+    alt, az = np.meshgrid(alts, np.arange(0.0, 360.0, _STRETCH_AZ_STEP_DEG))
     ra, dec = coords.altaz_to_radec(alt.ravel(), az.ravel(), time, site)
     a, d = np.radians(ra), np.radians(dec)
     p = np.stack([np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)])
@@ -528,9 +531,24 @@ def min_stretch_px_per_deg(model, time, site):
     tr = j11 ** 2 + j21 ** 2 + j12 ** 2 + j22 ** 2
     det = np.abs(j11 * j22 - j12 * j21)
     smin = np.sqrt(np.maximum(0.5 * tr - np.sqrt(np.maximum(0.25 * tr * tr - det * det, 0.0)),
-                              0.0))
-    smin = smin[np.isfinite(smin)]
-    return float(np.min(smin)) if smin.size else float("nan")
+                              0.0)).reshape(alt.shape)
+    smin = np.where(np.isfinite(smin), smin, np.inf).min(axis=0)
+    finite = np.isfinite(smin)
+    if not finite.any():
+        return alts, np.full(alts.shape, np.nan)
+    return alts, np.where(finite, smin, smin[finite].min())
+
+
+def local_stretch(alt_deg, alts, stretch, band_deg):
+    """The smallest of :func:`stretch_by_altitude`'s ``stretch`` within
+    ``band_deg`` of each altitude ``alt_deg`` (and at the grid altitudes just
+    outside that band), pixels per degree."""
+    a = np.asarray(alt_deg, dtype=float)
+    lo = np.clip(np.searchsorted(alts, a - band_deg, side="right") - 1, 0, alts.size - 1)
+    hi = np.clip(np.searchsorted(alts, a + band_deg, side="left"), 0, alts.size - 1)
+    k = np.arange(alts.size)
+    inside = (k >= lo[:, None]) & (k <= hi[:, None])
+    return np.where(inside, stretch, np.inf).min(axis=1)
 
 
 def sky_reach_deg(reach_px, stretch_px_per_deg):
@@ -556,7 +574,8 @@ def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_ad
 
     Only the catalogue stars near a reference star on the sky are projected:
     the pairs within the largest angle any star's reach can span on this
-    camera (:func:`min_stretch_px_per_deg`, :func:`sky_reach_deg`) and the
+    camera (:func:`stretch_by_altitude`, :func:`sky_reach_deg`; each star
+    keeps those within its own reach at its altitude) and the
     stars' CIRS positions are kept per process
     (:mod:`allsky_camera.stages._crowd_cache`: the latter per UTC hour,
     < 0.015 arcsec from the exposure's own).  Reference stars missing from
@@ -601,12 +620,16 @@ def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_ad
     deep = catalog.load_catalog(catalog.DEEP_VMAX)
     hip = np.asarray(stars["HIP"])
     k = np.minimum(np.searchsorted(deep["hip"], hip), deep["hip"].size - 1)
-    angle = sky_reach_deg(margin, min_stretch_px_per_deg(model, time, site))
+    alts, stretch = stretch_by_altitude(model, time, site)
+    angle = sky_reach_deg(margin, np.min(stretch))
     if not (np.all(deep["hip"][k] == hip) and np.isfinite(angle)):
         log.debug("crowding: exhaustive neighbour search (sky angle %s deg)", angle)
         return run_exhaustive(stars, x, y, model, time, site, apcor_mag, phot, shape,
                               star_total_adu=star_total_adu, sky_sigma_adu=sky_sigma_adu)
-    i, j = _crowd_cache.sky_neighbours(deep, k, angle, time.jd_tt)
+    # each star's own angle, from the plate scale around its altitude
+    alt_star = model.xy_to_altaz(x, y)[0]
+    within = reach_px * _SKY_REACH_SAFETY / local_stretch(alt_star, alts, stretch, angle)
+    i, j = _crowd_cache.sky_neighbours(deep, k, angle, time.jd_tt, within_deg=within)
     need = np.zeros(deep["hip"].size, dtype=bool)
     need[j] = True
     idx = np.flatnonzero(need)
@@ -623,16 +646,23 @@ def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_ad
     near = (xn > -margin) & (xn < nx + margin) & (yn > -margin) & (yn < ny + margin)
     # pixel positions over the whole catalogue, NaN off the chip or below
     # the horizon (so those pairs fail the distance test below)
+    on_chip = idx[near]
     x_all = np.full(deep["hip"].size, np.nan)
     y_all = np.full(deep["hip"].size, np.nan)
-    x_all[idx[near]], y_all[idx[near]] = xn[near], yn[near]
-    dist = np.hypot(x_all[j] - x[i], y_all[j] - y[i])
-    close = dist < reach_px[i]
+    flux_all = np.zeros(deep["hip"].size)
+    x_all[on_chip], y_all[on_chip] = xn[near], yn[near]
+    flux_all[on_chip] = 10.0 ** (-0.4 * np.asarray(deep["vmag"], dtype=float)[on_chip])
+    dx = x_all[j]
+    dx -= x[i]
+    dy = y_all[j]
+    dy -= y[i]
+    d2 = dx * dx
+    d2 += dy * dy
+    close = d2 < (reach_px ** 2)[i]
     n_sky = i.size
-    i, j, dist = i[close], j[close], dist[close]
-    cr = measure(10.0 ** (-0.4 * np.asarray(stars["VMAG"], dtype=float)),
-                 10.0 ** (-0.4 * np.asarray(deep["vmag"], dtype=float)[j]), i, dist, sigma,
-                 aper_radius_px=phot.aper_radius_px, annulus_px=tuple(phot.annulus_px),
+    i, j, dist = i[close], j[close], np.sqrt(d2[close])
+    cr = measure(10.0 ** (-0.4 * np.asarray(stars["VMAG"], dtype=float)), flux_all[j], i, dist,
+                 sigma, aper_radius_px=phot.aper_radius_px, annulus_px=tuple(phot.annulus_px),
                  star_total_adu=star_total_adu, sky_sigma_adu=sky_sigma_adu)
     log.debug("crowding: %d neighbour pairs (%d on the sky within %.2f deg) among %d "
               "catalogue stars on the chip", i.size, n_sky, angle, np.count_nonzero(near))
