@@ -26,6 +26,7 @@ own.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
@@ -81,12 +82,16 @@ class _Lru:
 
 _NEIGHBOURS = _Lru(_MAX_KEYS)
 _PLACES = _Lru(_MAX_KEYS)
+#: One thread at a time in the stores (a Dask worker runs tasks in threads;
+#: worker processes each have their own stores).
+_LOCK = threading.Lock()
 
 
 def clear():
     """Empty both stores (tests; memory)."""
-    _NEIGHBOURS.clear()
-    _PLACES.clear()
+    with _LOCK:
+        _NEIGHBOURS.clear()
+        _PLACES.clear()
 
 
 def _unit(ra_deg, dec_deg):
@@ -162,11 +167,17 @@ class _NeighbourLists:
                 out_q.append(qi)
                 out_j.append(j)
         qi, j = np.concatenate(out_q), np.concatenate(out_j)
-        cos_sep = np.einsum("ij,ij->j", self.vec[:, q[qi]], self.vec[:, j])
-        keep = (cos_sep > np.cos(np.radians(ang))) & (j != q[qi])
+        qj = q[qi]
+        ux, uy, uz = self.vec
+        cos_sep = ux[qj] * ux[j]
+        cos_sep += uy[qj] * uy[j]
+        cos_sep += uz[qj] * uz[j]
+        keep = (cos_sep > np.cos(np.radians(ang))) & (j != qj)
         qi, j = qi[keep], j[keep]
         sep = np.degrees(np.arccos(np.minimum(cos_sep[keep], 1.0)))
-        by_q = np.lexsort((sep, qi))              # by star, then nearest first
+        # by star, then nearest first (ties in the order found: the same
+        # whichever other stars are searched with it)
+        by_q = np.argsort(qi * _SLOT_SPAN + sep, kind="stable")
         return qi[by_q], j[by_q], sep[by_q]
 
     def pairs(self, q, within=None):
@@ -238,10 +249,11 @@ def sky_neighbours(cat, q, angle_deg, jd_tt, within_deg=None):
     pm_deg = float(np.max(np.hypot(cat["pmra_masyr"], cat["pmdec_masyr"]), initial=0.0)
                    ) / _MAS_PER_DEG
     key = (_catalogue_key(cat), float(angle_deg), years)
-    lists = _NEIGHBOURS.get(key, lambda: _NeighbourLists(cat, float(angle_deg) + pm_deg,
-                                                         epoch))
     within = None if within_deg is None else np.asarray(within_deg, dtype=float) + pm_deg
-    return lists.pairs(q, within)
+    with _LOCK:
+        lists = _NEIGHBOURS.get(key, lambda: _NeighbourLists(cat, float(angle_deg) + pm_deg,
+                                                             epoch))
+        return lists.pairs(q, within)
 
 
 @dataclass(frozen=True)
@@ -319,7 +331,8 @@ def apparent_places(cat, idx, time, site):
             return places
         return _PLACES.get((_catalogue_key(cat), kk, site), build)
 
-    p0, p1 = at(k), at(k + 1.0)
+    with _LOCK:
+        p0, p1 = at(k), at(k + 1.0)
     f = hours - k
     ri0, ri1 = p0.ri_rad[idx], p1.ri_rad[idx]
     dri = np.mod(ri1 - ri0 + np.pi, 2.0 * np.pi) - np.pi       # across 0 / 2 pi
