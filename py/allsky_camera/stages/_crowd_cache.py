@@ -12,9 +12,10 @@ and no result depends on which frame came first):
   the catalogue moves in a year, so no pair within the asked angle at any
   epoch of that year is missed).  Computed star by star as the stars are
   asked for, and the same for a star whenever it is asked for.
-* :func:`apparent_places`: every catalogue star's CIRS position (proper
+* :func:`apparent_places`: the catalogue stars' CIRS positions (proper
   motion, light deflection, aberration, precession-nutation; ERFA
-  ``eraAtciqz``) at the start of each UTC hour.  Key: the catalogue, the
+  ``eraAtciqz``) at the start of each UTC hour, each star computed when
+  first asked for.  Key: the catalogue, the
   site and the hour.  A frame's positions are interpolated linearly
   between its hour's two ends: < 0.003 arcsec from the exact ones, 1e-5
   pixel at the DCT's 4.5 px/deg (see there).
@@ -290,8 +291,9 @@ def _hour_start(k, time):
 def apparent_places(cat, idx, time, site):
     """Stars ``idx`` of ``cat`` at ``time``: linear between the hour's ends.
 
-    The CIRS positions of the whole catalogue are computed (and kept) at the
-    start of each UTC hour, and interpolated linearly in time.  The motions
+    The CIRS positions are computed (and kept, for the whole catalogue as
+    its stars are asked for) at the start of each UTC hour, and
+    interpolated linearly in time.  The motions
     in it (annual aberration 0.35 arcsec/day, precession 0.14, nutation
     < 0.15, the site's diurnal velocity in the aberration, 0.26 arcsec at
     the DCT turning once a day, proper motion) are straight over an hour to
@@ -319,23 +321,29 @@ def apparent_places(cat, idx, time, site):
     k = float(np.floor(hours))
 
     def at(kk):
-        def build():
-            t = _hour_start(kk, time)
-            ra, dec = catalog.positions_at(cat, t.jd_tt)
+        """The hour start ``kk``'s places, the stars ``idx`` filled in."""
+        t = _hour_start(kk, time)
+        n = cat["hip"].size
+        places = _PLACES.get((_catalogue_key(cat), kk, site), lambda: Places(
+            *(np.full(n, np.nan) for _ in range(4))))
+        todo = idx[np.isnan(places.ri_rad[idx])]
+        if todo.size:
+            sub = {key: cat[key][todo] for key in ("ra_deg", "dec_deg", "pmra_masyr",
+                                                   "pmdec_masyr")}
+            ra, dec = catalog.positions_at(sub, t.jd_tt)
             ri, di = coords.icrs_to_cirs(ra, dec, t, site)
-            places = Places(ra, dec, ri, di)
-            for arr in (places.ra_deg, places.dec_deg, places.ri_rad, places.di_rad):
-                arr.flags.writeable = False
-            log.debug("crowding cache: apparent places of %d stars at MJD %.4f (%.1f MB)",
-                      ra.size, t.utc2, places.nbytes / 1e6)
-            return places
-        return _PLACES.get((_catalogue_key(cat), kk, site), build)
+            places.ra_deg[todo], places.dec_deg[todo] = ra, dec
+            places.ri_rad[todo], places.di_rad[todo] = ri, di
+            log.debug("crowding cache: apparent places of %d more stars at MJD %.4f "
+                      "(%.1f MB)", todo.size, t.utc2, places.nbytes / 1e6)
+        return places
 
+    idx = np.asarray(idx, dtype=np.intp)
     with _LOCK:
         p0, p1 = at(k), at(k + 1.0)
+        ri0, ri1 = p0.ri_rad[idx], p1.ri_rad[idx]
+        di0, di1 = p0.di_rad[idx], p1.di_rad[idx]
+        ra0, dec0 = p0.ra_deg[idx], p0.dec_deg[idx]
     f = hours - k
-    ri0, ri1 = p0.ri_rad[idx], p1.ri_rad[idx]
     dri = np.mod(ri1 - ri0 + np.pi, 2.0 * np.pi) - np.pi       # across 0 / 2 pi
-    di0 = p0.di_rad[idx]
-    return Places(p0.ra_deg[idx], p0.dec_deg[idx], ri0 + f * dri,
-                  di0 + f * (p1.di_rad[idx] - di0))
+    return Places(ra0, dec0, ri0 + f * dri, di0 + f * (di1 - di0))
