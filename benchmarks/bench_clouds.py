@@ -7,8 +7,11 @@ The frame is reduced once with its camera (DCT when it is a DCT frame, else
 the simulated MDM demo); then, in-process and warm, the script times
 :func:`allsky_camera.stages.clouds.block_texture` (block medians, noise, smooth
 model), the whole :func:`allsky_camera.stages.clouds.run` (texture, per-cell
-grouping, combination) and :func:`allsky_camera.stages.clouds.pixel_maps` (the
--clouds.fits image, written only with --write_clouds).  Medians over the
+grouping, combination, borrowed evidence), the borrowing alone
+(:func:`allsky_camera.stages.cloud_reach.reach_cells`, from the cells' own
+states) and :func:`allsky_camera.stages.clouds.pixel_maps` (the
+-clouds.fits image, written only with --write_clouds), with and without its
+borrowing on the fine grid.  Medians over the
 repeats, milliseconds, wall-clock and CPU time of this process (on a
 shared machine the CPU time is the steadier figure).
 """
@@ -16,6 +19,7 @@ shared machine the CPU time is the steadier figure).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -44,7 +48,7 @@ def main(argv=None):
     from allsky_camera.output.products import Products
     from allsky_camera.reduction import reduce_exposure
     from allsky_camera.sim import simulate
-    from allsky_camera.stages import clouds, io
+    from allsky_camera.stages import cloud_reach, clouds, io
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=20)
@@ -80,19 +84,34 @@ def main(argv=None):
                    moon_exclusion_deg=camera.photometry.moon_exclusion_deg,
                    stars_known=red.solution.stars_known)
 
-    def pixels():
-        clouds.pixel_maps(red.clouds, red.solution.model, exp.raw.shape, mask=mask,
+    cm = red.clouds
+    own = cloud_reach.own_evidence(cm.state, cm.evidence_deg)
+    own_state = np.where(own | (cm.state == clouds.NOT_SKY), cm.state, clouds.UNKNOWN)
+    own_conf = np.where(own, cm.confidence, 0.0)
+
+    def reach():
+        cloud_reach.reach_cells(own_state, own_conf, cm.nside, corr_deg=cfg.cloud_corr_deg,
+                                min_confidence=cfg.min_confidence)
+
+    def pixels(cmap=cm):
+        clouds.pixel_maps(cmap, red.solution.model, exp.raw.shape, mask=mask,
                           stride=clouds.PIXEL_MAP_STRIDE)
+
+    def pixels_no_reach():
+        pixels(dataclasses.replace(cm, corr_deg=0.0))
 
     ny, nx = exp.raw.shape
     print(f"{Path(exp.path).name} ({camera.name}, {nx}x{ny}), median of {opts.repeat}, "
           "wall / CPU ms:")
     print(f"  texture (block_texture)         {_time(texture, opts.repeat)}")
     print(f"  cloud map (clouds.run, all)     {_time(whole, opts.repeat)}")
+    print(f"  borrowing (reach_cells)         {_time(reach, opts.repeat)}")
     print(f"  -clouds.fits image (pixel_maps) {_time(pixels, max(opts.repeat // 4, 1))}")
+    print(f"  ... without borrowing on pixels {_time(pixels_no_reach, max(opts.repeat // 4, 1))}")
     f = red.clouds.fractions()
     print("  states: " + ", ".join(f"{k} {v:.2f}" for k, v in f.items())
-          + f"; {int(np.sum(red.clouds.state != clouds.NOT_SKY))} sky cells")
+          + f"; {int(np.sum(red.clouds.state != clouds.NOT_SKY))} sky cells, "
+          f"{int(np.sum(cm.evidence_deg > 0))} of them with borrowed evidence")
     return 0
 
 

@@ -120,7 +120,7 @@ def test_healpix_file_cards(quarter):
     with fits.open(path) as hdul:
         names = [h.name for h in hdul[1:]]
         assert names == ["ZP_HOR", "N_ZP_HOR", "ZP_EQU", "N_ZP_EQU", "TRANSP_HOR", "TRANSP_EQU",
-                         "CLOUD_HOR", "CLDCONF_HOR"]
+                         "CLOUD_HOR", "CLDCONF_HOR", "CLDDIST_HOR"]
         for k, h in enumerate(hdul[1:], start=1):
             assert h.header["PIXTYPE"] == "HEALPIX" and h.header["ORDERING"] == "RING"
             assert h.header["NSIDE"] == 8 and h.header["FIRSTPIX"] == 0

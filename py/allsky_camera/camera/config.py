@@ -255,6 +255,12 @@ class Transparency:
     lost_stars_conf: float = 0.6             # confidence of a cloud call from stars the failed
                                              # astrometry did not find on a night sky
     min_confidence: float = 0.3              # a cell whose best evidence is less sure is unknown
+    cloud_corr_deg: float = 7.3              # correlation length of clouds on the sky, deg: a sky
+                                             # cell without evidence borrows its neighbours' at
+                                             # confidence x exp(-d^2 / 2 L^2) (0: none); one cell
+                                             # of Nside 8, sqrt(4 pi / 768) rad, so it reaches its
+                                             # next neighbours only (sky cover correlates over far
+                                             # more of a sky dome: J. Appl. Meteor. 30, 1037, 1991)
     haze_min: float = 0.8                    # a grey offset of the whole frame down to this is
                                              # haze (reported as TRANSGRY), deeper is cloud
     min_voting_stars: int = 10               # fewer voting stars on a bright sky: 'sky too bright'
@@ -506,6 +512,9 @@ KEY_DOCS = {
     "transparency.texture_prior_min_cells": "... when stars judge at least this many cells",
     "transparency.lost_stars_conf": "confidence of cloud where a failed astrometry lost the stars",
     "transparency.min_confidence": "a cell whose best evidence is less sure (0-1) is unknown",
+    "transparency.cloud_corr_deg": "correlation length of clouds, deg: a sky cell without "
+                                   "evidence borrows its neighbours' at confidence x "
+                                   "exp(-d^2/2L^2); 0: none",
     "skystat": "SKYSTAT: dark, moon, twilight or day",
     "skystat.sun_day_alt_deg": "Sun above this altitude: day, deg (sunrise/sunset)",
     "skystat.sun_twilight_alt_deg": "Sun above this: twilight, deg (astronomical)",
@@ -693,6 +702,7 @@ RANGES = {
     "transparency.texture_clear_max_cloud": (0.0, 1.0),
     "transparency.texture_prior_min_cells": (0, None),
     "transparency.lost_stars_conf": (0.0, 1.0), "transparency.min_confidence": (0.0, 1.0),
+    "transparency.cloud_corr_deg": (0.0, 180.0),
     "photometry.ext_coef": (0.0, None), "photometry.ext_min_stars": (1, None),
     "photometry.ext_min_airmass_span": (0.0, None), "photometry.model_clip_sigma": (">0", None),
     "photometry.model_faint_clip_mag": (">0", None), "photometry.model_floor_mag": (">0", None),

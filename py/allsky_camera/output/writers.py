@@ -186,7 +186,7 @@ def write_healpix(red, path):
     maps = healpix.build_maps(nside, red.alt, red.az, red.stars["RA"], red.stars["DEC"],
                               zp_star_total, red.flags == 0, red.transparency.transparency,
                               np.asarray(red.transparency.weight) > 0, red.clouds.state,
-                              red.clouds.confidence)
+                              red.clouds.confidence, red.clouds.evidence_deg)
     healpix.write_maps(maps, nside, path, extra_cards=_product_cards(red))
 
 

@@ -19,9 +19,15 @@ Each kind gives a call (clear or cloud) and a confidence in [0, 1]
 for a Gaussian error ``sigma``: twice the probability that the call is
 right, minus one.  The cell takes the call of
 the more confident kind (when they agree their confidences combine as
-independent evidence).  A cell with no usable evidence is *unknown*, never
-clear or cloud; a cell the camera does not see (obstruction mask, below the
-horizon, outside the lens) is *not sky*.  A smooth sky is weaker evidence
+independent evidence).  A sky cell with no usable evidence of its own
+borrows that of the cells around it, at a confidence that falls with their
+distance (:mod:`allsky_camera.stages.cloud_reach`; ``CloudMap.evidence_deg``
+says how far the evidence behind each state lies, 0 for its own): a cell is
+*unknown*, never clear or cloud, only when no evidence lies within reach (a
+correlation length or so, ``transparency.cloud_corr_deg``) or the evidence
+around it disagrees; a cell the camera does not see (obstruction mask, below the
+horizon, outside the lens) is *not sky*, whatever its neighbours say.  A
+smooth sky is weaker evidence
 of clear than a structured one is of cloud (an overcast can be smooth), so
 the confidence of a texture "clear" call is capped, and such a call decides
 only cells where no star gives evidence, on an exposure whose star cells are
@@ -312,13 +318,26 @@ class CloudMap:
         Estimated transparency (stars' weighted median); NaN where no star
         evidence.
     confidence : ndarray of float32
-        Probability the state is right, 0 for unknown and not-sky cells.
+        How sure the state is, 0 (coin toss) to 1, 0 for unknown and not-sky
+        cells; for a state borrowed from the cells around it, lower than its
+        lenders' (see ``evidence_deg``).
     star_transp, star_conf, star_n : ndarray
         Star evidence: weighted median transparency, confidence, voting stars.
     texture_amp, texture_conf : ndarray
         Texture evidence: relative structure amplitude and its confidence.
     sky_fraction : ndarray
         Fraction of the cell that the obstruction mask leaves open (0: not sky).
+    evidence_deg : ndarray of float32 or None
+        Distance from the cell to the evidence behind its state, deg: 0 for
+        the cell's own, > 0 for evidence borrowed from the nearest lending
+        cell (:mod:`allsky_camera.stages.cloud_reach`; its confidence is
+        lower than the lender's), NaN for unknown and not-sky cells.  None:
+        every clear or cloud state is the cell's own.
+    corr_deg : float
+        Correlation length the borrowed evidence was weighted with, deg
+        (0: none borrowed; :func:`pixel_maps` then borrows nothing either).
+    min_confidence : float
+        A borrowed call less sure than this was left unknown.
     """
 
     nside: int
@@ -331,6 +350,9 @@ class CloudMap:
     texture_amp: np.ndarray
     texture_conf: np.ndarray
     sky_fraction: np.ndarray
+    evidence_deg: np.ndarray | None = None
+    corr_deg: float = 0.0
+    min_confidence: float = 0.0
 
     def fractions(self):
         """Fractions of the visible sky that are clear, cloud, unknown.
@@ -385,9 +407,10 @@ def summary_message(cmap, star_summary, sun_alt_deg, cfg):
     n_sky = int(np.sum(cmap.state != NOT_SKY))
     n_star = int(np.sum(cmap.star_conf > 0))
     n_tex = int(np.sum(cmap.texture_conf > 0))
+    n_lent = 0 if cmap.evidence_deg is None else int(np.sum(cmap.evidence_deg > 0))
     text = (f"clear {f['clear']:.2f}, cloud {f['cloud']:.2f}, unknown {f['unknown']:.2f} of the "
-            f"visible sky ({n_sky} cells; star evidence in {n_star}, sky texture in {n_tex}; "
-            f"{star_summary.n_voting} stars voted)")
+            f"visible sky ({n_sky} cells; star evidence in {n_star}, sky texture in {n_tex}, "
+            f"neighbours' in {n_lent}; {star_summary.n_voting} stars voted)")
     sky = ("day" if sun_alt_deg > DAY_SUN_ALT_DEG else
            "twilight" if sun_alt_deg > TWILIGHT_SUN_ALT_DEG else None)
     if sky and n_star < n_tex:
@@ -603,9 +626,18 @@ def run(image, model, *, star_cell, star_transp, star_weight, cfg, mask=None,
         conf = conf.astype(np.float32)
         log.info("clouds: the astrometry found too few of the stars this sky should show: "
                  "%d cells where stars were expected are called cloud", int(lost.sum()))
+    # sky cells without evidence of their own borrow their neighbours'
+    from allsky_camera.stages.cloud_reach import reach_cells
+    n_unknown = int(np.sum(state == UNKNOWN))
+    state, conf, evidence_deg = reach_cells(state, conf, cfg.nside, corr_deg=cfg.cloud_corr_deg,
+                                            min_confidence=cfg.min_confidence)
+    log.info("clouds: %d of %d unknown sky cells took their neighbours' evidence (within "
+             "%.1f deg correlation length)", n_unknown - int(np.sum(state == UNKNOWN)),
+             n_unknown, cfg.cloud_corr_deg)
     return CloudMap(cfg.nside, state, transp, conf, st.astype(np.float32), sconf,
                     n_star.astype(np.int32), amp.astype(np.float32), tconf,
-                    sky_fraction.astype(np.float32))
+                    sky_fraction.astype(np.float32), evidence_deg, float(cfg.cloud_corr_deg),
+                    float(cfg.min_confidence))
 
 
 def pixel_maps(cmap, model, shape, *, mask=None, horizon_alt_deg=0.0, stride=1):
@@ -628,6 +660,16 @@ def pixel_maps(cmap, model, shape, *, mask=None, horizon_alt_deg=0.0, stride=1):
     state : ndarray of uint8, ``shape``
     transparency, confidence : ndarray of float32, ``shape`` (NaN / 0 where
         not sky or not measured)
+
+    Notes
+    -----
+    A sky pixel of a cell with evidence of its own takes the cell's state.
+    When the map borrowed evidence (``cmap.corr_deg > 0``), a sky pixel of
+    a cell without (unknown, borrowed, or too hidden to count as sky)
+    borrows at its own place on a finer grid
+    (:func:`allsky_camera.stages.cloud_reach.reach_directions`): the open
+    pixels of a mostly hidden cell that lie nearer another cell's evidence
+    take more of it.  A pixel the mask hides is never sky.
     """
     from allsky_camera.stages.healpix import ang2pix_ring
 
@@ -638,17 +680,23 @@ def pixel_maps(cmap, model, shape, *, mask=None, horizon_alt_deg=0.0, stride=1):
     r = np.hypot(xs - model.x0, ys - model.y0)
     sky = np.isfinite(alt) & (alt > horizon_alt_deg) & (r < model.radius(90.0 - horizon_alt_deg))
     cell = ang2pix_ring(cmap.nside, 90.0 - np.where(sky, alt, 90.0), np.where(sky, az, 0.0))
+    g_state = np.where(sky, cmap.state[cell], NOT_SKY).astype(np.uint8)
+    # a sky pixel of a cell judged 'not sky' (its visible part too small) is unknown
+    g_state = np.where(sky & (g_state == NOT_SKY), UNKNOWN, g_state).astype(np.uint8)
+    g_conf = np.where(sky, cmap.confidence[cell], 0.0).astype(np.float32)
+    if cmap.corr_deg > 0:
+        from allsky_camera.stages.cloud_reach import own_evidence, reach_directions
+        lend = sky & ~own_evidence(cmap.state, cmap.evidence_deg)[cell]
+        g_state[lend], g_conf[lend] = reach_directions(alt[lend], az[lend], cmap)
     if stride > 1:
         def up(a):
             return np.repeat(np.repeat(a, stride, axis=0), stride, axis=1)[:ny, :nx]
-        sky, cell = up(sky), up(cell)
+        sky, cell, g_state, g_conf = up(sky), up(cell), up(g_state), up(g_conf)
     if mask is not None:
         sky = sky & ~np.asarray(mask, dtype=bool)
-    state = np.where(sky, cmap.state[cell], NOT_SKY).astype(np.uint8)
-    # a sky pixel of a cell judged 'not sky' (its visible part too small) is unknown
-    state = np.where(sky & (state == NOT_SKY), UNKNOWN, state).astype(np.uint8)
+    state = np.where(sky, g_state, NOT_SKY).astype(np.uint8)
     transp = np.where(sky, cmap.transparency[cell], np.nan).astype(np.float32)
-    conf = np.where(sky, cmap.confidence[cell], 0.0).astype(np.float32)
+    conf = np.where(sky, g_conf, 0.0).astype(np.float32)
     return state, transp, conf
 
 

@@ -81,6 +81,58 @@ def ang2pix_ring(nside, theta_deg, phi_deg):
     return pix
 
 
+def pix2ang_ring(nside, pix):
+    """Colatitude and longitude (deg) of the centres of RING-scheme pixels.
+
+    The inverse of :func:`ang2pix_ring` for pixel centres (Gorski et al.
+    2005, section 4: rings of constant z, the polar caps holding 4 i pixels
+    in ring i, the equatorial belt 4 Nside per ring, alternate rings shifted
+    by half a pixel).
+
+    Parameters
+    ----------
+    nside : int
+        Power of two.
+    pix : array_like of int
+        Pixel indices, 0 to ``npix(nside) - 1``.
+
+    Returns
+    -------
+    theta_deg, phi_deg : ndarray
+        Colatitude (0 at the north pole) and longitude in [0, 360), degrees.
+    """
+    p = np.asarray(pix, dtype=np.int64)
+    n = npix(nside)
+    if p.size and (p.min() < 0 or p.max() >= n):
+        raise AllskyError(f"HEALPix pixel indices must lie in [0, {n - 1}] for Nside {nside}; "
+                          f"got {int(p.min())} to {int(p.max())}")
+    ncap = 2 * nside * (nside - 1)
+    z = np.empty(p.shape)
+    phi = np.empty(p.shape)
+    north, south = p < ncap, p >= n - ncap
+    belt = ~north & ~south
+    # north cap: ring i (1 .. nside - 1) starts at pixel 2 i (i - 1)
+    pn = p[north]
+    i = np.floor(0.5 * (1.0 + np.sqrt(1.0 + 2.0 * pn))).astype(np.int64)
+    j = pn - 2 * i * (i - 1) + 1
+    z[north] = 1.0 - i * i / (3.0 * nside * nside)
+    phi[north] = np.pi / (2.0 * i) * (j - 0.5)
+    # equatorial belt: rings nside .. 3 nside, 4 nside pixels each
+    pb = p[belt] - ncap
+    i = pb // (4 * nside) + nside
+    j = pb % (4 * nside) + 1
+    s = (i - nside + 1) % 2
+    z[belt] = 4.0 / 3.0 - 2.0 * i / (3.0 * nside)
+    phi[belt] = np.pi / (2.0 * nside) * (j - 1.0 + 0.5 * s)
+    # south cap: the north cap mirrored, counted from the last pixel
+    ps = n - p[south]
+    i = np.floor(0.5 * (1.0 + np.sqrt(2.0 * ps - 1.0))).astype(np.int64)
+    j = 4 * i + 1 - (ps - 2 * i * (i - 1))
+    z[south] = -1.0 + i * i / (3.0 * nside * nside)
+    phi[south] = np.pi / (2.0 * i) * (j - 0.5)
+    return np.degrees(np.arccos(np.clip(z, -1.0, 1.0))), np.degrees(phi) % 360.0
+
+
 def median_map(nside, theta_deg, phi_deg, values):
     """Median of ``values`` in each RING pixel and the number of values.
 
@@ -110,11 +162,12 @@ EXTENSIONS = {
     "TRANSP_EQU": ("C", "median transparency of the stars in the pixel", ""),
     "CLOUD_HOR": ("H", "cloud state: 0 clear 1 cloud 2 unknown 3 not sky", ""),
     "CLDCONF_HOR": ("H", "confidence of CLOUD_HOR, 0 (coin toss) to 1", ""),
+    "CLDDIST_HOR": ("H", "distance to CLOUD_HOR's evidence: 0 own, >0 borrowed", "deg"),
 }
 
 
 def build_maps(nside, alt, az, ra, dec, zp_star, zp_ok, transp, transp_ok, cloud_state,
-               cloud_conf):
+               cloud_conf, cloud_dist=None):
     """The maps of :data:`EXTENSIONS` from per-star values and the cloud map.
 
     Parameters
@@ -130,6 +183,10 @@ def build_maps(nside, alt, az, ra, dec, zp_star, zp_ok, transp, transp_ok, cloud
     cloud_state, cloud_conf : ndarray, ``npix(nside)``
         Cloud state and confidence per horizontal cell
         (:class:`allsky_camera.stages.clouds.CloudMap`, same Nside and RING order).
+    cloud_dist : ndarray, ``npix(nside)``, optional
+        Distance from each cell to the evidence behind its state, deg (0: its
+        own; > 0: borrowed from cells around it; NaN: none;
+        ``CloudMap.evidence_deg``).  None: 0 for clear and cloud cells.
     """
     alt, az, ra, dec = (np.asarray(v, dtype=float) for v in (alt, az, ra, dec))
     zp_h, n_h = median_map(nside, 90.0 - alt, az, np.where(zp_ok, zp_star, np.nan))
@@ -139,10 +196,14 @@ def build_maps(nside, alt, az, ra, dec, zp_star, zp_ok, transp, transp_ok, cloud
     if len(cloud_state) != npix(nside) or len(cloud_conf) != npix(nside):
         raise AllskyError(f"cloud map has {len(cloud_state)} cells, not {npix(nside)} "
                           f"(Nside {nside}): build it with the same transparency.nside")
+    if cloud_dist is None:
+        from allsky_camera.stages.clouds import CLEAR, CLOUD
+        cloud_dist = np.where(np.isin(cloud_state, (CLEAR, CLOUD)), 0.0, np.nan)
     return {"ZP_HOR": zp_h, "N_ZP_HOR": n_h, "ZP_EQU": zp_e, "N_ZP_EQU": n_e,
             "TRANSP_HOR": t_h, "TRANSP_EQU": t_e,
             "CLOUD_HOR": np.asarray(cloud_state).astype(np.int32),
-            "CLDCONF_HOR": np.asarray(cloud_conf).astype(np.float32)}
+            "CLDCONF_HOR": np.asarray(cloud_conf).astype(np.float32),
+            "CLDDIST_HOR": np.asarray(cloud_dist).astype(np.float32)}
 
 
 def write_maps(maps, nside, path, extra_cards=()):
