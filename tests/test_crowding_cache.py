@@ -84,6 +84,13 @@ def test_sky_neighbours_within_keeps_the_nearest(deep):
     s_all = SkyCoord(ra[q[i]] * u.deg, dec[q[i]] * u.deg).separation(
         SkyCoord(ra[j] * u.deg, dec[j] * u.deg)).deg
     assert np.count_nonzero(s_all < within[i]) <= i2.size < i.size
+    # a radius that is not a number keeps all, a negative one none
+    odd = within.copy()
+    odd[0], odd[1] = np.nan, -1.0
+    i3, j3 = _crowd_cache.sky_neighbours(deep, q, 3.3, jd, within_deg=odd)
+    np.testing.assert_array_equal(j3[i3 == 0], j[i == 0])
+    assert not np.any(i3 == 1)
+    np.testing.assert_array_equal(j3[i3 > 1], j2[i2 > 1])
 
 
 def test_hourly_places_are_erfa_at_the_exposure_time(deep):

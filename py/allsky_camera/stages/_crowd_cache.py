@@ -250,7 +250,12 @@ def sky_neighbours(cat, q, angle_deg, jd_tt, within_deg=None):
     pm_deg = float(np.max(np.hypot(cat["pmra_masyr"], cat["pmdec_masyr"]), initial=0.0)
                    ) / _MAS_PER_DEG
     key = (_catalogue_key(cat), float(angle_deg), years)
-    within = None if within_deg is None else np.asarray(within_deg, dtype=float) + pm_deg
+    within = None
+    if within_deg is not None:
+        # a radius that is not a number (a star without a position) keeps all
+        w = np.asarray(within_deg, dtype=float)
+        within = np.clip(np.where(np.isfinite(w), w, float(angle_deg)), 0.0,
+                         float(angle_deg)) + pm_deg
     with _LOCK:
         lists = _NEIGHBOURS.get(key, lambda: _NeighbourLists(cat, float(angle_deg) + pm_deg,
                                                              epoch))

@@ -458,6 +458,13 @@ def positions_at(cat, jd_tt):
     InputFileError
         ``jd_tt`` is not finite or is more than 200 yr from J1991.25.
     """
+    years = _epoch_years(jd_tt)
+    return _propagate(cat["ra_deg"], cat["dec_deg"], cat["pmra_masyr"], cat["pmdec_masyr"],
+                      years)
+
+
+def _epoch_years(jd_tt):
+    """Julian years from J1991.25 to ``jd_tt`` (InputFileError beyond 200)."""
     try:
         jd = float(jd_tt)
     except (TypeError, ValueError):
@@ -467,8 +474,7 @@ def positions_at(cat, jd_tt):
         raise InputFileError(f"exposure epoch JD(TT) = {jd_tt!r} is not within "
                              f"{_MAX_EPOCH_OFFSET_YR:.0f} yr of J1991.25: check the "
                              "exposure's date and time (DATE-OBS)")
-    return _propagate(cat["ra_deg"], cat["dec_deg"], cat["pmra_masyr"], cat["pmdec_masyr"],
-                      years)
+    return years
 
 
 def reference_stars(jd_tt, vmax, *, cache_dir=None):
@@ -509,6 +515,7 @@ def reference_stars(jd_tt, vmax, *, cache_dir=None):
     import astropy.units as u
     from astropy.table import Table
 
+    _epoch_years(jd_tt)                 # a bad epoch fails before the catalogue is read
     c = load_catalog(vmax, cache_dir=cache_dir)
     ra, dec = positions_at(c, jd_tt)
     columns = [
