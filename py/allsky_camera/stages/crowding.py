@@ -299,8 +299,11 @@ def measure(star_flux, nb_flux, pair_star, dist_px, sigma_px, *, aper_radius_px,
         scale = psf_area * noise * np.sqrt(np.pi / 2.0) / total
     sums = np.zeros((3, n))          # neighbours' light: aperture, annulus, annulus median
     # the stars in blocks, with their pairs
-    order = np.argsort(pair_star, kind="stable")
-    ps, dd, rr = pair_star[order], dist[order], ratio[order]
+    if np.all(pair_star[1:] >= pair_star[:-1]):
+        ps, dd, rr = pair_star, dist, ratio                # grouped by star already
+    else:
+        order = np.argsort(pair_star, kind="stable")
+        ps, dd, rr = pair_star[order], dist[order], ratio[order]
     bounds = np.searchsorted(ps, np.arange(0, n + _BLOCK_STARS, _BLOCK_STARS))
     for k in range(bounds.size - 1):
         lo, hi = int(bounds[k]), int(bounds[k + 1])
