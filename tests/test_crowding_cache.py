@@ -220,3 +220,32 @@ def test_results_do_not_depend_on_the_frames_before(dct_sky):
     after = crowding.run(*args_b, **kw)
     for name in ("c_aper", "c_annulus", "c_annulus_max", "n_neighbours"):
         np.testing.assert_array_equal(getattr(after, name), getattr(fresh, name))
+
+
+def test_sky_reach_bounds_the_pixel_pairs_on_the_sky(dct_sky):
+    """Every pair within a star's reach in pixels is within its sky angle
+    (astropy separations), and the angle is not much wider than needed."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    from allsky_camera.camera import coords
+
+    (stars, x, y, model, t, site, apcor, phot, _), _ = dct_sky
+    deep = catalog.reference_stars(t.jd_tt, catalog.DEEP_VMAX)
+    alt, az = coords.radec_to_altaz(np.asarray(deep["RA"]), np.asarray(deep["DEC"]), t, site)
+    up = alt > 0
+    xn, yn = model.altaz_to_xy(alt[up], az[up])
+    reach = phot.annulus_px[1] + crowding._PSF_REACH_SIGMA * crowding.psf_sigma_px(
+        apcor, phot.aper_radius_px)
+    i, j = crowding.pairs_within(x, y, xn, yn, reach)
+    sep = SkyCoord(np.asarray(stars["RA"])[i] * u.deg, np.asarray(stars["DEC"])[i] * u.deg
+                   ).separation(SkyCoord(np.asarray(deep["RA"])[up][j] * u.deg,
+                                         np.asarray(deep["DEC"])[up][j] * u.deg)).deg
+    alts, stretch = crowding.stretch_by_altitude(model, t, site)
+    angle = crowding.sky_reach_deg(float(np.max(reach)), np.min(stretch))
+    bound = reach / crowding.local_stretch(model.xy_to_altaz(x, y)[0], alts, stretch, angle)
+    ratio = sep / bound[i]
+    assert i.size > 100_000
+    assert ratio.max() < 1.0 / 1.05 * crowding._SKY_REACH_SAFETY    # 5 % to spare at least
+    assert ratio.max() > 0.9                                        # and not vacuous
+    assert np.all(bound * crowding._SKY_REACH_SAFETY <= angle)
