@@ -15,13 +15,14 @@ and no result depends on which frame came first):
 * :func:`apparent_places`: the catalogue stars' CIRS positions (proper
   motion, light deflection, aberration, precession-nutation; ERFA
   ``eraAtciqz``) at the start of each UTC hour, each star computed when
-  first asked for.  Key: the catalogue, the
-  site and the hour.  A frame's positions are interpolated linearly
-  between its hour's two ends: < 0.003 arcsec from the exact ones, 1e-5
-  pixel at the DCT's 4.5 px/deg (see there).
+  first asked for.  Key: the catalogue, the site and the hour.  A frame's
+  positions are interpolated linearly between its hour's two ends: < 0.003
+  arcsec from the exact ones, 1e-5 pixel at the DCT's 4.5 px/deg (see
+  there).
 
-Both are plain numpy; a worker process (``ac_night --jobs``, Dask) builds its
-own.
+Both are plain numpy.  A worker process (``ac_night --jobs``, Dask) builds
+its own; threads take turns (a lock).  A night on the DCT camera holds
+~26 MB (``benchmarks/bench_crowding.py``); two keys per store bound it.
 """
 
 from __future__ import annotations
