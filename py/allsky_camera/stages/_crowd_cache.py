@@ -22,7 +22,8 @@ and no result depends on which frame came first):
 
 Both are plain numpy.  A worker process (``ac_night --jobs``, Dask) builds
 its own; threads take turns (a lock).  A night on the DCT camera holds
-~26 MB (``benchmarks/bench_crowding.py``); two keys per store bound it.
+~34 MB (``benchmarks/bench_crowding.py``); the number of keys kept bounds
+it.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-#: Keys kept per store: the current and the previous value (a night's
-#: frames move through one epoch year and one hour at a time).
+#: Keys kept of the neighbour lists: the current and the previous value (a
+#: night's frames move through one epoch year at a time).
 _MAX_KEYS = 2
+#: Hour starts kept of the apparent places (3.8 MB each): a frame needs
+#: two, and a worker may take a night's frames a little out of order.
+_MAX_HOURS = 4
 #: Hours per day: the apparent places are kept per UTC hour.
 _HOURS_PER_DAY = 24.0
 #: JD of MJD 0 (the Modified Julian Date's definition, IAU 1973).
@@ -83,7 +87,7 @@ class _Lru:
 
 
 _NEIGHBOURS = _Lru(_MAX_KEYS)
-_PLACES = _Lru(_MAX_KEYS)
+_PLACES = _Lru(_MAX_HOURS)
 #: One thread at a time in the stores (a Dask worker runs tasks in threads;
 #: worker processes each have their own stores).
 _LOCK = threading.Lock()
