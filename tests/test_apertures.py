@@ -223,6 +223,19 @@ def test_annulus_median_against_loop():
         assert sig[i] == pytest.approx(1.4826 * mad, rel=1e-4)
 
 
+def test_annulus_radii_exactly_on_pixels():
+    # centres on pixels and half-pixels put pixel centres exactly on both
+    # radii (3-4-5 and 6-8-10 triangles): the inner radius is in, the outer out
+    img = np.arange(41 * 41, dtype=float).reshape(41, 41)
+    yy, xx = np.mgrid[:41, :41]
+    for cx, cy, r_in, r_out in ((20.0, 20.0, 5.0, 10.0), (20.5, 20.0, 2.5, 6.5),
+                                (20.0, 19.5, 0.5, 12.5)):
+        d2 = (xx - cx) ** 2 + (yy - cy) ** 2
+        want = img[(d2 >= r_in ** 2) & (d2 < r_out ** 2)]
+        med, _, n = annulus_median(img, cx, cy, r_in, r_out)
+        assert n == want.size and med == np.median(want)
+
+
 def test_annulus_inner_radius_zero_is_a_disc():
     img = np.arange(400.0).reshape(20, 20)
     med, _, n = annulus_median(img, 10.0, 10.0, 0.0, 1.5)

@@ -277,10 +277,10 @@ class CameraModel:
                 "camera model: the radial function is not increasing with "
                 "zenith distance; check astrometry.model.coeffs and scale")
         new = object.__new__(type(self))
-        state = dict(self.__dict__)
-        if "scale" in changes:
-            state.pop("_radius_table", None)      # cached for the old scale
+        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         state.update(changes)
+        if "scale" not in changes and "_radius_table" in self.__dict__:
+            state["_radius_table"] = self._radius_table   # the radial function is unchanged
         new.__dict__.update(state)
         return new
 
