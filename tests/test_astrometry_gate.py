@@ -161,3 +161,27 @@ def test_sky_cells_index():
                        np.array([0.0, 359.0, 100.0, 725.0, 0.0]), 45.0, 30.0)
     # 8 sectors x 3 rings; 725 deg azimuth is 5 deg
     assert c.tolist() == [0, 7, 2 * 8 + 2, 8 + 0, -1]
+
+
+def test_cell_rank_correlation_is_scipys_spearman_per_cell():
+    # the pooled statistic against scipy.stats.spearmanr on each cell (ties,
+    # NaN fluxes, cells of fewer than 3 stars and constant cells included)
+    from scipy import stats
+    rng = np.random.default_rng(21)
+    for _ in range(20):
+        n = int(rng.integers(5, 300))
+        flux = np.round(rng.normal(0.0, 1.0, n), 1)
+        flux[rng.random(n) < 0.1] = np.nan
+        minus_v = np.round(rng.normal(0.0, 1.0, n), 1)
+        cell = rng.integers(-1, 12, n)
+        cell[cell == 5] = 7                       # a gap in the cell numbers
+        flux[cell == 3] = 1.0                     # a constant cell: no rho
+        num = den = 0.0
+        for c in np.unique(cell[cell >= 0]):
+            k = (cell == c) & np.isfinite(flux)
+            if k.sum() >= 3 and np.ptp(flux[k]) > 0 and np.ptp(minus_v[k]) > 0:
+                num += stats.spearmanr(flux[k], minus_v[k]).statistic * k.sum()
+                den += k.sum()
+        want = num / den if den else np.nan
+        got = gate.cell_rank_correlation(flux, minus_v, cell)
+        assert got == pytest.approx(want, abs=1e-12, nan_ok=True)

@@ -174,6 +174,22 @@ def sky_cells(alt, az, az_step_deg, alt_step_deg):
     return np.where(fin, ring.astype(int) * n_sec + sec, -1)
 
 
+def _group_ranks(values, group):
+    """0-based ranks of ``values`` within each ``group`` (small non-negative
+    integers), ties sharing their average rank, as :func:`_ranks` per group."""
+    order = np.lexsort((values, group))
+    sv, sg = values[order], group[order]
+    n = values.size
+    new_group = np.r_[True, sg[1:] != sg[:-1]]
+    run = np.flatnonzero(new_group | np.r_[True, sv[1:] != sv[:-1]])   # tie runs
+    count = np.diff(np.r_[run, n])
+    group_start = np.flatnonzero(new_group)
+    first = run - group_start[np.searchsorted(group_start, run, side="right") - 1]
+    ranks = np.empty(n)
+    ranks[order] = np.repeat(first + 0.5 * (count - 1), count)
+    return ranks
+
+
 def cell_rank_correlation(flux, minus_v, cell):
     """Spearman correlation of flux with ``-V`` within sky cells, pooled.
 
@@ -183,24 +199,29 @@ def cell_rank_correlation(flux, minus_v, cell):
     ranks keep their order.  Each cell with at least 3 finite fluxes gives
     its Spearman rho; the result is their mean weighted by the number of
     stars.  NaN when no cell has 3 stars.
+
+    All cells are ranked and summed at once (:func:`rank_correlation`'s
+    arithmetic per cell, the sums in another order: the same to 1e-15).
     """
     flux = np.asarray(flux, dtype=float)
     minus_v = np.asarray(minus_v, dtype=float)
     cell = np.asarray(cell)
-    fin = np.flatnonzero(np.isfinite(flux) & (cell >= 0))
-    # the stars of each cell, in their order, as one slice of a stable sort
-    fin = fin[np.argsort(cell[fin], kind="stable")]
-    cells = cell[fin]
-    starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]]) if fin.size else fin
-    ends = np.r_[starts[1:], fin.size]
-    num = den = 0.0
-    for i0, i1 in zip(starts, ends):
-        k = fin[i0:i1]
-        rho = rank_correlation(flux[k], minus_v[k])
-        if np.isfinite(rho):
-            num += rho * k.size
-            den += k.size
-    return float(num / den) if den > 0 else float("nan")
+    fin = np.isfinite(flux) & (cell >= 0)
+    if not fin.any():
+        return float("nan")
+    _, g = np.unique(cell[fin], return_inverse=True)
+    g = g.ravel()
+    ng = np.bincount(g)
+    ra = _group_ranks(flux[fin], g)
+    rb = _group_ranks(minus_v[fin], g)
+    ra -= (np.bincount(g, ra) / ng)[g]           # rank sums are exact: the cell means are
+    rb -= (np.bincount(g, rb) / ng)[g]
+    den = np.sqrt(np.bincount(g, ra * ra) * np.bincount(g, rb * rb))
+    use = (ng >= 3) & (den > 0)
+    if not use.any():
+        return float("nan")
+    rho = np.bincount(g, ra * rb)[use] / den[use]
+    return float(np.sum(rho * ng[use]) / np.sum(ng[use]))
 
 
 def clear_cells(cell, matched, min_fraction, min_pred):
