@@ -334,6 +334,23 @@ def median_filter_fast(image, kernel, *, step, mask=None, workers=1):
         For a non-2-D, empty or non-finite ``image``, an even or non-positive
         ``kernel``, ``step`` or ``workers`` < 1, or a ``mask`` of another shape.
     """
+    box, by, bx = median_filter_box(image, kernel, step=step, mask=mask, workers=workers)
+    if mask is None:
+        return box
+    out = np.full(np.shape(image), np.nan, dtype=box.dtype)
+    out[by, bx] = box
+    return out
+
+
+def median_filter_box(image, kernel, *, step, mask=None, workers=1):
+    """:func:`median_filter_fast` in the box around the wanted pixels only.
+
+    Returns ``(box, rows, cols)``: the result is ``box`` on
+    ``image[rows, cols]`` (the smallest box holding every True of ``mask``;
+    the whole image without a mask; empty slices and a 0x0 box for a mask
+    without True) and NaN everywhere else.  Same parameters, values and
+    errors as :func:`median_filter_fast`, without the full-frame copy.
+    """
     img = np.asarray(image)
     if img.ndim != 2 or img.size == 0:
         raise ValueError(f"image: need a non-empty 2-D array, got shape {img.shape}")
@@ -365,7 +382,7 @@ def median_filter_fast(image, kernel, *, step, mask=None, workers=1):
         # only the box around the wanted pixels is searched and interpolated
         rows_on = np.flatnonzero(mask.any(axis=1))
         if rows_on.size == 0:
-            return np.full(img.shape, np.nan, dtype=dtype)
+            return np.zeros((0, 0), dtype=dtype), slice(0, 0), slice(0, 0)
         cols_on = np.flatnonzero(mask.any(axis=0))
         by = slice(rows_on[0], rows_on[-1] + 1)
         bx = slice(cols_on[0], cols_on[-1] + 1)
@@ -385,9 +402,6 @@ def median_filter_fast(image, kernel, *, step, mask=None, workers=1):
     rows += (grid[:, x1[bx]] - rows) * wx[bx]
     box = rows[y0[by]]
     box += (rows[y1[by]] - box) * wy[by, None]
-    if mask is None:
-        return box
-    box[~mask[by, bx]] = np.nan
-    out = np.full(img.shape, np.nan, dtype=dtype)
-    out[by, bx] = box
-    return out
+    if mask is not None:
+        box[~mask[by, bx]] = np.nan
+    return box, by, bx

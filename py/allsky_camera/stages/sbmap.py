@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from allsky_camera.stages.fastmedian import median, median_filter_fast
+from allsky_camera.stages.fastmedian import median, median_filter_box
 
 log = logging.getLogger(__name__)
 
@@ -127,16 +127,6 @@ def surface_brightness(sky_adu, exptime, omega_sr, zp):
     return mag
 
 
-def _bounding_box(want):
-    """Row and column slices of the smallest box holding every True of ``want``
-    (empty slices when there is none)."""
-    rows = np.flatnonzero(want.any(axis=1))
-    cols = np.flatnonzero(want.any(axis=0))
-    if rows.size == 0:
-        return slice(0, 0), slice(0, 0)
-    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
-
-
 def run(image, model, exptime, zp, sbcfg, radius_px, *, mask=None, workers=1):
     """Sky-brightness map of a detrended exposure.
 
@@ -166,20 +156,20 @@ def run(image, model, exptime, zp, sbcfg, radius_px, *, mask=None, workers=1):
     want = safe_mask(image.shape, model, radius_px)
     if mask is not None:
         want &= ~mask
-    sky = median_filter_fast(image, sbcfg.kernel_px, step=sbcfg.step_px, mask=want,
-                             workers=workers)
-    # per-pixel work only in the box around the wanted pixels; ``sky`` is NaN
+    # per-pixel work only in the box around the wanted pixels; the sky is NaN
     # at the unwanted ones, and so is their magnitude
+    sky, by, bx = median_filter_box(image, sbcfg.kernel_px, step=sbcfg.step_px, mask=want,
+                                    workers=workers)
     out = np.full(image.shape, np.nan, dtype=np.float32)
-    by, bx = _bounding_box(want)
     if by.stop > by.start:
         ys = np.arange(by.start, by.stop, dtype=float)
         xs = np.arange(bx.start, bx.stop, dtype=float)
-        _magnitude_box(sky[by, bx], exptime, model, xs, ys, zp, radius_px, out[by, bx])
+        _magnitude_box(sky, exptime, model, xs, ys, zp, radius_px, out[by, bx])
     iz, jz = round(model.y0), round(model.x0)
     inside = 0 <= iz < image.shape[0] and 0 <= jz < image.shape[1]
     zen = float(out[iz, jz]) if inside else float("nan")
-    vals = out[~np.isnan(out)]
+    vals = out[by, bx]
+    vals = vals[~np.isnan(vals)]
     med = float(median(vals)) if vals.size else float("nan")
     log.info("sbmap: median %.2f, zenith %.2f mag/arcsec2 (zp %.3f)", med, zen, zp)
     return SkyMap(out, float(zp), int(sbcfg.kernel_px), med, zen)
