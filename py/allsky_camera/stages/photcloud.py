@@ -25,6 +25,8 @@ import numpy as np
 #: sqrt(n), for large n: sqrt(pi / 2) (Kendall & Stuart, The Advanced Theory
 #: of Statistics, vol. 1, eq. 10.29).
 MEDIAN_ERR_FACTOR = float(np.sqrt(np.pi / 2.0))
+#: MAD to standard deviation for a normal distribution.
+MAD_TO_SIGMA = 1.4826
 
 
 def unit_vectors(zd_deg, az_deg):
@@ -41,13 +43,11 @@ def unit_vectors(zd_deg, az_deg):
     return np.stack([s * np.sin(az), s * np.cos(az), np.cos(zd)], axis=-1)
 
 
-def local_median(values, zd_deg, az_deg, radius_deg):
-    """Median of ``values`` over the stars within ``radius_deg`` of each star.
+def neighbours(zd_deg, az_deg, radius_deg):
+    """Which stars lie within ``radius_deg`` of each other, shape ``(n, n)``.
 
     Parameters
     ----------
-    values : ndarray, shape (n,)
-        One finite value per star.
     zd_deg, az_deg : ndarray, shape (n,)
         Positions, deg (azimuth from north through east).
     radius_deg : float
@@ -56,31 +56,46 @@ def local_median(values, zd_deg, az_deg, radius_deg):
 
     Returns
     -------
+    ndarray of bool
+        Symmetric, True on the diagonal.
+    """
+    u = unit_vectors(zd_deg, az_deg)
+    return (u @ u.T) >= np.cos(np.radians(radius_deg))
+
+
+def local_median(values, near):
+    """Median of ``values`` over each star's neighbours.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n,)
+        One finite value per star.
+    near : ndarray of bool, shape (n, n)
+        ``near[i, j]``: star j is a neighbour of star i (:func:`neighbours`).
+
+    Returns
+    -------
     median : ndarray, shape (n,)
         The median of each neighbourhood (the mean of the two middle values
-        when the count is even).
+        when the count is even; NaN for an empty one).
     count : ndarray of int, shape (n,)
         Stars in each neighbourhood.
     """
     v = np.asarray(values, dtype=float)
-    n = v.size
-    if n == 0:
+    if v.size == 0:
         return np.zeros(0), np.zeros(0, dtype=int)
-    u = unit_vectors(zd_deg, az_deg)
-    near = (u @ u.T) >= np.cos(np.radians(radius_deg))
     # columns in order of value: the k-th neighbour of a row is where the
     # running count of its neighbours reaches k
     order = np.argsort(v, kind="stable")
-    running = np.cumsum(near[:, order], axis=1)
+    running = np.cumsum(near[:, order], axis=1, dtype=np.int32)
     count = running[:, -1]
-    lo = np.argmax(running >= ((count + 1) // 2)[:, None], axis=1)
+    lo = np.argmax(running >= np.maximum((count + 1) // 2, 1)[:, None], axis=1)
     hi = np.argmax(running >= (count // 2 + 1)[:, None], axis=1)
     vs = v[order]
-    return 0.5 * (vs[lo] + vs[hi]), count
+    return np.where(count > 0, 0.5 * (vs[lo] + vs[hi]), np.nan), count
 
 
-def clouded(resid_mag, zd_deg, az_deg, sigma_mag, *, radius_deg, n_sigma, min_mag,
-            min_stars):
+def clouded(resid_mag, near, *, n_sigma, min_mag, min_stars):
     """Stars whose neighbourhood reads significantly fainter than the model.
 
     Parameters
@@ -88,15 +103,12 @@ def clouded(resid_mag, zd_deg, az_deg, sigma_mag, *, radius_deg, n_sigma, min_ma
     resid_mag : ndarray
         Residual ``m_inst - model`` of each candidate star, mag (positive:
         fainter); finite.
-    zd_deg, az_deg : ndarray
-        Their zenith distances and azimuths (from north through east), deg.
-    sigma_mag : float
-        Robust scatter of a clear star about the model, mag.
-    radius_deg : float
-        Neighbourhood radius, deg.
+    near : ndarray of bool, shape (n, n)
+        The stars' neighbourhoods (:func:`neighbours`).
     n_sigma : float
         A neighbourhood is clouded when its median residual exceeds this
-        many standard errors of a median of that many clear stars ...
+        many standard errors of a median of that many stars (their scatter
+        about their own neighbourhoods) ...
     min_mag : float
         ... and this much, mag (a dimming too small to move the fit).
     min_stars : int
@@ -107,6 +119,16 @@ def clouded(resid_mag, zd_deg, az_deg, sigma_mag, *, radius_deg, n_sigma, min_ma
     ndarray of bool
         True for the stars to leave out.
     """
-    med, count = local_median(resid_mag, zd_deg, az_deg, radius_deg)
-    err = MEDIAN_ERR_FACTOR * float(sigma_mag) / np.sqrt(np.maximum(count, 1))
-    return (count >= min_stars) & (med > np.maximum(n_sigma * err, min_mag))
+    r = np.asarray(resid_mag, dtype=float)
+    if r.size == 0:
+        return np.zeros(0, dtype=bool)
+    med, count = local_median(r, near)
+    # a star's scatter about its neighbourhood: the noise, without the
+    # clouds' structure (which widens the scatter about the model)
+    d = (r - med)[count > 0]
+    if d.size == 0:
+        return np.zeros(r.shape, dtype=bool)
+    sigma = MAD_TO_SIGMA * float(np.median(np.abs(d - np.median(d))))
+    err = MEDIAN_ERR_FACTOR * sigma / np.sqrt(np.maximum(count, 1))
+    with np.errstate(invalid="ignore"):
+        return (count >= min_stars) & (med > np.maximum(n_sigma * err, min_mag))

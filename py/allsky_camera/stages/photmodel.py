@@ -444,14 +444,13 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None, az_deg=None)
     if az_deg is not None and cfg.model_cloud_radius_deg > 0:
         from allsky_camera.stages import photcloud
 
-        az = np.asarray(az_deg, dtype=float)[idx]
+        near = photcloud.neighbours(zd[idx], np.asarray(az_deg, dtype=float)[idx],
+                                    cfg.model_cloud_radius_deg)
         for _ in range(MAX_CLOUD_PASSES):
             if not np.isfinite(res.zp):
                 break
             r = y[idx] - (-res.zp + res.k * (x[idx] - 1.0))
-            new = photcloud.clouded(r, zd[idx], az, res.sig,
-                                    radius_deg=cfg.model_cloud_radius_deg,
-                                    n_sigma=cfg.model_cloud_sigma,
+            new = photcloud.clouded(r, near, n_sigma=cfg.model_cloud_sigma,
                                     min_mag=cfg.model_cloud_min_mag,
                                     min_stars=cfg.model_cloud_min_stars)
             if np.array_equal(new, out) or (~new).sum() < cfg.min_stars_zp:
