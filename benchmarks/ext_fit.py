@@ -2,6 +2,7 @@
 """How well the per-exposure extinction k comes back, clear and partly cloudy.
 
     python benchmarks/ext_fit.py [--per-k 25] [--clear 5] [--seed 0] [--camera MDM]
+                                 [--no-cloud-test]
 
 For each true extinction (0.10, 0.15 and 0.25 mag/airmass) the script
 renders ``--clear`` clear frames and ``--per-k`` minus that many partly
@@ -18,7 +19,10 @@ back to the site default, the bias (median) and the scatter (robust and
 standard deviation) of ``dk = k_fit - k_true``, the fraction with
 ``|dk| > 0.03`` (issue 8's bar), the median reported ``EXTERR`` and the
 robust scatter of ``dk / EXTERR`` (about 1 when the error is honest).  Then
-the worst frames, and the model fit's share of the CPU time.
+how much of ``dk`` goes with the aperture correction's slope (``APCORB``: the
+total fluxes that fit k are the aperture fluxes corrected by it), the worst
+frames, and the model fit's CPU time per call.  ``--no-cloud-test`` sets
+``photometry.model_cloud_radius_deg`` to 0: the fit without its cloud test.
 
 The simulator is the project's own: agreement with it shows that the fit
 undoes what the simulator renders, not that either is right.  The outside
@@ -104,8 +108,11 @@ def main(argv=None):
     p.add_argument("--clear", type=int, default=5, help="of which clear")
     p.add_argument("--seed", type=int, default=0, help="seed of the scenario draws")
     p.add_argument("--camera", default="MDM")
+    p.add_argument("--no-cloud-test", action="store_true",
+                   help="the model fit without its cloud test (model_cloud_radius_deg 0)")
     opts = p.parse_args(argv)
 
+    import dataclasses
     import logging
 
     from allsky_camera.camera import config
@@ -116,6 +123,9 @@ def main(argv=None):
 
     logging.basicConfig(level=logging.WARNING)
     cam = config.load_camera(opts.camera)
+    if opts.no_cloud_test:
+        cam = dataclasses.replace(cam, photometry=dataclasses.replace(
+            cam.photometry, model_cloud_radius_deg=0.0))
     products = Products(sbmap=False, checkplots=False, streaks=False)
     fit_cpu = []
     real_fit = photmodel.fit_exposure
@@ -132,18 +142,22 @@ def main(argv=None):
     for k, cl, date, s in scenarios(opts.per_k, opts.clear, opts.seed):
         sim = simulate.simulate(cam, seed=s, clouds=cl, ext_coef=k, dateobs=date)
         exp = io.exposure_from_data("ext_fit.fits", sim.image, sim.header, cam)
-        fit = reduce_exposure(exp, cam, products).zeropoint.model_fit
+        zp = reduce_exposure(exp, cam, products).zeropoint
+        fit = zp.model_fit
         kind = "clear" if cl is None else cl.kind
         t = 1.0 if cl is None else cl.transmission
         rows.append(dict(k_true=k, kind=kind, t=t, date=date, seed=s,
                          k=float(fit.model.k) if fit is not None else np.nan,
                          k_err=float(fit.k_err) if fit is not None else np.nan,
                          src=fit.k_source if fit is not None else "none",
-                         n=fit.n_used if fit is not None else 0))
+                         n=fit.n_used if fit is not None else 0, apcor_b=zp.apcor_b,
+                         k_err_apcor=fit.k_err_apcor if fit is not None else np.nan))
     cpu = time.process_time() - t0
     photmodel.fit_exposure = real_fit
 
-    print(f"{len(rows)} frames of {cam.name} (seed {opts.seed}), {cpu:.0f} s CPU\n")
+    test = "without" if opts.no_cloud_test else "with"
+    print(f"{len(rows)} frames of {cam.name} (seed {opts.seed}), fit {test} its cloud test, "
+          f"{cpu:.0f} s CPU\n")
     print(f"{'sky':<14}{'n':>4}{'dflt':>5}{'bias':>9}{'rsig':>8}{'std':>8}{'>0.03':>8}"
           f"{'max':>8}{'EXTERR':>8}{'pull':>7}")
     print("  (dk = k_fit - k_true, mag/airmass; 'pull' = robust sigma of dk / EXTERR)")
@@ -158,6 +172,14 @@ def main(argv=None):
                           [r for r in cloudy if lo <= r["t"] < hi]))
     for k in K_TRUE:
         print(summary_row(f"k {k:.2f} all", [r for r in rows if r["k_true"] == k]))
+    fitted = [r for r in rows if r["src"] == "fitted"]
+    if len(fitted) > 2:
+        dk = np.array([r["k"] - r["k_true"] for r in fitted])
+        b = np.array([r["apcor_b"] for r in fitted])
+        slope = np.polyfit(b - b.mean(), dk, 1)[0]
+        print(f"\ndk against APCORB (mean {b.mean():.3f}, sd {b.std():.3f} mag): correlation "
+              f"{np.corrcoef(b, dk)[0, 1]:+.2f}, slope {slope:+.2f}; EXTERR's APCORB part: "
+              f"median {np.median([r['k_err_apcor'] for r in fitted]):.4f}")
     worst = sorted((r for r in rows if r["src"] == "fitted"),
                    key=lambda r: -abs(r["k"] - r["k_true"]))[:5]
     print("\nworst frames (k_true, sky, transmission, date, seed: k_fit +- EXTERR, stars):")
