@@ -7,8 +7,9 @@ Reduces the demo frame (simulated MDM, seed 0) and each ``--dct`` frame with
 this checkout and with OTHER_CHECKOUT (for instance one made with
 ``git worktree add /tmp/before COMMIT``), each in its own process, and prints
 the largest differences of the products: centroids (px), flags, fluxes (mag),
-sky levels, ZPTOTAL, transparency and the sky-brightness map (mag).  Used to
-check that a speed-up left the science unchanged.
+sky levels, ZPTOTAL, transparency, the sky-brightness map (mag) and the
+crowding fractions.  Used to check that a speed-up left the science
+unchanged.
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ else:
     exp = io.read_exposure(frame, cam)
 r = reduce_exposure(exp, cam, Products(checkplots=False))
 f = r.fluxes
+c = r.crowding
 np.savez(out, xc=r.xc, yc=r.yc, flags=r.flags, flux=f.flux_adu, flux_err=f.flux_err_adu,
          flux_big=f.flux_big_adu, sky=f.sky_adu, sky_sigma=f.sky_sigma_adu,
          zp_total=r.zeropoint.zp_total, transp=r.transparency.transparency,
-         clear=r.transparency.summary.clear_fraction, sbmap=r.skymap.mag)
+         clear=r.transparency.summary.clear_fraction, sbmap=r.skymap.mag,
+         c_aper=c.c_aper, c_annulus=c.c_annulus, c_annulus_max=c.c_annulus_max,
+         n_neighbours=c.n_neighbours)
 """
 
 
@@ -82,6 +86,14 @@ def report(a, b):
     print(f"  transparency: max |d| {maxdiff(a['transp'], b['transp']):.2e}; clear fraction "
           f"{float(a['clear']):.4f} vs {float(b['clear']):.4f}")
     print(f"  sky-brightness map: max |d| {maxdiff(a['sbmap'], b['sbmap']):.2e} mag/arcsec2")
+    if "c_aper" in a and "c_aper" in b:
+        print(f"  crowding: neighbour counts identical: "
+              f"{np.array_equal(a['n_neighbours'], b['n_neighbours'])}")
+        for k in ("c_aper", "c_annulus", "c_annulus_max"):
+            u, v = np.asarray(a[k], float), np.asarray(b[k], float)
+            big = np.abs(u) > 1e-6
+            rel = float(np.max(np.abs(u - v)[big] / np.abs(u[big]))) if big.any() else 0.0
+            print(f"  {k}: max |d| {maxdiff(u, v):.2e}, relative {rel:.2e}")
 
 
 def main(argv=None):

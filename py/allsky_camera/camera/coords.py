@@ -226,12 +226,54 @@ def radec_to_altaz(ra_deg, dec_deg, t, site):
     alt_deg, az_deg : ndarray
         Apparent (refracted) altitude and azimuth (north through east), deg.
     """
+    astrom = _astrom(t, site)
+    return _cirs_to_altaz(*_icrs_to_cirs(ra_deg, dec_deg, astrom), astrom)
+
+
+def _icrs_to_cirs(ra_deg, dec_deg, astrom):
+    """CIRS RA, Dec (rad) of ICRS positions (deg): ``eraAtciqz``."""
     ra = np.radians(np.asarray(ra_deg, dtype=float))
     dec = np.radians(np.asarray(dec_deg, dtype=float))
-    astrom = _astrom(t, site)
-    ri, di = erfa.atciqz(ra, dec, astrom)
+    return erfa.atciqz(ra, dec, astrom)
+
+
+def _cirs_to_altaz(ri, di, astrom):
+    """Observed altitude and azimuth (deg) of CIRS RA, Dec (rad): ``eraAtioq``."""
     aob, zob, _, _, _ = erfa.atioq(ri, di, astrom)
     return 90.0 - np.degrees(zob), np.mod(np.degrees(aob), 360.0)
+
+
+def icrs_to_cirs(ra_deg, dec_deg, t, site):
+    """The star-dependent first half of :func:`radec_to_altaz`.
+
+    Light deflection, annual aberration and precession-nutation
+    (``eraAtciqz``) change by < 1 arcsec per day (aberration 0.35, precession
+    0.14), so CIRS positions may be reused over an hour or so; the second
+    half, :func:`cirs_to_altaz` (Earth rotation, refraction), must be taken
+    at the exposure's own time.
+
+    Parameters
+    ----------
+    ra_deg, dec_deg : array_like
+        ICRS right ascension and declination at the epoch of observation (deg).
+    t : ObsTime
+    site : Site
+
+    Returns
+    -------
+    ri, di : ndarray
+        CIRS right ascension and declination, radians.
+    """
+    return _icrs_to_cirs(ra_deg, dec_deg, _astrom(t, site))
+
+
+def cirs_to_altaz(ri_rad, di_rad, t, site):
+    """Observed altitude and azimuth (deg) of CIRS positions (radians, from
+    :func:`icrs_to_cirs`) at ``t`` seen from ``site``: ``radec_to_altaz(ra,
+    dec, t, site)`` is ``cirs_to_altaz(*icrs_to_cirs(ra, dec, t, site), t,
+    site)``."""
+    return _cirs_to_altaz(np.asarray(ri_rad, dtype=float), np.asarray(di_rad, dtype=float),
+                          _astrom(t, site))
 
 
 def altaz_to_radec(alt_deg, az_deg, t, site):

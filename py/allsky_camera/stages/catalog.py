@@ -437,6 +437,46 @@ def _propagate(ra_deg, dec_deg, pmra_masyr, pmdec_masyr, years):
     return ra_out, dec_out
 
 
+def positions_at(cat, jd_tt):
+    """ICRS positions of the stars of ``cat`` at epoch ``jd_tt``.
+
+    Parameters
+    ----------
+    cat : dict of ndarray
+        From :func:`load_catalog` (``ra_deg``, ``dec_deg``, ``pmra_masyr``,
+        ``pmdec_masyr``), or any subset of its rows.
+    jd_tt : float
+        Epoch as a TT Julian date; within 200 Julian years of J1991.25.
+
+    Returns
+    -------
+    ra_deg, dec_deg : ndarray of float64
+        Positions moved by their proper motions (see :func:`_propagate`), deg.
+
+    Raises
+    ------
+    InputFileError
+        ``jd_tt`` is not finite or is more than 200 yr from J1991.25.
+    """
+    years = _epoch_years(jd_tt)
+    return _propagate(cat["ra_deg"], cat["dec_deg"], cat["pmra_masyr"], cat["pmdec_masyr"],
+                      years)
+
+
+def _epoch_years(jd_tt):
+    """Julian years from J1991.25 to ``jd_tt`` (InputFileError beyond 200)."""
+    try:
+        jd = float(jd_tt)
+    except (TypeError, ValueError):
+        jd = float("nan")
+    years = (jd - HIPPARCOS_EPOCH_JD) / _DAYS_PER_JULIAN_YEAR
+    if not np.isfinite(years) or abs(years) > _MAX_EPOCH_OFFSET_YR:
+        raise InputFileError(f"exposure epoch JD(TT) = {jd_tt!r} is not within "
+                             f"{_MAX_EPOCH_OFFSET_YR:.0f} yr of J1991.25: check the "
+                             "exposure's date and time (DATE-OBS)")
+    return years
+
+
 def reference_stars(jd_tt, vmax, *, cache_dir=None):
     """Catalogue stars with ``V <= vmax`` at epoch ``jd_tt``.
 
@@ -475,17 +515,9 @@ def reference_stars(jd_tt, vmax, *, cache_dir=None):
     import astropy.units as u
     from astropy.table import Table
 
-    try:
-        jd = float(jd_tt)
-    except (TypeError, ValueError):
-        jd = float("nan")
-    years = (jd - HIPPARCOS_EPOCH_JD) / _DAYS_PER_JULIAN_YEAR
-    if not np.isfinite(years) or abs(years) > _MAX_EPOCH_OFFSET_YR:
-        raise InputFileError(f"exposure epoch JD(TT) = {jd_tt!r} is not within "
-                             f"{_MAX_EPOCH_OFFSET_YR:.0f} yr of J1991.25: check the "
-                             "exposure's date and time (DATE-OBS)")
+    _epoch_years(jd_tt)                 # a bad epoch fails before the catalogue is read
     c = load_catalog(vmax, cache_dir=cache_dir)
-    ra, dec = _propagate(c["ra_deg"], c["dec_deg"], c["pmra_masyr"], c["pmdec_masyr"], years)
+    ra, dec = positions_at(c, jd_tt)
     columns = [
         ("HIP", c["hip"], None, "Hipparcos catalogue number"),
         ("RA", ra, u.deg, "ICRS right ascension at the exposure epoch (proper motion "

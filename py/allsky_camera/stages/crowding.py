@@ -57,10 +57,32 @@ _AS_ERF = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 #: Where :func:`_i0e` switches from numpy's I0 to the asymptotic series.
 _I0_SWITCH = 50.0
 _TABLE = None
+_TABLE32 = None
+#: Stars per block of :func:`measure`: their table rows (float32, ~150
+#: offsets x 3 radii) stay in a CPU's L2 cache.
+_BLOCK_STARS = 512
 #: Cosine of the zenith distance beyond which catalogue stars are not
 #: projected: 92 deg, the horizon plus 2 deg (refraction at the horizon is
 #: ~0.6 deg; the rest covers the apparent-place shifts).
 _COS_HORIZON = float(np.cos(np.radians(92.0)))
+#: Altitudes (deg) and azimuth step (deg) of the directions where
+#: :func:`stretch_by_altitude` measures the camera's plate scale: dense
+#: near the horizon, where refraction squeezes the sky most (its gradient
+#: is ~0.2 there, falling to 0.05 by 5 deg).
+_STRETCH_ALT_DEG = (0.05, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 11.0, 15.0, 20.0,
+                    27.0, 35.0, 45.0, 55.0, 65.0, 75.0, 85.0, 89.5)
+_STRETCH_AZ_STEP_DEG = 10.0
+#: Finite-difference step of that Jacobian on the sky, deg.
+_STRETCH_STEP_DEG = 0.01
+#: Widening of the sky angle searched over reach / stretch: covers the
+#: plate scale between the sampled directions and its change over the
+#: reach (the model's and refraction's curvature over ~3 deg).
+_SKY_REACH_SAFETY = 1.15
+#: The sky angle is rounded up to a power of this (the neighbour cache key).
+_SKY_REACH_STEP = 1.1
+#: Beyond this angle (deg; a very coarse camera) the sky search would hold
+#: more pairs than the exhaustive pixel search costs: that is used instead.
+_MAX_SKY_REACH_DEG = 15.0
 #: Floor of :attr:`Crowding.flux_factor` (see there).
 _MIN_FLUX_FACTOR = 0.5
 # Table of G(b) = int_0^1 erf(b u) / u du behind :func:`_erf_profile`:
@@ -158,7 +180,12 @@ def _erf_profile(b):
     b = np.asarray(b, dtype=float)
     small = b < _G_MIN
     lbb = np.log(np.maximum(b, _G_MIN))
-    out = np.interp(lbb, lb, g) + np.maximum(lbb - lb[-1], 0.0)
+    # linear interpolation on the uniform grid in ln b (np.interp's result,
+    # without its binary search)
+    t = (lbb - lb[0]) * ((lb.size - 1) / (lb[-1] - lb[0]))
+    k = np.clip(t.astype(np.intp), 0, lb.size - 2)
+    f = np.clip(t - k, 0.0, 1.0)
+    out = g[k] + (g[k + 1] - g[k]) * f + np.maximum(lbb - lb[-1], 0.0)
     return np.where(small, 2.0 * b / np.sqrt(np.pi), out)
 
 
@@ -255,29 +282,118 @@ def measure(star_flux, nb_flux, pair_star, dist_px, sigma_px, *, aper_radius_px,
     n = np.asarray(star_flux).size
     pair_star = np.asarray(pair_star, dtype=np.intp)
     sig = np.asarray(sigma_px, dtype=float)
+    dist = np.asarray(dist_px, dtype=float)
     r_in, r_out = annulus_px
     own = enclosed_fast(aper_radius_px, 0.0, sig)
-    s = sig[pair_star]
     ratio = np.asarray(nb_flux, dtype=float) / np.asarray(star_flux, dtype=float)[pair_star]
-    in_aper = ratio * enclosed_fast(aper_radius_px, dist_px, s)
-    in_annulus = ratio * (enclosed_fast(r_out, dist_px, s) - enclosed_fast(r_in, dist_px, s))
-    area_ratio = aper_radius_px ** 2 / (r_out ** 2 - r_in ** 2)
-    c_ann_max = np.bincount(pair_star, weights=in_annulus, minlength=n) * area_ratio / own
-    if star_total_adu is not None and sky_sigma_adu is not None:
-
-        total = np.asarray(star_total_adu, dtype=float)[pair_star]
-        noise = np.asarray(sky_sigma_adu, dtype=float)[pair_star]
-        peak = in_annulus * total / (2.0 * np.pi * s ** 2)      # ADU per pixel
+    median = star_total_adu is not None and sky_sigma_adu is not None
+    if median:
+        total = np.asarray(star_total_adu, dtype=float)
+        noise = np.asarray(sky_sigma_adu, dtype=float)
         use = np.isfinite(noise) & (noise > 0) & np.isfinite(total) & (total > 0)
         noise = np.where(use, noise, 1.0)
-        median_hit = (2.0 * np.pi * s ** 2 * noise * np.sqrt(np.pi / 2.0)
-                      * _erf_profile(peak / (noise * np.sqrt(2.0))) / np.where(use, total, 1.0))
-        in_annulus = np.where(use, median_hit, in_annulus)
-    c_aper = np.bincount(pair_star, weights=in_aper, minlength=n) / own
-    c_ann = np.bincount(pair_star, weights=in_annulus, minlength=n) * area_ratio / own
+        total = np.where(use, total, 1.0)
+        psf_area = 2.0 * np.pi * sig ** 2               # peak = flux / psf_area, pixels
+        # per star: b = light in the annulus * to_b, median hit = scale * G(b)
+        to_b = total / psf_area / (noise * np.sqrt(2.0))
+        scale = psf_area * noise * np.sqrt(np.pi / 2.0) / total
+    sums = np.zeros((3, n))          # neighbours' light: aperture, annulus, annulus median
+    # the stars in blocks, with their pairs
+    if np.all(pair_star[1:] >= pair_star[:-1]):
+        ps, dd, rr = pair_star, dist, ratio                # grouped by star already
+    else:
+        order = np.argsort(pair_star, kind="stable")
+        ps, dd, rr = pair_star[order], dist[order], ratio[order]
+    bounds = np.searchsorted(ps, np.arange(0, n + _BLOCK_STARS, _BLOCK_STARS))
+    for k in range(bounds.size - 1):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        if hi == lo:
+            continue
+        first = k * _BLOCK_STARS
+        block = slice(first, min(first + _BLOCK_STARS, n))
+        m = block.stop - block.start
+        star = ps[lo:hi] - first
+        in_aper, in_ann = _enclosed_pairs(aper_radius_px, (r_in, r_out), sig[block], star,
+                                          dd[lo:hi])
+        in_aper *= rr[lo:hi]
+        in_ann *= rr[lo:hi]
+        sums[0, block] = np.bincount(star, weights=in_aper, minlength=m)
+        sums[1, block] = np.bincount(star, weights=in_ann, minlength=m)
+        if median:
+            hit = scale[block][star] * _erf_profile(in_ann * to_b[block][star])
+            in_ann = np.where(use[block][star], hit, in_ann)
+        sums[2, block] = np.bincount(star, weights=in_ann, minlength=m)
+    area_ratio = aper_radius_px ** 2 / (r_out ** 2 - r_in ** 2)
     count = np.bincount(pair_star, minlength=n).astype(np.int32)
-    return Crowding(c_aper=c_aper, c_annulus=c_ann, c_annulus_max=c_ann_max,
-                    n_neighbours=count)
+    return Crowding(c_aper=sums[0] / own, c_annulus=sums[2] * area_ratio / own,
+                    c_annulus_max=sums[1] * area_ratio / own, n_neighbours=count)
+
+
+def _enclosed_pairs(aper_radius_px, annulus_px, sigma_px, star, dist_px):
+    """:func:`enclosed_fast` of each pair for the aperture and for the annulus
+    (outer minus inner circle).
+
+    The table is first interpolated in r / sigma for each star (a row of
+    offsets per star and radius, float32: 1e-7, far below the table's own
+    1e-3), then each pair in its star's row at d / sigma: the bilinear
+    interpolation of :func:`enclosed_fast`, its two steps taken apart.
+
+    Parameters
+    ----------
+    aper_radius_px : float
+        Aperture radius, pixels.
+    annulus_px : tuple of float
+        Annulus inner and outer radius, pixels.
+    sigma_px : ndarray, shape (n,)
+        PSF sigma of each star, pixels.
+    star : ndarray of int, shape (m,)
+        Star (index into ``sigma_px``) of each pair.
+    dist_px : ndarray, shape (m,)
+        Distance of each pair, pixels.
+
+    Returns
+    -------
+    in_aper, in_annulus : ndarray of float64, shape (m,)
+        Fractions of the neighbour's PSF in the aperture and in the annulus.
+    """
+    table, diff = _enclosed_table32()
+    nu, nv = table.shape
+    v = dist_px / sigma_px[star] / _TABLE_STEP_V
+    far = v >= nv - 1
+    ncol = min(nv, int(np.max(v)) + 2)
+    iv = np.minimum(v.astype(np.intp), ncol - 2)
+    fv = np.clip(v - iv, 0.0, 1.0).astype(np.float32)
+    at = star * ncol + iv
+
+    def row(r):
+        u = float(r) / sigma_px / _TABLE_STEP
+        iu = np.clip(u.astype(np.intp), 0, nu - 2)
+        fu = np.clip(u - iu, 0.0, 1.0).astype(np.float32)[:, None]
+        out = table[iu, :ncol]
+        out += fu * diff[iu, :ncol]
+        out[u >= nu - 1] = 1.0                # the whole PSF
+        return out
+
+    r_in, r_out = annulus_px
+    annulus = row(r_out)
+    annulus -= row(r_in)
+    res = []
+    for rows in (row(aper_radius_px), annulus):
+        flat = rows.ravel()
+        e0 = flat[at]
+        e = (e0 + fv * (flat[at + 1] - e0)).astype(float)
+        e[far] = 0.0                          # no light of a PSF that far
+        res.append(e)
+    return res
+
+
+def _enclosed_table32():
+    """The table of :func:`_enclosed_table` and its steps in r / sigma, float32."""
+    global _TABLE32
+    if _TABLE32 is None:
+        t = _enclosed_table().astype(np.float32)
+        _TABLE32 = (t, np.diff(t, axis=0))
+    return _TABLE32
 
 
 def _enclosed_table():
@@ -370,6 +486,87 @@ def pairs_within(x, y, xn, yn, reach_px):
     return i[by_star], j[by_star]
 
 
+def _empty(n):
+    zero = np.zeros(n)
+    return Crowding(c_aper=zero, c_annulus=zero.copy(), c_annulus_max=zero.copy(),
+                    n_neighbours=np.zeros(n, np.int32))
+
+
+def stretch_by_altitude(model, time, site):
+    """Smallest stretch of the sky onto the chip at each of a set of altitudes.
+
+    On a grid of directions above the horizon (:data:`_STRETCH_ALT_DEG` x
+    every :data:`_STRETCH_AZ_STEP_DEG` of azimuth), the ICRS sky is moved by
+    :data:`_STRETCH_STEP_DEG` east and north, taken through the apparent
+    place and refraction (:func:`allsky_camera.camera.coords.radec_to_altaz`)
+    and the camera model, and the smaller singular value of the 2 x 2
+    Jacobian is kept, the smallest over azimuth: two stars ``d`` pixels
+    apart there are at most ``d / stretch`` degrees apart on the sky
+    (refraction squeezes the horizon by ~20 %: the minimum is there).
+
+    Returns
+    -------
+    alt_deg : ndarray
+        The altitudes, deg (increasing).
+    stretch : ndarray
+        Pixels per degree at each (the smallest over the chip where the
+        model gives no finite pixel at an altitude; NaN if nowhere).
+    """
+    from allsky_camera.camera import coords
+
+    alts = np.asarray(_STRETCH_ALT_DEG, dtype=float)
+    alt, az = np.meshgrid(alts, np.arange(0.0, 360.0, _STRETCH_AZ_STEP_DEG))
+    ra, dec = coords.altaz_to_radec(alt.ravel(), az.ravel(), time, site)
+    a, d = np.radians(ra), np.radians(dec)
+    p = np.stack([np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)])
+    east = np.stack([-np.sin(a), np.cos(a), np.zeros_like(a)])
+    north = np.stack([-np.sin(d) * np.cos(a), -np.sin(d) * np.sin(a), np.cos(d)])
+    h = np.tan(np.radians(_STRETCH_STEP_DEG))       # p + h t is _STRETCH_STEP_DEG from p
+    v = np.concatenate([p, p + h * east, p + h * north], axis=1)
+    ra_v = np.mod(np.degrees(np.arctan2(v[1], v[0])), 360.0)
+    dec_v = np.degrees(np.arctan2(v[2], np.hypot(v[0], v[1])))
+    alt_o, az_o = coords.radec_to_altaz(ra_v, dec_v, time, site)
+    xs, ys = model.altaz_to_xy(alt_o, az_o)
+    xs, ys = xs.reshape(3, -1) / _STRETCH_STEP_DEG, ys.reshape(3, -1) / _STRETCH_STEP_DEG
+    j11, j21 = xs[1] - xs[0], ys[1] - ys[0]
+    j12, j22 = xs[2] - xs[0], ys[2] - ys[0]
+    # the smaller singular value of [[j11, j12], [j21, j22]]
+    tr = j11 ** 2 + j21 ** 2 + j12 ** 2 + j22 ** 2
+    det = np.abs(j11 * j22 - j12 * j21)
+    smin = np.sqrt(np.maximum(0.5 * tr - np.sqrt(np.maximum(0.25 * tr * tr - det * det, 0.0)),
+                              0.0)).reshape(alt.shape)
+    smin = np.where(np.isfinite(smin), smin, np.inf).min(axis=0)
+    finite = np.isfinite(smin)
+    if not finite.any():
+        return alts, np.full(alts.shape, np.nan)
+    return alts, np.where(finite, smin, smin[finite].min())
+
+
+def local_stretch(alt_deg, alts, stretch, band_deg):
+    """The smallest of :func:`stretch_by_altitude`'s ``stretch`` within
+    ``band_deg`` of each altitude ``alt_deg`` (and at the grid altitudes just
+    outside that band), pixels per degree."""
+    a = np.asarray(alt_deg, dtype=float)
+    lo = np.clip(np.searchsorted(alts, a - band_deg, side="right") - 1, 0, alts.size - 1)
+    hi = np.clip(np.searchsorted(alts, a + band_deg, side="left"), 0, alts.size - 1)
+    k = np.arange(alts.size)
+    inside = (k >= lo[:, None]) & (k <= hi[:, None])
+    return np.where(inside, stretch, np.inf).min(axis=1)
+
+
+def sky_reach_deg(reach_px, stretch_px_per_deg):
+    """The angle searched on the sky for neighbours ``reach_px`` pixels away:
+    ``reach / stretch`` widened by :data:`_SKY_REACH_SAFETY` and rounded up
+    to a power of :data:`_SKY_REACH_STEP` (so the frames of a night share
+    one, the key of the neighbour cache), deg; NaN if it would exceed
+    :data:`_MAX_SKY_REACH_DEG`."""
+    need = float(reach_px) / float(stretch_px_per_deg) * _SKY_REACH_SAFETY
+    if not np.isfinite(need) or need <= 0.0 or need > _MAX_SKY_REACH_DEG:
+        return float("nan")
+    k = np.ceil(np.log(need) / np.log(_SKY_REACH_STEP))
+    return float(_SKY_REACH_STEP ** k)
+
+
 def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_adu=None,
         sky_sigma_adu=None):
     """Crowding of the reference stars on one exposure.
@@ -377,6 +574,16 @@ def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_ad
     Every star of hip2.dat (down to its faint limit) is projected through
     the exposure's camera model, so the distance between two stars is in
     the exposure's pixels wherever they are on the fisheye.
+
+    Only the catalogue stars near a reference star on the sky are projected:
+    the pairs within the largest angle any star's reach can span on this
+    camera (:func:`stretch_by_altitude`, :func:`sky_reach_deg`; each star
+    keeps those within its own reach at its altitude) and the
+    stars' CIRS positions are kept per process
+    (:mod:`allsky_camera.stages._crowd_cache`: the latter per UTC hour,
+    < 0.015 arcsec from the exposure's own).  Reference stars missing from
+    the deep catalogue, or a camera model too coarse for the sky search,
+    take the exhaustive search over the whole projected catalogue.
 
     Parameters
     ----------
@@ -403,6 +610,72 @@ def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_ad
     -------
     Crowding
     """
+    from allsky_camera.camera import coords
+    from allsky_camera.stages import _crowd_cache, catalog
+
+    n = len(stars)
+    if n == 0:
+        return _empty(0)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    sigma = psf_sigma_px(apcor_mag, phot.aper_radius_px)
+    reach_px = phot.annulus_px[1] + _PSF_REACH_SIGMA * sigma
+    margin = float(np.max(reach_px))
+    deep = catalog.load_catalog(catalog.DEEP_VMAX)
+    hip = np.asarray(stars["HIP"])
+    k = np.minimum(np.searchsorted(deep["hip"], hip), deep["hip"].size - 1)
+    alts, stretch = stretch_by_altitude(model, time, site)
+    angle = sky_reach_deg(margin, np.min(stretch))
+    if not (np.all(deep["hip"][k] == hip) and np.isfinite(angle)):
+        log.debug("crowding: exhaustive neighbour search (sky angle %s deg)", angle)
+        return run_exhaustive(stars, x, y, model, time, site, apcor_mag, phot, shape,
+                              star_total_adu=star_total_adu, sky_sigma_adu=sky_sigma_adu)
+    # each star's own angle, from the plate scale around its altitude
+    alt_star = model.xy_to_altaz(x, y)[0]
+    within = reach_px * _SKY_REACH_SAFETY / local_stretch(alt_star, alts, stretch, angle)
+    i, j = _crowd_cache.sky_neighbours(deep, k, angle, time.jd_tt, within_deg=within)
+    need = np.zeros(deep["hip"].size, dtype=bool)
+    need[j] = True
+    idx = np.flatnonzero(need)
+    places = _crowd_cache.apparent_places(deep, idx, time, site)
+    # only the sky above the horizon (and a little below: refraction) goes
+    # through the observed place
+    ra_z, dec_z = coords.altaz_to_radec(90.0, 0.0, time, site)
+    sky = _cos_sep(places.ra_deg, places.dec_deg, ra_z, dec_z) > _COS_HORIZON
+    idx = idx[sky]
+    alt, az = coords.cirs_to_altaz(places.ri_rad[sky], places.di_rad[sky], time, site)
+    idx, alt, az = idx[alt > 0], alt[alt > 0], az[alt > 0]
+    xn, yn = model.altaz_to_xy(alt, az)
+    ny, nx = shape
+    near = (xn > -margin) & (xn < nx + margin) & (yn > -margin) & (yn < ny + margin)
+    # pixel positions over the whole catalogue, NaN off the chip or below
+    # the horizon (so those pairs fail the distance test below)
+    on_chip = idx[near]
+    x_all = np.full(deep["hip"].size, np.nan)
+    y_all = np.full(deep["hip"].size, np.nan)
+    flux_all = np.zeros(deep["hip"].size)
+    x_all[on_chip], y_all[on_chip] = xn[near], yn[near]
+    flux_all[on_chip] = 10.0 ** (-0.4 * np.asarray(deep["vmag"], dtype=float)[on_chip])
+    dx = x_all[j]
+    dx -= x[i]
+    dy = y_all[j]
+    dy -= y[i]
+    d2 = dx * dx
+    d2 += dy * dy
+    close = d2 < (reach_px ** 2)[i]
+    n_sky = i.size
+    i, j, dist = i[close], j[close], np.sqrt(d2[close])
+    cr = measure(10.0 ** (-0.4 * np.asarray(stars["VMAG"], dtype=float)), flux_all[j], i, dist,
+                 sigma, aper_radius_px=phot.aper_radius_px, annulus_px=tuple(phot.annulus_px),
+                 star_total_adu=star_total_adu, sky_sigma_adu=sky_sigma_adu)
+    log.debug("crowding: %d neighbour pairs (%d on the sky within %.2f deg) among %d "
+              "catalogue stars on the chip", i.size, n_sky, angle, np.count_nonzero(near))
+    return cr
+
+
+def run_exhaustive(stars, x, y, model, time, site, apcor_mag, phot, shape, *,
+                   star_total_adu=None, sky_sigma_adu=None):
+    """:func:`run` with the whole catalogue projected at the exposure's own
+    epoch and searched in pixels (:func:`pairs_within`): no cache, slower."""
     from allsky_camera.camera import coords
     from allsky_camera.stages import catalog
 
