@@ -174,8 +174,9 @@ def test_independent_mdm_zeropoint_and_bands(mdm):
         zp = res["zeropoint"]
         assert abs(zp.zp_total - h["ZP_ZEN"]) < 0.03, name
         assert zp.model_fit.k_source == "fitted"
-        # the issue's bar (measured 0.160 and 0.176: the cloud frame's k was
-        # 0.182 while its clouded stars set the aperture correction's slope)
+        # the issue's bar (measured 0.162 and 0.174: the cloud frame's k was
+        # 0.182 while its clouded stars set the aperture correction's slope,
+        # 0.179 before the fit's cloud test left out the stars at the cloud's edge)
         assert abs(zp.model.k - h["EXT_K"]) < 0.03, name
         # EXTERR holds the aperture-correction slope's share, and k is within
         # 2 of those sigma of the truth
@@ -199,6 +200,23 @@ def test_independent_mdm_zeropoint_and_bands(mdm):
     # when the neighbours' light in the annulus went uncorrected)
     b = bands(res, where=(az < 40) | (az > 140))
     assert all(0.95 <= v <= 1.05 for v in b), b
+
+
+@pytest.mark.slow
+def test_independent_cloud_stays_out_of_the_extinction_fit(mdm):
+    # the truth's transmission per star: no star under the cloud fits k; the
+    # cloud test judged the cloud (its stars and those at its edge), and on the
+    # clear frame left out next to nothing
+    res, _, truth = mdm["mdm_cloud_streaks"]
+    cat, fit = res["catalog"], res["zeropoint"].model_fit
+    by_hip = dict(zip(np.asarray(truth["hip"]).tolist(), np.asarray(truth["transp"])))
+    t = np.array([by_hip.get(h, np.nan) for h in np.asarray(cat["HIP"]).tolist()])
+    assert fit.used.size == len(cat) and fit.used.sum() > 100
+    assert not fit.used[t < 0.99].any()
+    assert fit.n_clouded >= 10
+    assert dict((c[0], c[1]) for c in fit.header_cards())["PMNCLOUD"] == fit.n_clouded
+    clear = mdm["mdm_moved"][0]["zeropoint"].model_fit
+    assert clear.n_clouded <= 0.02 * clear.n_used
 
 
 @pytest.mark.slow

@@ -215,6 +215,12 @@ class Photometry:
     model_floor_mag: float = 0.02            # model fit weights 1/(err^2 + floor^2), mag
     model_vmax: float = 5.0                  # model fit on stars to this V: fainter ones read
                                              # bright (centroids on noise, unlisted neighbours)
+    model_cloud_radius_deg: float = 15.0     # model fit's cloud test: a star's neighbours are the
+                                             # model stars within this, deg (0: no cloud test) ...
+    model_cloud_sigma: float = 3.0           # ... it is left out when their median residual is
+                                             # fainter than this many errors of that median ...
+    model_cloud_min_mag: float = 0.05        # ... and fainter than this, mag ...
+    model_cloud_min_stars: int = 5           # ... judged with at least this many neighbours
     missing_bv: float = 0.6                  # B-V assumed for stars without one (transparency only)
 
 
@@ -482,6 +488,10 @@ KEY_DOCS = {
     "photometry.model_faint_clip_mag": "... and stars this much fainter than the fit, mag",
     "photometry.model_floor_mag": "model fit weights 1/(err^2 + floor^2), mag",
     "photometry.model_vmax": "model fit on stars to this V, mag (fainter read bright)",
+    "photometry.model_cloud_radius_deg": "cloud test: neighbours within this, deg (0: none)",
+    "photometry.model_cloud_sigma": "... out when their median is this many errors faint",
+    "photometry.model_cloud_min_mag": "... and fainter than this, mag",
+    "photometry.model_cloud_min_stars": "... with at least this many neighbours",
     "photometry.missing_bv": "B-V assumed for stars without one (transparency only), mag",
     "sbmap": "sky-brightness map",
     "sbmap.kernel_px": "median filter width, pixels (odd)",
@@ -706,6 +716,8 @@ RANGES = {
     "photometry.ext_coef": (0.0, None), "photometry.ext_min_stars": (1, None),
     "photometry.ext_min_airmass_span": (0.0, None), "photometry.model_clip_sigma": (">0", None),
     "photometry.model_faint_clip_mag": (">0", None), "photometry.model_floor_mag": (">0", None),
+    "photometry.model_cloud_radius_deg": (0.0, 180.0), "photometry.model_cloud_sigma": (">0", None),
+    "photometry.model_cloud_min_mag": (0.0, None), "photometry.model_cloud_min_stars": (1, None),
     "skystat.moon_min_illum": (0.0, 1.0), "skystat.zenith_zd_deg": (">0", 90.0),
     "streaks.horizon_margin_px": (0.0, None), "streaks.bkg_kernel_px": (1, None),
     "streaks.bkg_step_px": (1, None), "streaks.mask_grow_px": (0.0, None),

@@ -70,6 +70,9 @@ MAD_TO_SIGMA = 1.4826
 MIN_CLIP_SIGMA_MAG = 0.01
 #: Iterations of the clipped fits (they usually converge in 3-5).
 MAX_ROUNDS = 10
+#: Passes of the cloud test of :func:`fit_exposure` (each refits without the
+#: stars whose neighbours read faint; it usually settles after one or two).
+MAX_CLOUD_PASSES = 3
 #: B-V about which the colour curvature ``c2`` is taken, mag: about the median
 #: colour of the V < 5 stars of the Hipparcos catalog (0.5-0.7), so that ``c``
 #: stays the colour term of a typical star.
@@ -265,6 +268,9 @@ class ModelFit:
     k_err_apcor : float
         The part of ``k_err`` that comes from the aperture correction's slope
         (:func:`with_apcor_slope_error`), mag/airmass; 0 when not added.
+    n_clouded : int
+        Candidate stars left out because their neighbours read fainter than
+        the model (:func:`allsky_camera.stages.photcloud.clouded`).
     """
 
     model: PhotModel
@@ -280,6 +286,7 @@ class ModelFit:
     residual: np.ndarray = field(repr=False)
     message: str = ""
     k_err_apcor: float = 0.0
+    n_clouded: int = 0
 
     @property
     def ok(self):
@@ -297,6 +304,7 @@ class ModelFit:
             ("COLTERR", _r(self.colour_term_err), "[mag/mag] 1-sigma error of COLTERM"),
             ("COLQUAD", _r(m.colour_quad), "[mag/mag^2] colour curvature, (B-V-0.6)^2"),
             ("PMNSTAR", self.n_used, "stars used for the photometric model fit"),
+            ("PMNCLOUD", self.n_clouded, "model stars left out: neighbours read faint"),
             ("PMRMS", _r(self.rms_mag), "[mag] robust scatter about the model"),
             ("PMXSPAN", _r(self.airmass_span), "airmass span (10-90 %) of the fit stars"),
         ]
@@ -374,6 +382,14 @@ def _clipped_lstsq(design, y, err, *, clip_sigma, faint_clip_mag, min_rows):
 def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None, az_deg=None):
     """Fit the exposure's zeropoint and extinction, the camera's c and v fixed.
 
+    A clipped weighted least-squares fit (:func:`_clipped_lstsq`) of
+    ``m_inst - V - camera terms = -ZP + k (X - 1)``, then a cloud test: the
+    stars whose neighbourhood (``cfg.model_cloud_radius_deg``) reads
+    significantly fainter than that fit (:func:`allsky_camera.stages.photcloud.clouded`)
+    are left out and the fit is made again, until the stars left out settle
+    (at most :data:`MAX_CLOUD_PASSES` times; needs ``az_deg``).  A clear
+    frame normally leaves no star out and keeps the first fit.
+
     Parameters
     ----------
     m_inst : ndarray
@@ -387,7 +403,8 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None, az_deg=None)
         Candidate stars (good flags, bright enough).
     az_deg : ndarray, optional
         Azimuth (from north through east), deg; needed when
-        ``cfg.vignetting_tilt`` is set.
+        ``cfg.vignetting_tilt`` is set, and by the cloud test (without it
+        there is none).
     m_err : ndarray, optional
         1-sigma measurement error of ``m_inst``, mag; each star weighs
         ``1 / (m_err^2 + model_floor_mag^2)``.  Default: equal weights.
@@ -396,7 +413,9 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None, az_deg=None)
         ``colour_quad``, ``vignetting``, ``vignetting_tilt``,
         ``vignetting_ellipse``, and the fit's settings ``model_clip_sigma``,
         ``model_faint_clip_mag``, ``ext_min_stars``, ``ext_min_airmass_span``,
-        ``min_stars_zp``.
+        ``min_stars_zp``, and the cloud test's ``model_cloud_radius_deg`` (0:
+        off), ``model_cloud_sigma``, ``model_cloud_min_mag``,
+        ``model_cloud_min_stars``.
 
     Returns
     -------
@@ -414,13 +433,83 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None, az_deg=None)
     cand &= np.isfinite(err) & (err > 0)
     idx = np.nonzero(cand)[0]
     n = idx.size
-    e = err[idx]
-    span = (float(np.subtract(*np.percentile(x[idx], [90, 10]))) if n else float("nan"))
     empty = np.zeros(m_inst.shape, bool)
     if n < cfg.min_stars_zp:
+        span = _span(x[idx])
         msg = f"{n} usable stars, fewer than {cfg.min_stars_zp}: no photometric model"
         return ModelFit(base, np.nan, np.nan, "default", msg, cfg.colour_term_err, np.nan, n,
                         span, empty, np.full(m_inst.shape, np.nan), msg)
+    res = _fit_zp_k(x[idx], y[idx], err[idx], cfg)
+    out = np.zeros(n, bool)              # over idx: left out as clouded
+    if az_deg is not None and cfg.model_cloud_radius_deg > 0:
+        from allsky_camera.stages import photcloud
+
+        near = photcloud.neighbours(zd[idx], np.asarray(az_deg, dtype=float)[idx],
+                                    cfg.model_cloud_radius_deg)
+        for _ in range(MAX_CLOUD_PASSES):
+            if not np.isfinite(res.zp):
+                break
+            r = y[idx] - (-res.zp + res.k * (x[idx] - 1.0))
+            new = photcloud.clouded(r, near, n_sigma=cfg.model_cloud_sigma,
+                                    min_mag=cfg.model_cloud_min_mag,
+                                    min_stars=cfg.model_cloud_min_stars)
+            if np.array_equal(new, out) or (~new).sum() < cfg.min_stars_zp:
+                break
+            out = new
+            res = _fit_zp_k(x[idx[~out]], y[idx[~out]], err[idx[~out]], cfg)
+            if out.any():
+                log.info("photmodel: %d stars left out: their neighbours read fainter "
+                         "than the model (clouds)", int(out.sum()))
+    kept = idx[~out]
+    model = camera_model(res.zp, res.k, cfg)
+    used = empty.copy()
+    used[kept[res.keep]] = True
+    resid = m_inst - model.expected_mag(vmag, bv, zd, az_deg)
+    msg = "" if np.isfinite(res.zp) else "the clipped fit kept too few stars: no zeropoint"
+    if res.why:
+        log.info("photmodel: extinction held at the default %.3f: %s", res.k, res.why)
+    return ModelFit(model, res.zp_err, res.k_err, res.src, res.why, cfg.colour_term_err,
+                    float(res.sig), int(res.keep.sum()), _span(x[kept]), used, resid, msg,
+                    n_clouded=int(out.sum()))
+
+
+def _span(x):
+    """Airmass span (10th to 90th percentile) of ``x``; NaN when empty."""
+    return float(np.subtract(*np.percentile(x, [90, 10]))) if x.size else float("nan")
+
+
+@dataclass(frozen=True)
+class _ZpK:
+    """One pass of :func:`_fit_zp_k`: zeropoint and extinction, see :class:`ModelFit`."""
+
+    zp: float
+    zp_err: float
+    k: float
+    k_err: float
+    src: str
+    why: str
+    keep: np.ndarray
+    sig: float
+
+
+def _fit_zp_k(x, y, e, cfg):
+    """Fit ``y = -ZP + k (X - 1)`` on candidate stars: k when they allow, else ZP alone.
+
+    Parameters
+    ----------
+    x, y, e : ndarray
+        Airmass, ``m_inst - V - camera terms`` (mag) and its 1-sigma error
+        (mag) of the candidate stars.
+    cfg : Photometry
+
+    Returns
+    -------
+    _ZpK
+        ``keep`` over the candidates; ``k`` the default and ``why`` said
+        when the extinction could not be fitted.
+    """
+    n = x.size
+    span = _span(x)
     why = ""
     if n < cfg.ext_min_stars:
         why = f"{n} stars, fewer than {cfg.ext_min_stars}"
@@ -431,12 +520,12 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None, az_deg=None)
     k, k_err, src = cfg.ext_coef, float("nan"), "default"
     if not why:
         # fit the change from the default, which the start assumes
-        p, cov, keep, sig = _clipped_lstsq(np.stack([ones, x[idx] - 1.0], axis=1),
-                                           y[idx] - k * (x[idx] - 1.0), e,
+        p, cov, keep, sig = _clipped_lstsq(np.stack([ones, x - 1.0], axis=1),
+                                           y - k * (x - 1.0), e,
                                            min_rows=cfg.ext_min_stars, **kw)
         if np.all(np.isfinite(p)):
             # the clipped stars must still span the airmass
-            span_kept = float(np.subtract(*np.percentile(x[idx][keep], [90, 10])))
+            span_kept = _span(x[keep])
             if span_kept >= cfg.ext_min_airmass_span:
                 zp, k, src = -float(p[0]), k + float(p[1]), "fitted"
                 zp_err, k_err = float(np.sqrt(cov[0, 0])), float(np.sqrt(cov[1, 1]))
@@ -445,18 +534,10 @@ def fit_exposure(m_inst, vmag, bv, zd_deg, sel, *, cfg, m_err=None, az_deg=None)
         else:
             why = f"fewer than {cfg.ext_min_stars} stars left after clipping"
     if src == "default":
-        p, cov, keep, sig = _clipped_lstsq(ones[:, None], y[idx] - k * (x[idx] - 1.0), e,
+        p, cov, keep, sig = _clipped_lstsq(ones[:, None], y - k * (x - 1.0), e,
                                            min_rows=cfg.min_stars_zp, **kw)
         zp, zp_err = -float(p[0]), float(np.sqrt(cov[0, 0]))
-    model = camera_model(zp, k, cfg)
-    used = empty.copy()
-    used[idx[keep]] = True
-    resid = m_inst - model.expected_mag(vmag, bv, zd, az_deg)
-    msg = "" if np.isfinite(zp) else "the clipped fit kept too few stars: no zeropoint"
-    if why:
-        log.info("photmodel: extinction held at the default %.3f: %s", k, why)
-    return ModelFit(model, zp_err, k_err, src, why, cfg.colour_term_err, float(sig),
-                    int(keep.sum()), span, used, resid, msg)
+    return _ZpK(zp, zp_err, float(k), k_err, src, why, keep, float(sig))
 
 
 def with_apcor_slope_error(fit, zd_deg, b_err):
