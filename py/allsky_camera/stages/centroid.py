@@ -212,8 +212,11 @@ def peak_search(image, x, y, *, search_half, smooth_half=1):
     xi = np.rint(x).astype(int)
     yi = np.rint(y).astype(int)
     half = search_half + smooth_half
-    stamps, _, _ = cut_stamps(image, xi, yi, half)
-    stamps = np.nan_to_num(stamps, nan=-np.inf)
+    # in the image's float32 when it is one (summed below in float64: the same sums)
+    stamps, _, _ = cut_stamps(image, xi, yi, half,
+                              dtype=np.float32 if image.dtype == np.float32 else np.float64)
+    if not np.isfinite(stamps).all():
+        stamps = np.nan_to_num(stamps, nan=-np.inf)
     k = 2 * smooth_half + 1
     n = 2 * search_half + 1
     sm = np.zeros((xi.size, n, n))
