@@ -394,9 +394,13 @@ def run(image, raw, x_pred, y_pred, *, cfg, saturation_adu, workers=1):
     ys = np.where(failed, y_pred, yc)
     okpos = np.isfinite(xs) & np.isfinite(ys)
     h = cfg.saturation_radius_px
+    # 8/16-bit raw data and float32 are exact in float32; the test in float64
+    exact32 = raw.dtype in (np.uint8, np.int8, np.uint16, np.int16, np.float32)
     stamps, _, _ = cut_stamps(raw, np.rint(np.where(okpos, xs, 0)).astype(int),
-                              np.rint(np.where(okpos, ys, 0)).astype(int), h)
-    sat = np.nanmax(np.where(np.isnan(stamps), -np.inf, stamps), axis=(1, 2)) >= saturation_adu
+                              np.rint(np.where(okpos, ys, 0)).astype(int), h,
+                              dtype=np.float32 if exact32 else np.float64)
+    peak = np.nanmax(np.where(np.isnan(stamps), -np.inf, stamps), axis=(1, 2))
+    sat = peak.astype(np.float64) >= saturation_adu
     f[okpos & sat] |= bit("SATURATED")
     return xc, yc, f
 
