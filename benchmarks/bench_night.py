@@ -9,7 +9,9 @@ the next run), then times, without per-frame checkplots:
 - the equivalent ``ac_proc.py`` shell loop (one process per frame);
 - ``ac_night.py --jobs 1`` and ``--jobs 2`` (frames per second);
 - with ``--dask``, ``ac_night.py --dask`` on a LocalCluster of 2 worker
-  processes, and its overhead per frame over ``--jobs 2``;
+  processes (started before the timing; the workers' MALLOC_TRIM_THRESHOLD_
+  unset, see night_frame.DASK_WORKER_CONFIG), and its overhead per frame
+  over ``--jobs 2``;
 - the peak resident memory of a worker (from the ledger);
 - the reduction in-process, per frame (median of the frames' stage sums,
   wall and CPU time).
@@ -129,9 +131,15 @@ def main():
     if "loop" in res:
         print(f"--jobs 2 / shell loop: {res[2] / res['loop']:.2f}")
     if o.dask:
+        import dask
         from dask.distributed import LocalCluster
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cl:
+
+        from allsky_camera.night.night_frame import DASK_WORKER_CONFIG
+        # distributed's default MALLOC_TRIM_THRESHOLD_ costs the workers ~0.3 s of
+        # page faults per frame (README, "A night"): unset, as a user's cluster should
+        with dask.config.set(DASK_WORKER_CONFIG), \
+                LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                             dashboard_address=None) as cl:
             out = work / "dask"
             shutil.rmtree(out, ignore_errors=True)
             td = timed([sys.executable, str(NIGHT), *map(str, frames), "--outdir", str(out),

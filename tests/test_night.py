@@ -200,7 +200,10 @@ def test_dask_local_cluster_gives_the_same_summary(night, reference, tmp_path):
     pytest.importorskip("dask.distributed", reason="the [cluster] extra is not installed")
     d, _, _ = night
     ref_out, _, _ = reference
-    code = ("from dask.distributed import LocalCluster\nimport time\n"
+    # the cluster a user should run (README): MALLOC_TRIM_THRESHOLD_ unset
+    code = ("import dask, time\nfrom dask.distributed import LocalCluster\n"
+            "from allsky_camera.night.night_frame import DASK_WORKER_CONFIG\n"
+            "dask.config.set(DASK_WORKER_CONFIG)\n"
             "c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, "
             "dashboard_address=None)\nprint(c.scheduler_address, flush=True)\n"
             "time.sleep(900)\n")
@@ -214,6 +217,7 @@ def test_dask_local_cluster_gives_the_same_summary(night, reference, tmp_path):
         r = subprocess.run(night_cmd([d], out, "--dask", address, *OPTS),
                            capture_output=True, text=True, env=_env(), timeout=900)
         assert r.returncode == 0, r.stderr
+        assert "MALLOC_TRIM_THRESHOLD_" not in r.stderr, r.stderr
     finally:
         os.killpg(cl.pid, signal.SIGTERM)
         cl.wait(timeout=60)

@@ -211,6 +211,19 @@ class DaskBackend:
             raise AllskyError(f"--dask {address}: cannot reach the scheduler ({err}); "
                               "check the address") from err
         self.capacity = max(2 * sum(self.client.nthreads().values()), 1)
+        self._check_workers()
+
+    def _check_workers(self):
+        """Warn when the workers run with distributed's malloc trimming."""
+        from allsky_camera.night import night_frame
+        trims = {v for v in self.client.run(night_frame.worker_malloc_trim).values()
+                 if v is not None}
+        if trims:
+            key = next(iter(night_frame.DASK_WORKER_CONFIG))
+            log.warning("the Dask workers run with %s=%s, which costs ~0.3 s of CPU per "
+                        "frame in page faults; start them with the dask config %s: null "
+                        "(README, 'A cluster')", night_frame.MALLOC_TRIM_ENV,
+                        ",".join(sorted(trims)), key)
 
     def submit(self, task):
         from allsky_camera.night import night_frame
