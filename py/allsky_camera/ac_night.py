@@ -216,7 +216,8 @@ class DaskBackend:
     def _check_workers(self):
         """Warn when the workers run with distributed's malloc trimming."""
         from allsky_camera.night import night_frame
-        trims = {v for v in self.client.run(night_frame.worker_malloc_trim).values()
+        # os.getenv, not a function of ours: workers may run another version
+        trims = {v for v in self.client.run(os.getenv, night_frame.MALLOC_TRIM_ENV).values()
                  if v is not None}
         if trims:
             key = next(iter(night_frame.DASK_WORKER_CONFIG))

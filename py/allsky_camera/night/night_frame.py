@@ -73,13 +73,6 @@ class Task:
     camera_dirs: tuple = ()
 
 
-def worker_malloc_trim():
-    """This process's ``MALLOC_TRIM_THRESHOLD_`` (str, or None when unset);
-    run on each Dask worker by ``ac_night --dask``."""
-    import os
-    return os.environ.get(MALLOC_TRIM_ENV)
-
-
 def _camera(name, dirs):
     from allsky_camera.camera import config
     if (name, dirs) not in _CAMERAS:
