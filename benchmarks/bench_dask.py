@@ -21,7 +21,8 @@ workers:
 - ``noprof``: ``distributed.worker.profile.enabled: False``;
 - ``notrim``: ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_``
   unset (glibc's default, adaptive, malloc thresholds);
-- ``both``: ``noprof`` and ``notrim``.
+- ``both``: ``noprof`` and ``notrim``;
+- ``directnp``: ``direct`` with ``noprof``'s setting too.
 
 Figures depend on the machine and on what else runs on it.
 """
@@ -47,7 +48,8 @@ NO_PROFILE = {"distributed.worker.profile.enabled": False}
 NO_TRIM = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}  # as
 # allsky_camera.night.night_frame.DASK_WORKER_CONFIG
 VARIANTS = {"default": {}, "warm": {}, "direct": NO_TRIM, "noprof": NO_PROFILE,
-            "notrim": NO_TRIM, "both": {**NO_PROFILE, **NO_TRIM}}
+            "notrim": NO_TRIM, "both": {**NO_PROFILE, **NO_TRIM},
+            "directnp": {**NO_PROFILE, **NO_TRIM}}
 
 
 def _cpu_self():
@@ -128,7 +130,7 @@ def dask_variant(name, frames, out, env, repeat, ref, env0):
         for k in range(repeat):
             w0 = client.run(_cpu_self)
             sch0 = client.run_on_scheduler(_cpu_self)
-            if name == "direct":
+            if name.startswith("direct"):
                 wall, cu, cs = run_direct(client, frames, out), 0.0, 0.0
             else:
                 wall, cu, cs = run_night(frames, out, ["--dask", cl.scheduler_address],
@@ -154,7 +156,8 @@ def main():
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--out", default="/tmp/bench_dask", help="scratch folder for products")
-    p.add_argument("--variants", default="jobs2,default,warm,direct,noprof,notrim,both")
+    p.add_argument("--variants",
+                   default="jobs2,default,warm,direct,noprof,notrim,both,directnp")
     o = p.parse_args()
     frames = sorted(p for p in Path(o.raw).glob("*.fits")
                     if not p.name.endswith("-truth.fits"))[:o.frames]
