@@ -1,7 +1,7 @@
 """Per-process caches behind :mod:`allsky_camera.stages.crowding`.
 
-Two things the crowding measure needs change slowly or not at all between
-the exposures of a night, and are kept here, each under a key naming all it
+What the crowding measure needs that changes slowly or not at all between
+the exposures of a night is kept here, each under a key naming all it
 depends on, in a small least-recently-used store (so memory stays bounded
 and no result depends on which frame came first):
 
@@ -19,6 +19,8 @@ and no result depends on which frame came first):
   positions are interpolated linearly between its hour's two ends: < 0.003
   arcsec from the exact ones, 1e-5 pixel at the DCT's 4.5 px/deg (see
   there).
+* :func:`catalogue_flux`: the catalogue stars' fluxes ``10^(-0.4 V)``
+  (fixed; key: the catalogue).
 
 Both are plain numpy.  A worker process (``ac_night --jobs``, Dask) builds
 its own; threads take turns (a lock).  A night on the DCT camera holds
@@ -86,8 +88,12 @@ class _Lru:
         self._data.clear()
 
 
+#: Catalogues whose fluxes are kept (:func:`catalogue_flux`; a run uses one).
+_MAX_FLUX_KEYS = 2
+
 _NEIGHBOURS = _Lru(_MAX_KEYS)
 _PLACES = _Lru(_MAX_HOURS)
+_FLUX = _Lru(_MAX_FLUX_KEYS)
 #: One thread at a time in the stores (a Dask worker runs tasks in threads;
 #: worker processes each have their own stores).
 _LOCK = threading.Lock()
@@ -98,6 +104,7 @@ def clear():
     with _LOCK:
         _NEIGHBOURS.clear()
         _PLACES.clear()
+        _FLUX.clear()
 
 
 def _unit(ra_deg, dec_deg):
@@ -105,6 +112,20 @@ def _unit(ra_deg, dec_deg):
     ra, dec = np.radians(ra_deg), np.radians(dec_deg)
     cd = np.cos(dec)
     return np.stack([cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)])
+
+
+def catalogue_flux(cat):
+    """``10^(-0.4 V)`` of every star of a catalogue from
+    :func:`allsky_camera.stages.catalog.load_catalog` (float64, read-only),
+    computed once per catalogue: the crowding's flux unit."""
+
+    def build():
+        flux = 10.0 ** (-0.4 * np.asarray(cat["vmag"], dtype=float))
+        flux.flags.writeable = False
+        return flux
+
+    with _LOCK:
+        return _FLUX.get(_catalogue_key(cat), build)
 
 
 def _catalogue_key(cat):
