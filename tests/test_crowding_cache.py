@@ -137,6 +137,20 @@ def test_caches_are_bounded():
     assert len(lru._data) == 2
 
 
+def test_catalogue_flux_is_astropy_magnitude_and_kept(deep):
+    from astropy import units as u
+
+    _crowd_cache.clear()
+    flux = _crowd_cache.catalogue_flux(deep)
+    vmag = np.asarray(deep["vmag"], dtype=float)
+    # astropy's logarithmic magnitude unit: 10^(-0.4 m) (Pogson)
+    np.testing.assert_allclose(flux, u.Magnitude(vmag).physical.value, rtol=1e-14)
+    assert _crowd_cache.catalogue_flux(deep) is flux         # computed once
+    assert not flux.flags.writeable
+    with pytest.raises(ValueError):
+        flux[0] = 1.0
+
+
 def test_erf_profile_look_up_is_numpy_interp():
     b = np.concatenate([np.geomspace(1e-6, 1e7, 2000), [0.0, 1e-4, 1e6]])
     crowding._erf_profile(1.0)

@@ -1,7 +1,7 @@
 """Per-process caches behind :mod:`allsky_camera.stages.crowding`.
 
-Two things the crowding measure needs change slowly or not at all between
-the exposures of a night, and are kept here, each under a key naming all it
+What the crowding measure needs that changes slowly or not at all between
+the exposures of a night is kept here, each under a key naming all it
 depends on, in a small least-recently-used store (so memory stays bounded
 and no result depends on which frame came first):
 
@@ -19,6 +19,8 @@ and no result depends on which frame came first):
   positions are interpolated linearly between its hour's two ends: < 0.003
   arcsec from the exact ones, 1e-5 pixel at the DCT's 4.5 px/deg (see
   there).
+* :func:`catalogue_flux`: the catalogue stars' fluxes ``10^(-0.4 V)``, and
+  the fastest proper motion (fixed; key: the catalogue).
 
 Both are plain numpy.  A worker process (``ac_night --jobs``, Dask) builds
 its own; threads take turns (a lock).  A night on the DCT camera holds
@@ -86,8 +88,13 @@ class _Lru:
         self._data.clear()
 
 
+#: Catalogues whose fluxes and fastest motion are kept (:func:`_derived`; a
+#: run uses one).
+_MAX_CATALOGUES = 2
+
 _NEIGHBOURS = _Lru(_MAX_KEYS)
 _PLACES = _Lru(_MAX_HOURS)
+_DERIVED = _Lru(_MAX_CATALOGUES)
 #: One thread at a time in the stores (a Dask worker runs tasks in threads;
 #: worker processes each have their own stores).
 _LOCK = threading.Lock()
@@ -98,6 +105,7 @@ def clear():
     with _LOCK:
         _NEIGHBOURS.clear()
         _PLACES.clear()
+        _DERIVED.clear()
 
 
 def _unit(ra_deg, dec_deg):
@@ -105,6 +113,35 @@ def _unit(ra_deg, dec_deg):
     ra, dec = np.radians(ra_deg), np.radians(dec_deg)
     cd = np.cos(dec)
     return np.stack([cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)])
+
+
+@dataclass(frozen=True)
+class _Derived:
+    """What a catalogue gives once: each star's flux ``10^(-0.4 V)``
+    (read-only) and the fastest star's proper motion, deg per year."""
+
+    flux: np.ndarray
+    max_pm_deg: float
+
+
+def _derived(cat):
+    """:class:`_Derived` of ``cat``, computed once per catalogue."""
+
+    def build():
+        flux = 10.0 ** (-0.4 * np.asarray(cat["vmag"], dtype=float))
+        flux.flags.writeable = False
+        pm = float(np.max(np.hypot(cat["pmra_masyr"], cat["pmdec_masyr"]), initial=0.0))
+        return _Derived(flux, pm / _MAS_PER_DEG)
+
+    with _LOCK:
+        return _DERIVED.get(_catalogue_key(cat), build)
+
+
+def catalogue_flux(cat):
+    """``10^(-0.4 V)`` of every star of a catalogue from
+    :func:`allsky_camera.stages.catalog.load_catalog` (float64, read-only),
+    computed once per catalogue: the crowding's flux unit."""
+    return _derived(cat).flux
 
 
 def _catalogue_key(cat):
@@ -252,8 +289,7 @@ def sky_neighbours(cat, q, angle_deg, jd_tt, within_deg=None):
     epoch = catalog.HIPPARCOS_EPOCH_JD + _DAYS_PER_YEAR * years
     # within the year two stars move apart or together by at most twice the
     # fastest motion over half a year
-    pm_deg = float(np.max(np.hypot(cat["pmra_masyr"], cat["pmdec_masyr"]), initial=0.0)
-                   ) / _MAS_PER_DEG
+    pm_deg = _derived(cat).max_pm_deg
     key = (_catalogue_key(cat), float(angle_deg), years)
     within = None
     if within_deg is not None:

@@ -637,13 +637,13 @@ def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_ad
     need[j] = True
     idx = np.flatnonzero(need)
     places = _crowd_cache.apparent_places(deep, idx, time, site)
-    # only the sky above the horizon (and a little below: refraction) goes
-    # through the observed place
-    ra_z, dec_z = coords.altaz_to_radec(90.0, 0.0, time, site)
-    sky = _cos_sep(places.ra_deg, places.dec_deg, ra_z, dec_z) > _COS_HORIZON
-    idx = idx[sky]
-    alt, az = coords.cirs_to_altaz(places.ri_rad[sky], places.di_rad[sky], time, site)
-    idx, alt, az = idx[alt > 0], alt[alt > 0], az[alt > 0]
+    # every star here is within a few degrees of a reference star above the
+    # horizon, so (unlike the whole catalogue of run_exhaustive) it needs no
+    # horizon pre-cut before the observed place: the few below take it and
+    # fail alt > 0
+    alt, az = coords.cirs_to_altaz(places.ri_rad, places.di_rad, time, site)
+    up = alt > 0
+    idx, alt, az = idx[up], alt[up], az[up]
     xn, yn = model.altaz_to_xy(alt, az)
     ny, nx = shape
     near = (xn > -margin) & (xn < nx + margin) & (yn > -margin) & (yn < ny + margin)
@@ -654,7 +654,7 @@ def run(stars, x, y, model, time, site, apcor_mag, phot, shape, *, star_total_ad
     y_all = np.full(deep["hip"].size, np.nan)
     flux_all = np.zeros(deep["hip"].size)
     x_all[on_chip], y_all[on_chip] = xn[near], yn[near]
-    flux_all[on_chip] = 10.0 ** (-0.4 * np.asarray(deep["vmag"], dtype=float)[on_chip])
+    flux_all[on_chip] = _crowd_cache.catalogue_flux(deep)[on_chip]
     dx = x_all[j]
     dx -= x[i]
     dy = y_all[j]
