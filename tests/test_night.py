@@ -4,6 +4,7 @@ The expensive pieces are shared: the night is simulated once and reduced
 once with ``--jobs 2`` (the reference); the other runs compare with it.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -195,35 +196,69 @@ def test_sigkill_three_times_then_resume_gives_the_same_summary(night, reference
     assert not ledger.is_done(e, options=e["options"], **dict(args, version="0.0.0"))
 
 
+@contextlib.contextmanager
+def _local_cluster(unset_trim):
+    """The address of a LocalCluster of 2 worker processes in a child process;
+    ``unset_trim``: started as the README says (MALLOC_TRIM_THRESHOLD_ unset),
+    else with distributed's defaults."""
+    setup = ("dask.config.set(DASK_WORKER_CONFIG)\n" if unset_trim else "")
+    code = ("import dask, time\nfrom dask.distributed import LocalCluster\n"
+            "from allsky_camera.night.night_frame import DASK_WORKER_CONFIG\n" + setup +
+            "c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, "
+            "dashboard_address=None)\nprint(c.scheduler_address, flush=True)\n"
+            "time.sleep(900)\n")
+    env = _env()
+    env.pop(night_frame.MALLOC_TRIM_ENV, None)
+    cl = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, env=env,
+                          start_new_session=True)
+    try:
+        address = cl.stdout.readline().strip()
+        assert address.startswith("tcp://"), address
+        yield address
+    finally:
+        os.killpg(cl.pid, signal.SIGTERM)
+        cl.wait(timeout=60)
+
+
+def _workers_trim(address):
+    """MALLOC_TRIM_THRESHOLD_ of each worker, as distributed itself reports it."""
+    from dask.distributed import Client
+    with Client(address, timeout="20s") as c:
+        return sorted(map(str, c.run(os.getenv, night_frame.MALLOC_TRIM_ENV).values()))
+
+
 @pytest.mark.slow
 def test_dask_local_cluster_gives_the_same_summary(night, reference, tmp_path):
     pytest.importorskip("dask.distributed", reason="the [cluster] extra is not installed")
     d, _, _ = night
     ref_out, _, _ = reference
-    # the cluster a user should run (README): MALLOC_TRIM_THRESHOLD_ unset
-    code = ("import dask, time\nfrom dask.distributed import LocalCluster\n"
-            "from allsky_camera.night.night_frame import DASK_WORKER_CONFIG\n"
-            "dask.config.set(DASK_WORKER_CONFIG)\n"
-            "c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, "
-            "dashboard_address=None)\nprint(c.scheduler_address, flush=True)\n"
-            "time.sleep(900)\n")
-    cl = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True, env=_env(),
-                          start_new_session=True)
-    try:
-        address = cl.stdout.readline().strip()
-        assert address.startswith("tcp://"), address
+    with _local_cluster(unset_trim=True) as address:
+        # the config key of the README does reach the workers
+        assert _workers_trim(address) == ["None", "None"]
         out = tmp_path / "dask"
         r = subprocess.run(night_cmd([d], out, "--dask", address, *OPTS),
                            capture_output=True, text=True, env=_env(), timeout=900)
         assert r.returncode == 0, r.stderr
-        assert "MALLOC_TRIM_THRESHOLD_" not in r.stderr, r.stderr
-    finally:
-        os.killpg(cl.pid, signal.SIGTERM)
-        cl.wait(timeout=60)
+        assert night_frame.MALLOC_TRIM_ENV not in r.stderr, r.stderr
     # the whole night, bad files and drift seeding included, as --jobs 2 gave it
     assert (out / nightsum.CSV_NAME).read_text() == (ref_out / nightsum.CSV_NAME).read_text()
     assert not list(out.glob(".*")), "temporary files left"
+
+
+@pytest.mark.slow
+def test_dask_workers_with_distributeds_malloc_trim_are_warned_about(night, tmp_path):
+    pytest.importorskip("dask.distributed", reason="the [cluster] extra is not installed")
+    d, _, _ = night
+    with _local_cluster(unset_trim=False) as address:
+        # distributed's own default (its Nanny's pre-spawn-environ)
+        assert _workers_trim(address) == ["65536", "65536"]
+        r = subprocess.run(night_cmd([d / CORRUPT], tmp_path / "out", "--dask", address,
+                                     *OPTS), capture_output=True, text=True, env=_env(),
+                           timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"{night_frame.MALLOC_TRIM_ENV}=65536" in r.stderr, r.stderr
+    assert "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_: null" in r.stderr
 
 
 @pytest.fixture(scope="module")
